@@ -1,0 +1,106 @@
+"""Bound tasks: ``@q.task(...)`` turns a function into a callable that submits it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+
+from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    from ._group import TaskGroup
+    from ._handle import TaskHandle
+    from ._queue import AsyncQueue
+
+    P = ParamSpec("P")
+else:
+    try:
+        from typing import ParamSpec
+    except ImportError:  # pragma: no cover - Python 3.9 is not supported anyway
+        ParamSpec = None
+    P = ParamSpec("P")
+
+R = TypeVar("R")
+
+__all__ = ("BoundTask", "TaskDecorator", "make_bound")
+
+
+class BoundTask(Generic[P, R]):
+    """A function bound to a queue with preset options. Calling it submits a task.
+
+    Keyword arguments whose names are option fields override the preset options for
+    that call; all other arguments go to the function. ``map`` and ``group`` submit
+    many calls with the same options; ``options(...)`` returns a copy with new presets.
+    """
+
+    def __init__(self, queue: AsyncQueue, fn: Callable[..., Any], opts: TaskOptions | None,
+                 overrides: Mapping[str, Any]) -> None:
+        self._queue = queue
+        self._fn = fn
+        self._opts = opts
+        self._overrides = dict(overrides)
+        self._options = merge_options(queue._defaults, opts, self._overrides, "task()")
+        functools.update_wrapper(self, fn)
+
+    @property
+    def queue(self) -> AsyncQueue:
+        """The queue the task submits to."""
+        return self._queue
+
+    @property
+    def default_options(self) -> TaskOptions:
+        """The merged options every call starts from."""
+        return self._options
+
+    def _split(self, kwargs: dict[str, Any]) -> tuple[TaskOptions, dict[str, Any]]:
+        if not kwargs:
+            return self._options, kwargs
+        changes = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
+        if not changes:
+            return self._options, kwargs
+        call_kwargs = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
+        return self._options.merged(None, changes), call_kwargs
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        options, call_kwargs = self._split(kwargs)
+        return self._queue._enqueue(self._fn, args, call_kwargs, options)
+
+    def map(self, iterable: Iterable[Any], /, **options: Any) -> list[TaskHandle[R]]:
+        """Submit one call per element (tuple → positional args, dict → keyword args)."""
+        reject_unknown(options, "map()")
+        return self._queue.map(self._fn, iterable, opts=self._options, **options)
+
+    def group(self, iterable: Iterable[Any], /, *, group_id: str | None = None,
+              **options: Any) -> TaskGroup[R]:
+        """Submit one call per element as a :class:`TaskGroup`."""
+        reject_unknown(options, "group()")
+        return self._queue.group(self._fn, iterable, group_id=group_id, opts=self._options, **options)
+
+    def options(self, opts: TaskOptions | None = None, /, **options: Any) -> BoundTask[P, R]:
+        """A copy of this bound task with ``opts``/``options`` laid over its presets."""
+        reject_unknown(options, "options()")
+        base = self._options.merged(opts, None)
+        return BoundTask(self._queue, self._fn, base, options)
+
+    def __repr__(self) -> str:
+        return f"<BoundTask {getattr(self._fn, '__qualname__', self._fn)!r} {self._options!r}>"
+
+
+class TaskDecorator(Protocol):
+    """What ``q.task(...)`` returns: apply it to an async or a sync function."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> BoundTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> BoundTask[P, R]: ...
+
+
+def make_bound(queue: AsyncQueue, fn: Callable[..., Any], opts: TaskOptions | None,
+               overrides: Mapping[str, Any]) -> BoundTask[Any, Any]:
+    """Bind ``fn`` to ``queue`` (checks the callable now, not at the first call)."""
+    if not callable(fn):
+        raise TypeError(f"@q.task() decorates a function, got {fn!r}")
+    return BoundTask(queue, fn, opts, overrides)

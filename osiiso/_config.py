@@ -1,0 +1,139 @@
+"""Validation of ``AsyncQueue(...)`` arguments, all at construction time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ._options import TaskOptions
+from .backends.base import BackendConfig
+
+__all__ = ("QueueSettings", "check_choice", "check_hook", "settings_from")
+
+START_METHODS = ("spawn", "forkserver", "fork")
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else a ``ValueError`` naming all three."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _count(name: str, value: object, *, allow_none: bool = True, allow_zero: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        floor = "0" if allow_zero else "1"
+        raise ValueError(f"{name} must be an int >= {floor}{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def _seconds(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+    return float(value)
+
+
+def check_hook(name: str, value: object) -> Callable[..., object] | None:
+    """A hook must be callable (sync or async) or ``None``."""
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a callable (sync or async) or None, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+class QueueSettings:
+    """Validated queue-wide settings."""
+
+    __slots__ = (
+        "backend",
+        "burst",
+        "defaults",
+        "fail_policy",
+        "mode",
+        "on_complete",
+        "on_retry",
+        "on_start",
+        "on_timeout",
+        "rate",
+        "size",
+        "timeout",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    backend: BackendConfig
+    size: int
+    timeout: float | None
+    mode: str
+    fail_policy: str
+    on_timeout: str
+    rate: float | None
+    burst: int
+    defaults: TaskOptions
+    on_start: Callable[..., object] | None
+    on_complete: Callable[..., object] | None
+    on_retry: Callable[..., object] | None
+
+
+def _mp_context(value: object) -> Any:
+    if value is None or isinstance(value, multiprocessing.context.BaseContext):
+        return value
+    if isinstance(value, str) and value in START_METHODS:
+        if value not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"mp_context {value!r} is not available on this platform; "
+                             f"use one of {multiprocessing.get_all_start_methods()!r}")
+        return value
+    raise ValueError(f"mp_context must be one of {', '.join(map(repr, START_METHODS))}, "
+                     f"a multiprocessing context or None, got {value!r}")
+
+
+def settings_from(*, workers: object, threads: object, processes: object, size: object, timeout: object,
+                  mode: object, fail_policy: object, on_timeout: object, rate: object, burst: object,
+                  defaults: object, on_start: object, on_complete: object, on_retry: object,
+                  initializer: object, initargs: object, mp_context: object,
+                  max_tasks_per_child: object, dask: object) -> QueueSettings:
+    """Validate every ``AsyncQueue`` argument and resolve the automatic sizes."""
+    cpu = os.cpu_count() or 1
+    n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
+    n_threads = _count("threads", threads) or min(n_workers, 32, cpu + 4)
+    n_processes = _count("processes", processes) or min(n_workers, cpu)
+    n_size = _count("size", size, allow_none=False, allow_zero=True)
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
+        raise ValueError(f"rate must be a number of attempts per second > 0 or None, got {rate!r}")
+    n_burst = _count("burst", burst, allow_none=False)
+    if defaults is not None and not isinstance(defaults, TaskOptions):
+        raise ValueError(f"defaults must be a TaskOptions or None, got {defaults!r}")
+    if initializer is not None and not callable(initializer):
+        raise ValueError(f"initializer must be a callable or None, got {initializer!r}")
+    if not isinstance(initargs, tuple):
+        raise ValueError(f"initargs must be a tuple, got {initargs!r}")
+    extra: dict[str, Any] = {}
+    if dask is not None:
+        extra["dask"] = dask
+    return QueueSettings(
+        backend=BackendConfig(
+            workers=n_workers, threads=n_threads, processes=n_processes,
+            initializer=initializer,  # type: ignore[arg-type]
+            initargs=initargs, mp_context=_mp_context(mp_context),
+            max_tasks_per_child=_count("max_tasks_per_child", max_tasks_per_child), extra=extra,
+        ),
+        size=n_size,
+        timeout=_seconds("timeout", timeout),
+        mode=check_choice("mode", mode, ("finite", "infinite")),
+        fail_policy=check_choice("fail_policy", fail_policy, ("continue", "fail_first")),
+        on_timeout=check_choice("on_timeout", on_timeout, ("complete", "cancel")),
+        rate=float(rate) if rate is not None else None,  # type: ignore[arg-type]
+        burst=n_burst,
+        defaults=defaults if defaults is not None else TaskOptions(),
+        on_start=check_hook("on_start", on_start),
+        on_complete=check_hook("on_complete", on_complete),
+        on_retry=check_hook("on_retry", on_retry),
+    )

@@ -1,0 +1,73 @@
+"""Printing a :class:`~osiiso.RunSummary`: a rich table when rich is installed, plain text otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._results import RunSummary, TaskResult
+
+__all__ = ("print_summary", "summary_lines")
+
+
+def _rate(summary: RunSummary) -> str:
+    if summary.duration <= 0:
+        return "-"
+    return f"{summary.total_submitted / summary.duration:,.0f} tasks/s"
+
+
+def _problems(summary: RunSummary) -> list[TaskResult]:
+    return [r for r in summary.results if not r.ok]
+
+
+def summary_lines(summary: RunSummary, limit: int = 20) -> list[str]:
+    """The plain-text report, line by line."""
+    lines = [
+        f"osiiso run: {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})",
+        f"  succeeded {summary.succeeded}  failed {summary.failed}  "
+        f"cancelled {summary.cancelled}  timed out {summary.timed_out}",
+    ]
+    by_backend = summary.by_backend()
+    if by_backend:
+        parts = [f"{name} {len(results)}" for name, results in sorted(by_backend.items())]
+        lines.append("  by backend: " + ", ".join(parts))
+    problems = _problems(summary)
+    for result in problems[:limit]:
+        lines.append(f"  {result.status.value:<9} {result.name} ({result.task_id}): {result.message}")
+    if len(problems) > limit:
+        lines.append(f"  … and {len(problems) - limit} more")
+    return lines
+
+
+def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> None:
+    """Print ``summary`` to ``file`` (standard output by default)."""
+    out = file if file is not None else sys.stdout
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print("\n".join(summary_lines(summary, limit)), file=out)
+        return
+    console = Console(file=out)
+    table = Table(title=f"osiiso run — {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})")
+    for column in ("backend", "tasks", "succeeded", "failed", "cancelled", "timed out"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for name, results in sorted(summary.by_backend().items()):
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("succeeded", "failed", "cancelled")}
+        timed = sum(1 for r in results if type(r.exception).__name__ == "TaskTimeoutError")
+        table.add_row(name, str(len(results)), str(counts["succeeded"]), str(counts["failed"]),
+                      str(counts["cancelled"]), str(timed))
+    table.add_row("all", str(summary.total_submitted), str(summary.succeeded), str(summary.failed),
+                  str(summary.cancelled), str(summary.timed_out), style="bold")
+    console.print(table)
+    problems = _problems(summary)
+    if problems:
+        detail = Table(title="tasks that did not succeed", show_lines=False)
+        for column in ("task", "name", "status", "attempts", "message"):
+            detail.add_column(column)
+        for result in problems[:limit]:
+            detail.add_row(result.task_id, result.name, result.status.value, str(result.attempts), result.message)
+        console.print(detail)
+        if len(problems) > limit:
+            console.print(f"… and {len(problems) - limit} more")

@@ -1,0 +1,501 @@
+"""The engine: where every task waits, runs, retries and ends, for every backend.
+
+One engine serves all backends (``docs/internals.md`` draws it). Per backend a
+:class:`~osiiso._lanes.Lane` holds ready tasks and runs up to ``backend.capacity``
+worker coroutines, all of them under the queue-wide ``workers`` cap. A worker pops
+the most urgent ready task, runs one attempt through ``backend.run`` inside its own
+cancel scope (whose deadline is the attempt's timeout), then records a success, a
+failure, a retry (back to the timers or the lane) or an interruption.
+
+Invariants (checked by :meth:`Engine.check_invariants` in the tests):
+
+* every unfinished task is in exactly one place — waiting on dependencies,
+  scheduled on the timer heap, ready in a lane, or running in a worker;
+* every task is recorded exactly once, by :meth:`Engine.finish`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import DependencyError, TaskCancelledError, TaskTimeoutError
+from ._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from ._lanes import Lane, Timers
+from ._ratelimit import RateLimiter
+from ._results import TaskResult, TaskStatus
+from .backends import backend_class
+from .backends.base import Attempt, Backend, BackendConfig
+
+if TYPE_CHECKING:
+    from ._loopcall import LoopCaller
+
+__all__ = ("Engine",)
+
+logger = logging.getLogger("osiiso")
+Hook = Callable[..., object]
+
+
+class _Slot:
+    """One worker's cancel scope and the task it is running."""
+
+    __slots__ = ("current", "scope")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.current: TaskHandle[Any] | None = None
+
+
+def _format_seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+class Engine:
+    """Task bookkeeping and execution, shared by every backend of one queue."""
+
+    def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
+                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None) -> None:
+        self.config = config
+        self.workers = config.workers
+        self.lanes: dict[str, Lane] = {}
+        self.timers = Timers()
+        self.limiter = RateLimiter(rate, burst) if rate else None
+        self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
+        self.running = 0
+        self.outstanding = 0
+        self.results: list[TaskResult] = []
+        self.run_results: list[TaskResult] | None = None
+        self.waiting: set[TaskHandle[Any]] = set()
+        self.slots: set[_Slot] = set()
+        self.idle_waiters: list[anyio.Event] = []
+        self.room_waiters: list[anyio.Event] = []
+        self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.caller: LoopCaller | None = None
+        self.deferred_hooks: list[tuple[Hook, tuple[Any, ...]]] = []
+        self.stopping = False
+        self.serving: anyio.Event | None = None
+
+    # -- lanes and backends --------------------------------------------------------------
+    def lane(self, name: str) -> Lane:
+        """The lane of backend ``name``, created (and its workers started) on first use."""
+        lane = self.lanes.get(name)
+        if lane is None:
+            backend: Backend = backend_class(name)(self.config)
+            lane = self.lanes[name] = Lane(backend)
+            if self.task_group is not None:
+                self.task_group.start_soon(self._open_lane, lane)
+        return lane
+
+    async def _open_lane(self, lane: Lane) -> None:
+        if lane.started:
+            return
+        lane.started = True
+        await lane.backend.start()
+        count = min(lane.backend.capacity, self.workers)
+        assert self.task_group is not None
+        for _ in range(count):
+            self.task_group.start_soon(self._worker, lane)
+        lane.workers = count
+
+    # -- admission -----------------------------------------------------------------------
+    def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """Place a new task: waiting on dependencies, on the timer heap, or ready."""
+        self.outstanding += 1
+        lane.queued += 1
+        if TaskHandle in map(type, handle._args) or (
+                handle._kwargs and TaskHandle in map(type, handle._kwargs.values())):
+            deps = [a for a in (*handle._args, *handle._kwargs.values()) if isinstance(a, TaskHandle)]
+            self._wait_for(handle, deps)
+            return
+        options = handle._options
+        if options.delay is None and options.run_at is None:
+            self.make_ready(handle, lane)
+        else:
+            self._schedule_or_ready(handle, lane)
+
+    def _schedule_or_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        options = handle._options
+        if options.delay is not None or options.run_at is not None:
+            start = options.delay if options.delay is not None else options.run_at - time.time()  # type: ignore[operator]
+            if start > 0:
+                self.timers.schedule(handle, time.monotonic() + start)
+                return
+        self.make_ready(handle, lane)
+
+    def make_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """Put ``handle`` in its lane and wake a worker if one is idle."""
+        lane.push(handle)
+        if lane.idle and self.running < self.workers:
+            lane.wake_one()
+
+    def _wait_for(self, handle: TaskHandle[Any], deps: list[TaskHandle[Any]]) -> None:
+        handle._where = WAITING
+        self.waiting.add(handle)
+        handle._deps = len(deps)
+        for dep in deps:
+            if dep._dependents is None:
+                dep._dependents = []
+            dep._dependents.append(handle)
+            if dep._result is not None:
+                self._dependency_done(dep, handle)
+
+    def _dependency_done(self, dep: TaskHandle[Any], handle: TaskHandle[Any]) -> None:
+        if handle._where is not WAITING:
+            return
+        result = dep._result
+        assert result is not None
+        if result.status is not TaskStatus.SUCCEEDED:
+            self.waiting.discard(handle)
+            error = DependencyError(
+                f"task {handle._name!r} ({handle.task_id}) did not run: its dependency "
+                f"{dep._name!r} ({dep.task_id}) {result.status.value} — {result.message}"
+            )
+            error.__cause__ = result.exception
+            self.finish(handle, TaskStatus.FAILED, None, error, str(error))
+            return
+        handle._deps -= 1
+        if handle._deps == 0:
+            self.waiting.discard(handle)
+            handle._args = tuple(a._result.value if isinstance(a, TaskHandle) else a for a in handle._args)  # type: ignore[union-attr]
+            handle._kwargs = {k: v._result.value if isinstance(v, TaskHandle) else v  # type: ignore[union-attr]
+                              for k, v in handle._kwargs.items()}
+            self._schedule_or_ready(handle, self.lanes[handle._backend])
+
+    # -- the service: timers and workers ---------------------------------------------------
+    async def serve(self) -> None:
+        """Run the timer loop and every lane's workers until cancelled."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self.task_group = tg
+                if self.serving is not None:
+                    self.serving.set()
+                for lane in list(self.lanes.values()):
+                    tg.start_soon(self._open_lane, lane)
+                for hook, args in self.deferred_hooks:
+                    tg.start_soon(self._await_hook, hook, args)
+                self.deferred_hooks.clear()
+                await self._timer_loop()
+        finally:
+            self.task_group = None
+            for lane in self.lanes.values():
+                lane.started = False
+                lane.workers = 0
+                lane.idle.clear()
+
+    async def wait_serving(self) -> None:
+        """Wait until :meth:`serve` has its task group (called right after spawning it)."""
+        if self.task_group is None:
+            self.serving = anyio.Event()
+            await self.serving.wait()
+            self.serving = None
+
+    def stop_serving(self) -> None:
+        """Stop the workers and the timer loop (unfinished tasks stay where they are)."""
+        self.stopping = True
+        if self.task_group is not None:
+            self.task_group.cancel_scope.cancel()
+
+    async def _timer_loop(self) -> None:
+        timers = self.timers
+        while True:
+            for handle in timers.pop_due(time.monotonic()):
+                self.make_ready(handle, self.lanes[handle._backend])
+            await timers.wait_next()
+
+    async def _worker(self, lane: Lane) -> None:
+        slot = _Slot()
+        self.slots.add(slot)
+        try:
+            while True:
+                with anyio.CancelScope() as scope:
+                    slot.scope = scope
+                    await self._serve_lane(lane, slot, scope)
+                handle = slot.current
+                if handle is not None:  # the scope was cancelled for this task
+                    await self._interrupted(handle, lane)
+                    slot.current = None
+        finally:
+            self.slots.discard(slot)
+            handle = slot.current
+            if handle is not None and handle._where is RUNNING:  # the whole service stopped
+                reason = handle._cancel_reason or "cancelled: the queue stopped while it ran"
+                self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+
+    async def _serve_lane(self, lane: Lane, slot: _Slot, scope: anyio.CancelScope) -> None:
+        backend = lane.backend
+        limiter = self.limiter
+        cancelled_exc = anyio.get_cancelled_exc_class()
+        while not scope.cancel_called:
+            if not lane.size or self.running >= self.workers:
+                event = anyio.Event()
+                lane.idle.append(event)
+                try:
+                    await event.wait()
+                finally:
+                    if not event.is_set() and event in lane.idle:
+                        lane.idle.remove(event)
+                continue
+            if limiter is not None:
+                await limiter.acquire()
+                if not lane.size or self.running >= self.workers:
+                    continue
+            handle = lane.pop()
+            if handle is None:
+                continue
+            self.running += 1
+            lane.running += 1
+            lane.queued -= 1
+            handle._where = RUNNING
+            handle._slot = slot
+            slot.current = handle
+            number = handle._attempts = handle._attempts + 1
+            handle._status = TaskStatus.RUNNING
+            if handle._started_at is None:
+                handle._started_at = time.time()
+            if self.on_start is not None:
+                await self._hook(self.on_start, handle)
+            options = handle._options
+            timeout = options.timeout
+            restart = None
+            if timeout is not None:
+                scope.deadline = anyio.current_time() + timeout
+
+                def restart(scope: anyio.CancelScope = scope, timeout: float = timeout) -> None:
+                    scope.deadline = anyio.current_time() + timeout
+
+            try:
+                value = await backend.run(Attempt(
+                    handle._fn, handle._args, handle._kwargs, number, timeout, handle, restart))
+            except BaseException as exc:
+                if isinstance(exc, cancelled_exc) and (scope.cancel_called or self.stopping):
+                    raise
+                if timeout is not None:
+                    scope.deadline = math.inf
+                await self._failed(handle, lane, exc)
+                slot.current = None
+            else:
+                if timeout is not None:
+                    scope.deadline = math.inf
+                slot.current = None
+                result = self.finish(handle, TaskStatus.SUCCEEDED, value, None, None, call_hook=False)
+                if self.on_complete is not None and result is not None:
+                    await self._hook(self.on_complete, result)
+
+    def _release(self, lane: Lane) -> None:
+        """A task leaves the running state: free its slot under the ``workers`` cap."""
+        self.running -= 1
+        lane.running -= 1
+        if self.running == self.workers - 1 and len(self.lanes) > 1:
+            for other in self.lanes.values():
+                if other.size and other.idle:
+                    other.wake_one()
+                    break
+
+    # -- outcomes ------------------------------------------------------------------------
+    async def _interrupted(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """The worker's scope was cancelled while ``handle`` ran: a timeout or a cancel."""
+        reason = handle._cancel_reason
+        if reason is not None:
+            self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+            return
+        timeout = handle._options.timeout
+        total = handle._options.retries + 1
+        error = TaskTimeoutError(
+            f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
+            f"(attempt {handle._attempts} of {total}) — raise timeout= or make the task faster"
+        )
+        await self._failed(handle, lane, error)
+
+    async def _failed(self, handle: TaskHandle[Any], lane: Lane, exc: BaseException) -> None:
+        """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+        options = handle._options
+        retry = (handle._attempts <= options.retries and isinstance(exc, options.retry_on)
+                 and handle._cancel_reason is None and not self.stopping)
+        if retry:
+            handle._status = TaskStatus.RETRYING
+            if self.on_retry is not None:
+                await self._hook(self.on_retry, handle, exc)
+            reason = handle._cancel_reason
+            if reason is not None:  # cancelled while its on_retry hook ran
+                self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+                return
+            self._release(lane)
+            lane.queued += 1
+            delay = options.retry_delay * options.backoff ** (handle._attempts - 1)
+            if delay > 0:
+                self.timers.schedule(handle, time.monotonic() + delay)
+            else:
+                self.make_ready(handle, lane)
+            return
+        if isinstance(exc, TaskTimeoutError):
+            message = str(exc)
+        else:
+            tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
+            message = f"failed{tries}: {type(exc).__name__}: {exc}"
+        result = self.finish(handle, TaskStatus.FAILED, None, exc, message, call_hook=False)
+        if result is not None:
+            if self.on_complete is not None:
+                await self._hook(self.on_complete, result)
+            if self.failure_listener is not None:
+                self.failure_listener(handle)
+
+    def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
+               exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
+        """Record the one result of ``handle`` (loop thread). Later calls do nothing.
+
+        ``call_hook=False`` leaves ``on_complete`` to the caller (a worker awaits it).
+        """
+        if handle._result is not None:
+            return None
+        lane = self.lanes[handle._backend]
+        if handle._where is RUNNING:
+            self._release(lane)
+        else:
+            lane.queued -= 1
+        now = time.time()
+        started = handle._started_at
+        options = handle._options
+        if message is None:
+            if status is TaskStatus.SUCCEEDED:
+                message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
+            else:
+                message = str(exc)
+        result = TaskResult(
+            f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
+            options.priority, options.group_id, options.metadata, options.detached,
+            options.must_complete, message, handle._created_at, started, now,
+            now - started if started is not None else 0.0,
+        )
+        lane.done += 1
+        self.outstanding -= 1
+        if not options.detached:
+            self.results.append(result)
+            if self.run_results is not None:
+                self.run_results.append(result)
+        handle._finish(result)
+        dependents = handle._dependents
+        if dependents:
+            handle._dependents = None
+            for dependent in dependents:
+                self._dependency_done(handle, dependent)
+        if call_hook and self.on_complete is not None:
+            self.spawn_hook(self.on_complete, (result,))
+        if self.room_waiters:
+            self.room_waiters.pop(0).set()
+        if self.outstanding == 0 and self.idle_waiters:
+            waiters, self.idle_waiters = self.idle_waiters, []
+            for event in waiters:
+                event.set()
+        return result
+
+    # -- cancellation ----------------------------------------------------------------------
+    def request_cancel(self, handle: TaskHandle[Any], reason: str) -> None:
+        """Cancel ``handle`` from any thread."""
+        caller = self.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self.cancel, handle, reason)
+        else:
+            self.cancel(handle, reason)
+
+    def cancel(self, handle: TaskHandle[Any], reason: str) -> None:
+        """Cancel ``handle`` (loop thread): at once if it waits, by interruption if it runs."""
+        where = handle._where
+        if where is DONE:
+            return
+        if not reason.startswith("cancelled"):
+            reason = f"cancelled: {reason}"
+        handle._cancel_reason = reason
+        if where is RUNNING:
+            slot = handle._slot
+            if slot is not None and slot.scope is not None:
+                slot.scope.cancel()
+            return
+        if where is READY:
+            self.lanes[handle._backend].discard(handle)
+        elif where is SCHEDULED:
+            self.timers.discard(handle)
+        elif where is WAITING:
+            self.waiting.discard(handle)
+        self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+
+    def unfinished(self) -> list[TaskHandle[Any]]:
+        """Every task without a result (for cancel-all), in no particular order."""
+        found: list[TaskHandle[Any]] = [s.current for s in self.slots if s.current is not None]
+        found.extend(self.waiting)
+        found.extend(h for _, _, h in self.timers.heap if h._where is SCHEDULED)
+        for lane in self.lanes.values():
+            for bucket in lane.buckets.values():
+                found.extend(h for h in bucket if h._where is READY)
+        return found
+
+    def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:
+        """Cancel every unfinished task (optionally sparing ``must_complete`` ones)."""
+        count = 0
+        for handle in self.unfinished():
+            if spare_must_complete and handle._options.must_complete:
+                continue
+            if handle._where is not DONE:
+                self.cancel(handle, reason)
+                count += 1
+        return count
+
+    # -- hooks -----------------------------------------------------------------------------
+    async def _hook(self, hook: Hook, *args: Any) -> None:
+        try:
+            outcome = hook(*args)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+
+    async def _await_hook(self, hook: Hook, args: tuple[Any, ...]) -> None:
+        await self._hook(hook, *args)
+
+    def spawn_hook(self, hook: Hook, args: tuple[Any, ...]) -> None:
+        """Call a hook from sync code: sync hooks now, async ones in the service."""
+        try:
+            outcome = hook(*args)
+        except Exception:
+            logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+            return
+        if inspect.isawaitable(outcome):
+            async def await_it(outcome: Awaitable[Any] = outcome) -> None:
+                try:
+                    await outcome
+                except Exception:
+                    logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+            if self.task_group is not None:
+                self.task_group.start_soon(await_it)
+            else:
+                self.deferred_hooks.append((lambda: await_it(), ()))
+
+    # -- waiting -----------------------------------------------------------------------------
+    async def wait_idle(self) -> None:
+        """Wait until no task is unfinished."""
+        while self.outstanding:
+            event = anyio.Event()
+            self.idle_waiters.append(event)
+            await event.wait()
+
+    def check_invariants(self) -> None:
+        """Assert that every unfinished task is in exactly one place (tests call this)."""
+        places = {
+            READY: sum(lane.size for lane in self.lanes.values()),
+            SCHEDULED: self.timers.live,
+            WAITING: len(self.waiting),
+            RUNNING: sum(1 for s in self.slots if s.current is not None),
+        }
+        total = sum(places.values())
+        assert total == self.outstanding, f"{places} accounts for {total} tasks, {self.outstanding} unfinished"
+        assert self.running == sum(lane.running for lane in self.lanes.values())
+        unfinished = self.unfinished()
+        assert len(unfinished) == len({id(h) for h in unfinished}) == self.outstanding, "a task is in two places"
+        assert threading.current_thread() is not None

@@ -1,0 +1,72 @@
+"""TaskGroup: handles submitted together, awaited together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Generic, TypeVar
+
+from ._errors import ExecutionError
+from ._handle import TaskHandle, as_completed
+from ._results import RunSummary, TaskResult, TaskStatus
+
+__all__ = ("TaskGroup",)
+
+T = TypeVar("T")
+
+
+class TaskGroup(Generic[T]):
+    """Tasks submitted by one ``group()`` call; handed out by the queue."""
+
+    __slots__ = ("group_id", "handles")
+
+    def __init__(self, handles: Sequence[TaskHandle[T]], group_id: str | None) -> None:
+        self.handles: tuple[TaskHandle[T], ...] = tuple(handles)
+        self.group_id = group_id
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def __iter__(self) -> Iterator[TaskHandle[T]]:
+        return iter(self.handles)
+
+    def __getitem__(self, index: int) -> TaskHandle[T]:
+        return self.handles[index]
+
+    async def wait(self) -> RunSummary:
+        """Wait for every task; their results in submission order."""
+        results: list[TaskResult] = [await handle for handle in self.handles]
+        if not results:
+            return RunSummary((), 0.0)
+        start = min((r.started_at or r.created_at) for r in results)
+        return RunSummary(tuple(results), max(r.finished_at for r in results) - start)
+
+    async def values(self) -> tuple[T, ...]:
+        """The values in input order; ``ExecutionError`` if any task did not succeed."""
+        summary = await self.wait()
+        bad = [r for r in summary.results if r.status is not TaskStatus.SUCCEEDED]
+        if bad:
+            first = bad[0]
+            raise ExecutionError(
+                f"{len(bad)} of {len(summary.results)} tasks in group {self.group_id!r} did not succeed; "
+                f"first: {first.name!r} ({first.task_id}) {first.message}",
+                bad,
+            ) from first.exception
+        return tuple(r.value for r in summary.results)
+
+    def as_completed(self) -> AsyncIterator[TaskHandle[T]]:
+        """Yield the group's handles as they finish."""
+        return as_completed(self.handles)
+
+    def cancel(self) -> int:
+        """Cancel every task of the group that has not ended; return how many."""
+        return sum(1 for handle in self.handles if handle.cancel(f"cancelled: group {self.group_id!r} cancelled"))
+
+    def done(self) -> bool:
+        """Whether every task has ended."""
+        return all(handle.done() for handle in self.handles)
+
+    def __repr__(self) -> str:
+        finished = sum(1 for h in self.handles if h.done())
+        return f"<TaskGroup {self.group_id!r} {finished}/{len(self.handles)} done>"
+
+

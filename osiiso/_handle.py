@@ -1,0 +1,234 @@
+"""TaskHandle: the user's view of one submitted task, and the engine's record of it.
+
+A handle is handed out by the queue; users never construct one. It is also the
+engine's bookkeeping record (one object per task keeps memory per queued task low),
+so every field that starts with ``_`` belongs to the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+
+from ._errors import TaskCancelledError
+from ._results import TaskResult, TaskStatus
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._options import TaskOptions
+
+__all__ = ("TaskHandle", "as_completed")
+
+T = TypeVar("T")
+logger = logging.getLogger("osiiso")
+
+# where an unfinished task is: exactly one of these at any time (docs/internals.md)
+WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
+
+
+class TaskHandle(Generic[T]):
+    """A submitted task. ``await handle`` gives its :class:`TaskResult` once it ends.
+
+    ``value()`` returns the task's value or raises its error (``TaskCancelledError``
+    when it was cancelled). ``cancel()`` may be called from any thread.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_args",
+        "_attempts",
+        "_backend",
+        "_callbacks",
+        "_cancel_reason",
+        "_created_at",
+        "_dependents",
+        "_deps",
+        "_engine",
+        "_event",
+        "_fn",
+        "_kwargs",
+        "_name",
+        "_options",
+        "_result",
+        "_retry_due",
+        "_seq",
+        "_slot",
+        "_started_at",
+        "_status",
+        "_where",
+    )
+
+    def __init__(self, engine: Engine, seq: int, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any], options: TaskOptions, backend: str, name: str,
+                 created_at: float) -> None:
+        self._engine = engine
+        self._seq = seq
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self._options = options
+        self._backend = backend
+        self._name = name
+        self._status = TaskStatus.PENDING
+        self._attempts = 0
+        self._created_at = created_at
+        self._started_at: float | None = None
+        self._result: TaskResult | None = None
+        self._event: anyio.Event | None = None
+        self._callbacks: list[Callable[[TaskHandle[T]], object]] | None = None
+        self._where = READY
+        self._cancel_reason: str | None = None
+        self._slot: Any = None
+        self._deps = 0
+        self._dependents: list[TaskHandle[Any]] | None = None
+        self._retry_due = 0.0
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def task_id(self) -> str:
+        """The task's id, unique within its queue (``"task-<n>"``)."""
+        return f"task-{self._seq}"
+
+    @property
+    def name(self) -> str:
+        """The ``name`` option, or the function's name when none was given."""
+        return self._name
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs the task (``"auto"`` already resolved)."""
+        return self._backend
+
+    @property
+    def group_id(self) -> str | None:
+        """The ``group_id`` option."""
+        return self._options.group_id
+
+    @property
+    def metadata(self) -> Mapping[str, Any] | None:
+        """The ``metadata`` option."""
+        return self._options.metadata
+
+    @property
+    def options(self) -> TaskOptions:
+        """The task's merged, validated options."""
+        return self._options
+
+    @property
+    def status(self) -> TaskStatus:
+        """``pending``, ``running``, ``retrying``, ``succeeded``, ``failed`` or ``cancelled``."""
+        return self._status
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts have started so far."""
+        return self._attempts
+
+    # -- outcome ----------------------------------------------------------------------
+    def done(self) -> bool:
+        """Whether the task has its result."""
+        return self._result is not None
+
+    def cancelled(self) -> bool:
+        """Whether the task ended cancelled."""
+        return self._status is TaskStatus.CANCELLED
+
+    def _require_result(self) -> TaskResult:
+        result = self._result
+        if result is None:
+            raise RuntimeError(
+                f"task {self._name!r} ({self.task_id}) has not finished yet — "
+                "await the handle (or the run) before asking for its outcome"
+            )
+        return result
+
+    def result(self) -> TaskResult:
+        """The task's :class:`TaskResult` (raises ``RuntimeError`` if it has not ended)."""
+        return self._require_result()
+
+    def exception(self) -> BaseException | None:
+        """The task's exception, or ``None`` if it succeeded."""
+        return self._require_result().exception
+
+    def value(self) -> T:
+        """The task's value; raises its exception, or ``TaskCancelledError`` if cancelled."""
+        result = self._require_result()
+        if result.status is TaskStatus.SUCCEEDED:
+            return result.value  # type: ignore[no-any-return]
+        exc = result.exception
+        if exc is None or (result.status is TaskStatus.CANCELLED and not isinstance(exc, TaskCancelledError)):
+            raise TaskCancelledError(result.message) from exc
+        raise exc
+
+    def cancel(self, reason: str | None = None) -> bool:
+        """Ask for the task to be cancelled (from any thread).
+
+        Returns ``False`` if it had already ended. A waiting task is cancelled at once; a
+        running one is interrupted the way its backend allows (see the cancellation guide).
+        """
+        if self._result is not None:
+            return False
+        self._engine.request_cancel(self, reason or "cancelled by handle.cancel()")
+        return True
+
+    def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:
+        """Call ``fn(handle)`` when the task ends (at once if it already has)."""
+        if self._result is not None:
+            _call_quietly(fn, self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    async def wait(self) -> TaskResult:
+        """Wait for the task to end and return its :class:`TaskResult`."""
+        if self._result is None:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        assert self._result is not None
+        return self._result
+
+    def __await__(self) -> Generator[Any, None, TaskResult]:
+        return self.wait().__await__()
+
+    def _finish(self, result: TaskResult) -> None:
+        """Engine only: store the result and wake whoever waits (loop thread)."""
+        self._result = result
+        self._status = result.status
+        self._where = DONE
+        self._slot = None
+        if self._event is not None:
+            self._event.set()
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
+            for fn in callbacks:
+                _call_quietly(fn, self)
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.task_id} {self._name!r} {self._status.value}>"
+
+
+def _call_quietly(fn: Callable[[Any], object], arg: object) -> None:
+    try:
+        fn(arg)
+    except Exception:
+        logger.exception("osiiso: done callback %r raised; ignoring it", fn)
+
+
+async def as_completed(handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
+    """Yield ``handles`` as they finish, earliest first."""
+    pending = list(handles)
+    if not pending:
+        return
+    send, receive = anyio.create_memory_object_stream[TaskHandle[T]](len(pending))
+    for handle in pending:
+        handle.add_done_callback(send.send_nowait)
+    async with receive:
+        for _ in range(len(pending)):
+            yield await receive.receive()
+    send.close()

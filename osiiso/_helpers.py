@@ -1,0 +1,97 @@
+"""One-call helpers: ``run`` a main coroutine, and ordered maps (``amap``, ``tmap``, ``pmap``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+import anyio
+
+__all__ = ("amap", "pmap", "run", "tmap")
+
+T = TypeVar("T")
+
+
+def _uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, backend: str = "asyncio",
+        use_uvloop: bool | None = None) -> T:
+    """Run ``main`` (an async function and its args, or on asyncio a coroutine) to completion.
+
+    ``backend="asyncio"`` uses uvloop when it is installed (``use_uvloop=False`` turns
+    that off); ``backend="trio"`` runs under trio.
+    """
+    if backend not in ("asyncio", "trio"):
+        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+    if inspect.iscoroutine(main):
+        if backend == "trio":
+            main.close()
+            raise TypeError("under trio pass the async function itself (osiiso.run(main, backend='trio')), "
+                            "not a coroutine object")
+        if args:
+            raise TypeError("arguments go with an async function, not with a coroutine object")
+        coro: Coroutine[Any, Any, T] = main
+
+        async def main_fn() -> T:
+            return await coro
+
+        fn: Callable[..., Awaitable[T]] = main_fn
+    elif callable(main):
+        fn = main
+    else:
+        raise TypeError(f"run() takes an async function or a coroutine, got {main!r}")
+    options: dict[str, Any] = {}
+    if backend == "asyncio":
+        if use_uvloop is None:
+            use_uvloop = _uvloop_available()
+        options["use_uvloop"] = bool(use_uvloop)
+    return anyio.run(fn, *args, backend=backend, backend_options=options)
+
+
+async def _ordered(fn: Callable[..., Any], iterable: Iterable[Any], queue_args: dict[str, Any],
+                   options: dict[str, Any]) -> list[Any]:
+    from ._queue import AsyncQueue
+
+    async with AsyncQueue(**queue_args) as queue:
+        group = queue.group(fn, iterable, **options)
+        values = await group.values()
+    return list(values)
+
+
+_QUEUE_ARGS = ("workers", "threads", "processes", "mp_context", "initializer", "initargs", "max_tasks_per_child")
+
+
+def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    queue_args = {k: kwargs.pop(k) for k in list(kwargs) if k in _QUEUE_ARGS}
+    return queue_args, kwargs
+
+
+async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
+    """Run ``fn`` over ``iterable`` in a fresh queue; values in input order.
+
+    Queue settings (``workers``, ``threads``, ``processes``…) and task options may both
+    be given. Raises :class:`ExecutionError` if any task fails.
+    """
+    queue_args, task_options = _split_args(dict(options))
+    return await _ordered(fn, iterable, queue_args, task_options)
+
+
+def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
+    """From synchronous code: ``fn`` over ``iterable`` on threads; values in input order."""
+    options.setdefault("backend", "thread")
+    queue_args, task_options = _split_args(dict(options))
+    return anyio.run(_ordered, fn, iterable, queue_args, task_options)
+
+
+def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
+    """From synchronous code: ``fn`` over ``iterable`` on processes; values in input order."""
+    options.setdefault("backend", "process")
+    queue_args, task_options = _split_args(dict(options))
+    return anyio.run(_ordered, fn, iterable, queue_args, task_options)

@@ -1,0 +1,145 @@
+"""Ready queues: one :class:`Lane` per backend, and the timer heap for tasks that start later.
+
+A lane orders its ready tasks by priority, FIFO within a priority, with one deque per
+priority (push and pop are O(1); a heap of the priorities in use finds the lowest).
+Cancelling a ready task removes it lazily: its handle's place changes, the lane's live
+count drops at once, and the stale entry is skipped when it reaches the front.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._handle import READY, SCHEDULED, TaskHandle
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
+__all__ = ("Lane", "Timers")
+
+
+class Lane:
+    """The ready tasks of one backend, its idle workers, and its counters."""
+
+    __slots__ = (
+        "backend",
+        "buckets",
+        "done",
+        "idle",
+        "priorities",
+        "queued",
+        "running",
+        "size",
+        "started",
+        "workers",
+    )
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.buckets: dict[int, deque[TaskHandle[Any]]] = {}
+        self.priorities: list[int] = []
+        self.size = 0  # live ready tasks
+        self.idle: deque[anyio.Event] = deque()
+        self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
+        self.running = 0
+        self.done = 0
+        self.workers = 0
+        self.started = False
+
+    def push(self, handle: TaskHandle[Any]) -> None:
+        """Make ``handle`` ready (at the back of its priority)."""
+        handle._where = READY
+        priority = handle._options.priority
+        bucket = self.buckets.get(priority)
+        if bucket is None:
+            bucket = self.buckets[priority] = deque()
+            heapq.heappush(self.priorities, priority)
+        bucket.append(handle)
+        self.size += 1
+
+    def pop(self) -> TaskHandle[Any] | None:
+        """The first live ready task, or ``None``."""
+        priorities = self.priorities
+        buckets = self.buckets
+        while priorities:
+            bucket = buckets[priorities[0]]
+            while bucket:
+                handle = bucket.popleft()
+                if handle._where is READY:
+                    self.size -= 1
+                    return handle
+            del buckets[heapq.heappop(priorities)]
+        return None
+
+    def discard(self, handle: TaskHandle[Any]) -> None:
+        """Forget a ready task that is being cancelled (its entry is skipped later)."""
+        self.size -= 1
+
+    def wake_one(self) -> bool:
+        """Wake one idle worker of this lane; ``False`` if none was idle."""
+        if self.idle:
+            self.idle.popleft().set()
+            return True
+        return False
+
+
+class Timers:
+    """Tasks that start later (``delay``, ``run_at``, retry delays), soonest first.
+
+    Due times are ``time.monotonic()`` values, so they mean the same on every event loop.
+    """
+
+    __slots__ = ("counter", "heap", "live", "wakeup")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, TaskHandle[Any]]] = []
+        self.live = 0
+        self.counter = 0
+        self.wakeup: anyio.Event | None = None
+
+    def schedule(self, handle: TaskHandle[Any], due: float) -> None:
+        """Hold ``handle`` until the monotonic time ``due``."""
+        handle._where = SCHEDULED
+        handle._retry_due = due
+        self.counter += 1
+        is_first = not self.heap or due < self.heap[0][0]
+        heapq.heappush(self.heap, (due, self.counter, handle))
+        self.live += 1
+        if is_first and self.wakeup is not None:
+            self.wakeup.set()
+
+    def discard(self, handle: TaskHandle[Any]) -> None:
+        """Forget a scheduled task that is being cancelled."""
+        self.live -= 1
+
+    def pop_due(self, now: float) -> list[TaskHandle[Any]]:
+        """Remove and return the live tasks due by ``now``."""
+        due: list[TaskHandle[Any]] = []
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            handle = heapq.heappop(heap)[2]
+            if handle._where is SCHEDULED:
+                self.live -= 1
+                due.append(handle)
+        while heap and heap[0][2]._where is not SCHEDULED:
+            heapq.heappop(heap)
+        return due
+
+    def next_due(self) -> float | None:
+        """The monotonic time of the soonest entry, if any."""
+        return self.heap[0][0] if self.heap else None
+
+    async def wait_next(self) -> None:
+        """Sleep until the soonest entry is due or an earlier one is scheduled."""
+        self.wakeup = anyio.Event()
+        due = self.next_due()
+        if due is None:
+            await self.wakeup.wait()
+            return
+        with anyio.move_on_after(max(0.0, due - time.monotonic())):
+            await self.wakeup.wait()

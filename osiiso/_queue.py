@@ -1,0 +1,353 @@
+"""AsyncQueue: the public front end. Submission, runs and shutdown; the engine does the rest."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import anyio
+
+from ._bound import BoundTask, make_bound
+from ._config import check_choice, settings_from
+from ._engine import Engine
+from ._errors import ClosedError, QueueFullError
+from ._group import TaskGroup
+from ._handle import TaskHandle
+from ._loopcall import current_loop_caller
+from ._options import TaskOptions, merge_options
+from ._results import RunSummary, TaskResult
+from ._service import spawn_service
+from .backends.coroutine import is_async_callable
+
+__all__ = ("AsyncQueue",)
+
+T = TypeVar("T")
+
+
+class AsyncQueue:
+    """One queue for coroutines, thread tasks and process tasks, chosen per task.
+
+    ``async with AsyncQueue() as q:`` starts it; a clean exit drains all work, an
+    exception forces a shutdown and propagates unchanged. Without ``async with``,
+    ``await q.run()`` starts the workers for the length of the run.
+    """
+
+    def __init__(
+        self, *, workers: int | None = None, threads: int | None = None, processes: int | None = None,
+        size: int = 0, timeout: float | None = None, mode: str = "finite", fail_policy: str = "continue",
+        on_timeout: str = "complete", rate: float | None = None, burst: int = 1,
+        defaults: TaskOptions | None = None,
+        on_start: Callable[[TaskHandle[Any]], object] | None = None,
+        on_complete: Callable[[TaskResult], object] | None = None,
+        on_retry: Callable[[TaskHandle[Any], BaseException], object] | None = None,
+        initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
+        mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
+    ) -> None:
+        s = self._settings = settings_from(
+            workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
+            fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
+            on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
+            initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
+        self._engine = Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
+                              on_retry=s.on_retry, on_complete=s.on_complete)
+        self._defaults = s.defaults
+        self._seq = itertools.count(1)
+        self._group_seq = itertools.count(1)
+        self._routes: dict[tuple[Any, str], tuple[Any, str]] = {}
+        self._closed = False
+        self._inbound = 0
+        self._inbound_lock = threading.Lock()
+        self._service_done: anyio.Event | None = None
+        self._run_active = False
+        self._stop_run: anyio.Event | None = None
+
+    # -- submission ------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], /, *args: Any,
+               opts: TaskOptions | None = None, **options: Any) -> TaskHandle[T]:
+        """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
+        merged = merge_options(self._defaults, opts, options, "submit()") if (options or opts) else self._defaults
+        return self._enqueue(fn, args, {}, merged)
+
+    async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
+                  **options: Any) -> TaskHandle[Any]:
+        """Like :meth:`submit`, but wait for room when the queue is at its ``size`` limit."""
+        merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
+        size = self._settings.size
+        while size and self._engine.outstanding >= size and not self._closed:
+            event = anyio.Event()
+            self._engine.room_waiters.append(event)
+            await event.wait()
+        return self._enqueue(fn, args, {}, merged)
+
+    def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
+            **options: Any) -> list[TaskHandle[Any]]:
+        """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args."""
+        merged = merge_options(self._defaults, opts, options, "map()")
+        return [self._enqueue(fn, *_split(item), merged) for item in iterable]
+
+    def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
+              opts: TaskOptions | None = None, **options: Any) -> TaskGroup[Any]:
+        """Submit tasks as one :class:`TaskGroup`.
+
+        ``group(fn, items)`` calls ``fn`` per item (as :meth:`map`); ``group([(fn, *args), ...])``
+        submits a list of calls. Every task gets the group's ``group_id``.
+        """
+        if group_id is None:
+            group_id = f"group-{next(self._group_seq)}"
+        merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
+        if iterable is None:
+            calls = []
+            for call in fn:
+                if not isinstance(call, tuple) or not call:
+                    raise TypeError(f"group() without an iterable takes (fn, *args) tuples, got {call!r}")
+                calls.append((call[0], call[1:], {}))
+        else:
+            calls = [(fn, *_split(item)) for item in iterable]
+        return TaskGroup([self._enqueue(f, a, k, merged) for f, a, k in calls], group_id)
+
+    @overload
+    def task(self, fn: Callable[..., Any], /) -> BoundTask[Any, Any]: ...
+    @overload
+    def task(self, opts: TaskOptions | None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
+
+    def task(self, opts: Any = None, /, **options: Any) -> Any:
+        """Decorator: calling the decorated function submits a task (see bound tasks)."""
+        if callable(opts) and not isinstance(opts, TaskOptions):
+            return make_bound(self, opts, None, {})
+        if opts is not None and not isinstance(opts, TaskOptions):
+            raise TypeError(f"task() takes a TaskOptions or keyword options, got {opts!r}")
+        merge_options(self._defaults, opts, options, "task()")  # validate now, at decoration
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            return make_bound(self, fn, opts, options)
+
+        return decorate
+
+    def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 options: TaskOptions) -> TaskHandle[Any]:
+        if self._closed:
+            raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
+                              "(or call reset() once it is idle)")
+        try:
+            lane, fn_name = self._routes[fn, options.backend]
+        except (KeyError, TypeError):
+            lane, fn_name = self._route(fn, args, kwargs, options)
+        engine = self._engine
+        size = self._settings.size
+        caller = engine.caller
+        foreign = caller is not None and not caller.in_loop_thread()
+        if size and engine.outstanding + self._inbound >= size:
+            raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
+                                 "await q.put(...) to wait for room, or raise size=")
+        handle: TaskHandle[Any] = TaskHandle(engine, next(self._seq), fn, args, kwargs, options,
+                                             lane.backend.name, options.name or fn_name, time.time())
+        if not foreign:
+            engine.admit(handle, lane)
+            return handle
+        with self._inbound_lock:
+            self._inbound += 1
+        if not caller.call(self._admit_foreign, handle, lane):  # type: ignore[union-attr]
+            with self._inbound_lock:
+                self._inbound -= 1
+            raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
+        return handle
+
+    def _route(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: TaskOptions) -> tuple[Any, str]:
+        """Resolve and check the backend for ``fn`` (cached per callable)."""
+        backend = options.backend
+        awaitable = inspect.isawaitable(fn)
+        if backend == "auto":
+            backend = "async" if awaitable or is_async_callable(fn) else "thread"
+        if awaitable:
+            if args or kwargs:
+                raise TypeError(f"{fn!r} is an awaitable; it takes no arguments — pass the coroutine "
+                                "function and its arguments instead")
+            if options.retries:
+                raise ValueError(f"retries need a coroutine function: {fn!r} is a coroutine object, which "
+                                 "can run only once — submit the function and its arguments instead")
+        elif not callable(fn):
+            raise TypeError(f"a task must be a callable or an awaitable, got {fn!r}")
+        lane = self._engine.lane(backend)
+        lane.backend.check(fn)
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        if not awaitable:
+            if len(self._routes) > 1024:
+                self._routes.clear()
+            try:
+                self._routes[fn, options.backend] = (lane, name)
+            except TypeError:  # an unhashable callable: resolved again next time
+                pass
+        return lane, name
+
+    def _admit_foreign(self, handle: TaskHandle[Any], lane: Any) -> None:
+        with self._inbound_lock:
+            self._inbound -= 1
+        self._engine.admit(handle, lane)
+
+    # -- life cycle -------------------------------------------------------------------------
+    @property
+    def _serving(self) -> bool:
+        return self._service_done is not None and not self._service_done.is_set()
+
+    async def start(self) -> None:
+        """Start the workers; tasks submitted from now on begin at once."""
+        if self._closed:
+            raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+        await self._ensure_service()
+
+    async def _ensure_service(self) -> None:
+        if self._serving:
+            return
+        engine = self._engine
+        engine.caller = current_loop_caller()
+        engine.stopping = False
+        done = self._service_done = anyio.Event()
+        spawn_service(engine.serve, done)
+        await engine.wait_serving()
+
+    async def _stop_service(self) -> None:
+        done = self._service_done
+        if done is None or done.is_set():
+            return
+        with anyio.CancelScope(shield=True):
+            self._engine.stop_serving()
+            await done.wait()
+        self._engine.caller = None
+
+    async def run(self, timeout: float | None = None, *, strict: bool = False, fail_policy: str | None = None,
+                  progress: bool = False) -> RunSummary:
+        """Run until the work is done (``mode="finite"``) or until shutdown (``"infinite"``).
+
+        Returns the :class:`RunSummary` of the tasks that ended during this run.
+        ``strict=True`` raises :class:`ExecutionError` if any failed.
+        """
+        from ._runner import run_queue
+
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
+        policy = check_choice("fail_policy", fail_policy or self._settings.fail_policy, ("continue", "fail_first"))
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress must be True or False, got {progress!r}")
+        if self._run_active:
+            raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
+        if self._closed and not self._engine.outstanding:
+            raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+        self._run_active = True
+        try:
+            summary = await run_queue(self, timeout if timeout is not None else self._settings.timeout,
+                                      policy, progress)
+        finally:
+            self._run_active = False
+        if strict:
+            summary.raise_for_errors()
+        return summary
+
+    async def join(self) -> None:
+        """Wait until every submitted task has ended (starting the workers if needed)."""
+        if self._engine.outstanding:
+            await self._ensure_service()
+            await self._engine.wait_idle()
+
+    async def shutdown(self, *, force: bool = False) -> None:
+        """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools."""
+        self._closed = True
+        engine = self._engine
+        for event in engine.room_waiters:
+            event.set()
+        if self._stop_run is not None:
+            self._stop_run.set()
+        with anyio.CancelScope(shield=force):
+            if force:
+                engine.cancel_all("cancelled: the queue was shut down (force=True)", spare_must_complete=False)
+            if engine.outstanding:
+                await self._ensure_service()
+                await engine.wait_idle()
+        await self._stop_service()
+        with anyio.CancelScope(shield=True):
+            for lane in list(engine.lanes.values()):
+                await lane.backend.aclose(force=force)
+
+    def cancel(self) -> None:
+        """Cancel every unfinished task and end the current run; safe from any thread."""
+        caller = self._engine.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self._cancel_now)
+        else:
+            self._cancel_now()
+
+    def _cancel_now(self) -> None:
+        self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
+        if self._stop_run is not None:
+            self._stop_run.set()
+
+    def reset(self) -> None:
+        """Forget results and reopen a shut-down queue; only when no task is unfinished."""
+        if self._run_active or self._engine.outstanding:
+            raise RuntimeError("reset() needs an idle queue: wait for the run (or join()) first")
+        if self._closed:
+            self._engine.lanes.clear()
+            self._routes.clear()
+        self._closed = False
+        self.clear_results()
+
+    def clear_results(self) -> None:
+        """Drop the results kept in :attr:`results`."""
+        self._engine.results.clear()
+
+    async def __aenter__(self) -> AsyncQueue:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.shutdown(force=exc is not None)
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def active_count(self) -> int:
+        """Tasks running now."""
+        return self._engine.running
+
+    @property
+    def pending_count(self) -> int:
+        """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
+        return self._engine.outstanding - self._engine.running
+
+    @property
+    def closed(self) -> bool:
+        """Whether the queue was shut down."""
+        return self._closed
+
+    @property
+    def results(self) -> tuple[TaskResult, ...]:
+        """Every result since the last ``clear_results()``/``reset()`` (detached tasks left out)."""
+        return tuple(self._engine.results)
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per backend: ``pending``, ``running``, ``done``, ``workers`` and the backend's own counts."""
+        return {
+            name: {"pending": lane.queued, "running": lane.running, "done": lane.done,
+                   "workers": lane.workers, **lane.backend.stats()}
+            for name, lane in self._engine.lanes.items()
+        }
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._serving else "idle")
+        return (f"<AsyncQueue {state} workers={self._settings.backend.workers} "
+                f"running={self.active_count} pending={self.pending_count}>")
+
+
+def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(item, tuple):
+        return item, {}
+    if isinstance(item, dict):
+        return (), item
+    return (item,), {}

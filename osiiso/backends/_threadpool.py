@@ -1,0 +1,215 @@
+"""The thread side of the thread backend: a persistent pool that can abandon a thread.
+
+::
+
+    loop thread                          pool threads (osiiso-thread-N)
+    -----------                          ------------------------------
+    ThreadPool.submit(job) --> SimpleQueue --> _work(): initializer once,
+                                                then job after job
+    drain(): wake waiters  <-- finished deque <-- job ends; the first finisher
+             (LoopCaller.call)                    of a batch schedules drain()
+
+A thread cannot be killed. :meth:`ThreadPool.abandon` raises the job's
+:class:`~osiiso._cancel.CancelToken`, drops its result, and starts a replacement
+thread at once; the abandoned thread exits by itself when its function returns.
+Every state change of a job happens under one lock, so a job is exactly one of
+queued, running, done or abandoned, and a thread is abandoned only while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._cancel import CancelToken, use_token
+from .._loopcall import LoopCaller
+from .coroutine import is_async_callable
+
+__all__ = ("Job", "ThreadPool")
+
+logger = logging.getLogger("osiiso")
+_QUEUED, _RUNNING, _DONE, _ABANDONED = range(4)
+_thread_numbers = itertools.count(1)
+
+
+class Job:
+    """One call handed to the pool; ``waiter`` is whatever the loop side parks on."""
+
+    __slots__ = ("args", "error", "fn", "kwargs", "state", "token", "value", "waiter", "worker")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.token = CancelToken()
+        self.state = _QUEUED
+        self.worker: _Worker | None = None
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.waiter: Any = None
+
+
+class _Worker:
+    __slots__ = ("abandoned", "job", "thread")
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.abandoned = False
+        self.job: Job | None = None
+
+
+class ThreadPool:
+    """``size`` daemon threads taking jobs from one queue; results go back through ``caller``.
+
+    ``wake(job)`` is called on the loop thread for each finished job (not for abandoned ones).
+    """
+
+    def __init__(self, size: int, caller: LoopCaller, wake: Callable[[Job], object],
+                 initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+        self._size, self._caller, self._wake = size, caller, wake
+        self._initializer, self._initargs = initializer, initargs
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._finished: collections.deque[Job] = collections.deque()
+        self._drain_scheduled = False
+        self._closed = False
+        self.workers: set[_Worker] = set()
+        for _ in range(size):
+            self._spawn()
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` for the next free thread."""
+        self._queue.put(job)
+
+    def threads(self) -> list[threading.Thread]:
+        """The pool's threads, abandoned ones excluded."""
+        with self._lock:
+            return [w.thread for w in self.workers if w.thread is not None]
+
+    def abandon(self, job: Job, reason: str) -> bool:
+        """Give up on ``job``: raise its token, drop its result, replace its thread if running.
+
+        Return whether a thread was abandoned (the job was running).
+        """
+        with self._lock:
+            state, job.state = job.state, _ABANDONED
+            worker = job.worker if state == _RUNNING else None
+            if worker is not None:
+                job.token.set(reason)
+                worker.abandoned = True
+                self.workers.discard(worker)
+        if False:
+            self._spawn()
+        return worker is not None
+
+    def close(self, *, force: bool, error: Callable[[], BaseException]) -> int:
+        """Stop taking work: each thread exits once idle. Return how many threads were abandoned.
+
+        With ``force``, running jobs are abandoned and they and queued jobs fail with ``error()``.
+        """
+        abandoned = 0
+        self._closed = True
+        if force:
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.state = _ABANDONED
+                    self._fail(job, error())
+            with self._lock:
+                running = [w.job for w in self.workers if w.job is not None]
+            for job in running:
+                abandoned += self.abandon(job, "the queue was shut down")
+                self._fail(job, error())
+        for _ in range(len(self.workers)):
+            self._queue.put(None)
+        return abandoned
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fail(self, job: Job, exc: BaseException) -> None:
+        job.error = exc
+        self._wake(job)
+
+    def _spawn(self) -> None:
+        worker = _Worker()
+        thread = threading.Thread(target=self._work, args=(worker,), daemon=True,
+                                  name=f"osiiso-thread-{next(_thread_numbers)}")
+        worker.thread = thread
+        with self._lock:
+            self.workers.add(worker)
+        thread.start()
+
+    def _work(self, me: _Worker) -> None:
+        init_error = self._initialize()
+        get, lock = self._queue.get, self._lock
+        while True:
+            job = get()
+            if job is None:
+                return
+            with lock:
+                if job.state != _QUEUED:
+                    continue
+                job.state, job.worker, me.job = _RUNNING, me, job
+            if init_error is not None:
+                job.error = _init_failed(self._initializer, init_error)
+            else:
+                _call(job)
+            with lock:
+                if me.abandoned:
+                    return
+                job.state, job.worker, me.job = _DONE, None, None
+                self._finished.append(job)
+                schedule, self._drain_scheduled = not self._drain_scheduled, True
+            if schedule:
+                self._caller.call(self._drain)
+
+    def _initialize(self) -> BaseException | None:
+        if self._initializer is None:
+            return None
+        try:
+            self._initializer(*self._initargs)
+        except BaseException as exc:
+            logger.exception("thread initializer %r failed in %s; its tasks will fail",
+                             self._initializer, threading.current_thread().name)
+            return exc
+        return None
+
+    def _drain(self) -> None:
+        with self._lock:
+            jobs = list(self._finished)
+            self._finished.clear()
+            self._drain_scheduled = False
+        wake = self._wake
+        for job in jobs:
+            wake(job)
+
+
+def _call(job: Job) -> None:
+    """Run ``job`` in this thread with its token installed; store its value or exception."""
+    use_token(job.token)
+    try:
+        fn = job.fn
+        if is_async_callable(fn):
+            job.value = asyncio.run(fn(*job.args, **job.kwargs))
+        else:
+            job.value = fn(*job.args, **job.kwargs)
+    except BaseException as exc:
+        job.error = exc
+    finally:
+        use_token(None)
+
+
+def _init_failed(initializer: object, cause: BaseException) -> RuntimeError:
+    err = RuntimeError(
+        f"thread initializer {initializer!r} raised {cause!r} in "
+        f"{threading.current_thread().name}, so this task could not run — fix the initializer"
+    )
+    err.__cause__ = cause
+    return err

@@ -1,0 +1,111 @@
+"""The backend interface: how one attempt of one task runs, and how it is interrupted.
+
+The engine (``osiiso._engine``) owns everything else: ordering, priorities, retries,
+timeouts, rate limits, cancellation, hooks and results. A backend answers one
+question only. It gets an :class:`Attempt` and must
+
+* run it and return its value, or raise the exception the task raised;
+* stop it when the engine's cancel scope around :meth:`Backend.run` is cancelled
+  (timeout, ``cancel()``, fail-first, shutdown): the async backend's coroutine is
+  cancelled, a thread attempt is abandoned (its cooperative flag raised), a
+  process attempt's worker is killed. In every case the backend lets the
+  cancellation exception propagate; it never turns it into a value.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ("Attempt", "Backend", "BackendConfig")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The queue settings a backend may need, resolved once per queue."""
+
+    workers: int
+    threads: int
+    processes: int
+    initializer: Callable[..., object] | None = None
+    initargs: tuple[Any, ...] = ()
+    mp_context: Any = None
+    max_tasks_per_child: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Attempt:
+    """One try at running a task, as a backend sees it.
+
+    ``fn(*args, **kwargs)`` is the call to make (dependencies already replaced by
+    their values). ``timeout`` is the per-attempt limit in seconds, or ``None``;
+    ``number`` counts attempts from 1. A backend that queues work before it really
+    starts (a busy process worker) calls :meth:`restart_clock` when the attempt begins
+    executing, so the engine measures the timeout from that moment.
+    """
+
+    __slots__ = ("_restart", "_task", "args", "fn", "kwargs", "number", "timeout")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
+                 timeout: float | None, task: Any = None, restart: Callable[[], None] | None = None) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.number = number
+        self.timeout = timeout
+        self._task = task
+        self._restart = restart
+
+    @property
+    def task_id(self) -> str:
+        """The id of the task this attempt belongs to (for messages)."""
+        return str(self._task.task_id) if self._task is not None else "task-?"
+
+    @property
+    def name(self) -> str:
+        """The name of the task this attempt belongs to (for messages)."""
+        return str(self._task.name) if self._task is not None else getattr(self.fn, "__name__", repr(self.fn))
+
+    def restart_clock(self) -> None:
+        """Start the per-attempt timeout again from now (call from the loop thread)."""
+        if self._restart is not None:
+            self._restart()
+
+
+class Backend(ABC):
+    """Runs attempts of tasks for the engine. One instance per queue and backend name."""
+
+    #: the name used in ``TaskOptions.backend`` and in results
+    name: ClassVar[str]
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """How many attempts this backend may have in flight at once."""
+
+    def check(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
+        """Reject, at submit time, a callable this backend cannot run (raise ``TypeError``)."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Prepare resources; called in the loop before this backend's first attempt."""
+
+    @abstractmethod
+    def run(self, attempt: Attempt) -> Awaitable[Any]:
+        """Run one attempt and return its value, or raise what it raised.
+
+        Usually an ``async def``. Awaited inside a cancel scope owned by the engine: when
+        that scope is cancelled the backend interrupts the attempt in its own way and
+        re-raises the cancellation exception.
+        """
+
+    async def aclose(self, *, force: bool = False) -> None:  # noqa: B027 - optional hook
+        """Release resources. ``force`` means do not wait for attempts in flight."""
+
+    def stats(self) -> dict[str, int]:
+        """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
+        return {}

@@ -1,0 +1,160 @@
+"""The thread backend: sync callables (and coroutine functions) on a persistent thread pool.
+
+The pool (:mod:`osiiso.backends._threadpool`) keeps ``threads`` daemon threads. An
+attempt becomes a :class:`~osiiso.backends._threadpool.Job`; the awaiting coroutine
+parks on a waiter that the pool wakes from the loop thread (through
+:class:`~osiiso._loopcall.LoopCaller`) when the job ends. On asyncio and uvloop the
+waiter is a plain loop future, on trio a parked task: both are cheaper than an
+``anyio.Event`` per attempt and both are cancelled by the engine's anyio cancel scope.
+
+A cancelled attempt (timeout, ``cancel()``, shutdown) cannot stop its thread. The
+backend *abandons* it: the attempt's :class:`~osiiso._cancel.CancelToken` is raised
+(``osiiso.cancelled()`` turns true in the task), its late result is dropped, and a new
+thread takes its place so the pool keeps ``threads`` working threads. Neither
+:meth:`ThreadBackend.run` nor :meth:`ThreadBackend.aclose` waits for an abandoned thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import anyio
+
+from .._errors import TaskCancelledError
+from .._loopcall import current_loop_caller
+from ._threadpool import Job, ThreadPool
+from .base import Attempt, Backend, BackendConfig
+
+__all__ = ("ThreadBackend",)
+
+
+class _FutureWaiter:
+    """asyncio/uvloop: the job's waiter is a future of the running loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._create_future = loop.create_future
+
+    def prepare(self, job: Job) -> None:
+        job.waiter = self._create_future()
+
+    async def wait(self, job: Job) -> None:
+        await job.waiter
+
+    @staticmethod
+    def wake(job: Job) -> None:
+        future = job.waiter
+        if not future.done():
+            future.set_result(None)
+
+
+class _TrioWaiter:
+    """trio: the job's waiter is the parked task, rescheduled when the job ends."""
+
+    def __init__(self) -> None:
+        import trio
+
+        self._lowlevel = trio.lowlevel
+
+    def prepare(self, job: Job) -> None:
+        job.waiter = None
+
+    async def wait(self, job: Job) -> None:
+        lowlevel = self._lowlevel
+        job.waiter = lowlevel.current_task()
+
+        def abort(_: object) -> Any:
+            job.waiter = None
+            return lowlevel.Abort.SUCCEEDED
+
+        await lowlevel.wait_task_rescheduled(abort)
+
+    def wake(self, job: Job) -> None:
+        task, job.waiter = job.waiter, None
+        if task is not None:
+            self._lowlevel.reschedule(task)
+
+
+def _waiter_for_running_loop() -> _FutureWaiter | _TrioWaiter:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _TrioWaiter()  # anyio runs on asyncio or trio only
+    return _FutureWaiter(loop)
+
+
+def _closed_error() -> TaskCancelledError:
+    return TaskCancelledError("the thread backend was closed with force=True while this attempt "
+                              "was queued or running; its thread was abandoned")
+
+
+class ThreadBackend(Backend):
+    """Runs sync callables on a pool of ``threads`` threads; abandons cancelled attempts.
+
+    The pool starts on :meth:`start` (or the first :meth:`run`) in the running event loop
+    and stops on :meth:`aclose`; the backend may be started again afterwards.
+    """
+
+    name = "thread"
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        self._pool: ThreadPool | None = None
+        self._waiter: _FutureWaiter | _TrioWaiter | None = None
+        self._abandoned = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.config.threads
+
+    async def start(self) -> None:
+        self._open()
+
+    def _open(self) -> tuple[ThreadPool, _FutureWaiter | _TrioWaiter]:
+        if self._pool is None or self._waiter is None:
+            self._waiter = waiter = _waiter_for_running_loop()
+            self._pool = ThreadPool(self.config.threads, current_loop_caller(), waiter.wake,
+                                    self.config.initializer, self.config.initargs)
+        return self._pool, self._waiter
+
+    async def run(self, attempt: Attempt) -> Any:
+        pool, waiter = self._open()
+        job = Job(attempt.fn, attempt.args, attempt.kwargs)
+        waiter.prepare(job)
+        pool.submit(job)
+        try:
+            await waiter.wait(job)
+        except BaseException:
+            if pool.abandon(job, f"task {attempt.name!r} was cancelled or timed out"):
+                self._abandoned += 1
+            raise
+        error = job.error
+        if error is None:
+            return job.value
+        job.error = None
+        try:
+            raise error
+        finally:
+            del error, job
+
+    async def aclose(self, *, force: bool = False) -> None:
+        pool, self._pool, self._waiter = self._pool, None, None
+        if pool is None:
+            return
+        self._abandoned += pool.close(force=force, error=_closed_error)
+        await _join(pool.threads())
+
+    def stats(self) -> dict[str, int]:
+        pool = self._pool
+        live = 0 if pool is None else sum(t.is_alive() for t in pool.threads())
+        return {"threads_live": live, "threads_abandoned": self._abandoned}
+
+
+async def _join(threads: list[threading.Thread]) -> None:
+    """Wait, without blocking the loop, until ``threads`` have exited."""
+    delay = 0.0002
+    for thread in threads:
+        while thread.is_alive():
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.02)
