@@ -5,7 +5,6 @@
 everywhere.
 """
 
-from __future__ import annotations
 
 from ._bound import BoundTask as BoundTask
 from ._cancel import cancelled as cancelled

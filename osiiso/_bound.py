@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 
 if TYPE_CHECKING:
-    from typing_extensions import ParamSpec
-
     from ._group import TaskGroup
     from ._handle import TaskHandle
     from ._queue import AsyncQueue
 
-    P = ParamSpec("P")
-else:
-    try:
-        from typing import ParamSpec
-    except ImportError:  # pragma: no cover - Python 3.9 is not supported anyway
-        ParamSpec = None
-    P = ParamSpec("P")
+P = ParamSpec("P")
 
 R = TypeVar("R")
 

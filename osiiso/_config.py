@@ -20,7 +20,7 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     """``value`` if it is one of ``allowed``, else a ``ValueError`` naming all three."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _count(name: str, value: object, *, allow_none: bool = True, allow_zero: bool = False) -> int | None:
@@ -44,7 +44,7 @@ def check_hook(name: str, value: object) -> Callable[..., object] | None:
     """A hook must be callable (sync or async) or ``None``."""
     if value is not None and not callable(value):
         raise ValueError(f"{name} must be a callable (sync or async) or None, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class QueueSettings:
@@ -121,7 +121,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
     return QueueSettings(
         backend=BackendConfig(
             workers=n_workers, threads=n_threads, processes=n_processes,
-            initializer=initializer,  # type: ignore[arg-type]
+            initializer=initializer,
             initargs=initargs, mp_context=_mp_context(mp_context),
             max_tasks_per_child=_count("max_tasks_per_child", max_tasks_per_child), extra=extra,
         ),
@@ -130,7 +130,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         mode=check_choice("mode", mode, ("finite", "infinite")),
         fail_policy=check_choice("fail_policy", fail_policy, ("continue", "fail_first")),
         on_timeout=check_choice("on_timeout", on_timeout, ("complete", "cancel")),
-        rate=float(rate) if rate is not None else None,  # type: ignore[arg-type]
+        rate=float(rate) if rate is not None else None,
         burst=n_burst,
         defaults=defaults if defaults is not None else TaskOptions(),
         on_start=check_hook("on_start", on_start),

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -79,7 +79,7 @@ class Engine:
         self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
         self.caller: LoopCaller | None = None
-        self.deferred_hooks: list[tuple[Hook, tuple[Any, ...]]] = []
+        self.spawns: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
         self.stopping = False
         self.serving: anyio.Event | None = None
 
@@ -91,8 +91,21 @@ class Engine:
             backend: Backend = backend_class(name)(self.config)
             lane = self.lanes[name] = Lane(backend)
             if self.task_group is not None:
-                self.task_group.start_soon(self._open_lane, lane)
+                self.spawn(self._open_lane, lane)
         return lane
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` in the service's task group, from any thread or callback.
+
+        The timer loop, a task of the service, does the starting: a plain loop callback
+        (a hand-over from another thread) cannot start anyio tasks itself.
+        """
+        self.spawns.append((fn, args))
+        caller = self.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self.timers.poke)
+        else:
+            self.timers.poke()
 
     async def _open_lane(self, lane: Lane) -> None:
         if lane.started:
@@ -179,10 +192,7 @@ class Engine:
                     self.serving.set()
                 for lane in list(self.lanes.values()):
                     tg.start_soon(self._open_lane, lane)
-                for hook, args in self.deferred_hooks:
-                    tg.start_soon(self._await_hook, hook, args)
-                self.deferred_hooks.clear()
-                await self._timer_loop()
+                await self._timer_loop(tg)
         finally:
             self.task_group = None
             for lane in self.lanes.values():
@@ -203,9 +213,13 @@ class Engine:
         if self.task_group is not None:
             self.task_group.cancel_scope.cancel()
 
-    async def _timer_loop(self) -> None:
+    async def _timer_loop(self, tg: anyio.abc.TaskGroup) -> None:
         timers = self.timers
+        spawns = self.spawns
         while True:
+            while spawns:
+                fn, args = spawns.pop(0)
+                tg.start_soon(fn, *args)
             for handle in timers.pop_due(time.monotonic()):
                 self.make_ready(handle, self.lanes[handle._backend])
             await timers.wait_next()
@@ -456,9 +470,6 @@ class Engine:
         except Exception:
             logger.exception("osiiso: hook %r raised; the queue goes on", hook)
 
-    async def _await_hook(self, hook: Hook, args: tuple[Any, ...]) -> None:
-        await self._hook(hook, *args)
-
     def spawn_hook(self, hook: Hook, args: tuple[Any, ...]) -> None:
         """Call a hook from sync code: sync hooks now, async ones in the service."""
         try:
@@ -472,10 +483,7 @@ class Engine:
                     await outcome
                 except Exception:
                     logger.exception("osiiso: hook %r raised; the queue goes on", hook)
-            if self.task_group is not None:
-                self.task_group.start_soon(await_it)
-            else:
-                self.deferred_hooks.append((lambda: await_it(), ()))
+            self.spawn(await_it)
 
     # -- waiting -----------------------------------------------------------------------------
     async def wait_idle(self) -> None:

@@ -113,6 +113,11 @@ class Timers:
         if is_first and self.wakeup is not None:
             self.wakeup.set()
 
+    def poke(self) -> None:
+        """Wake the timer loop now (it also starts tasks the engine asked for)."""
+        if self.wakeup is not None:
+            self.wakeup.set()
+
     def discard(self, handle: TaskHandle[Any]) -> None:
         """Forget a scheduled task that is being cancelled."""
         self.live -= 1

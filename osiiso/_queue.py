@@ -6,13 +6,13 @@ import inspect
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
-from ._bound import BoundTask, make_bound
+from ._bound import BoundTask, TaskDecorator, make_bound
 from ._config import check_choice, settings_from
 from ._engine import Engine
 from ._errors import ClosedError, QueueFullError
@@ -27,6 +27,7 @@ from .backends.coroutine import is_async_callable
 __all__ = ("AsyncQueue",)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class AsyncQueue:
@@ -67,8 +68,15 @@ class AsyncQueue:
         self._stop_run: anyio.Event | None = None
 
     # -- submission ------------------------------------------------------------------------
-    def submit(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], /, *args: Any,
-               opts: TaskOptions | None = None, **options: Any) -> TaskHandle[T]:
+    @overload
+    def submit(self, fn: Callable[..., Coroutine[Any, Any, T]], /, *args: Any,
+               opts: TaskOptions | None = None, **options: Any) -> TaskHandle[T]: ...
+    @overload
+    def submit(self, fn: Callable[..., T], /, *args: Any,
+               opts: TaskOptions | None = None, **options: Any) -> TaskHandle[T]: ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               opts: TaskOptions | None = None, **options: Any) -> TaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
         merged = merge_options(self._defaults, opts, options, "submit()") if (options or opts) else self._defaults
         return self._enqueue(fn, args, {}, merged)
@@ -100,6 +108,7 @@ class AsyncQueue:
         if group_id is None:
             group_id = f"group-{next(self._group_seq)}"
         merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
+        calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
         if iterable is None:
             calls = []
             for call in fn:
@@ -111,9 +120,11 @@ class AsyncQueue:
         return TaskGroup([self._enqueue(f, a, k, merged) for f, a, k in calls], group_id)
 
     @overload
-    def task(self, fn: Callable[..., Any], /) -> BoundTask[Any, Any]: ...
+    def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> BoundTask[P, T]: ...
     @overload
-    def task(self, opts: TaskOptions | None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
+    def task(self, fn: Callable[P, T], /) -> BoundTask[P, T]: ...
+    @overload
+    def task(self, opts: TaskOptions | None = None, /, **options: Any) -> TaskDecorator: ...
 
     def task(self, opts: Any = None, /, **options: Any) -> Any:
         """Decorator: calling the decorated function submits a task (see bound tasks)."""

@@ -42,7 +42,9 @@ class AsyncBackend(Backend):
 
     def run(self, attempt: Attempt) -> Awaitable[Any]:
         # returns the coroutine itself: the engine awaits it with no extra frame between
-        fn = attempt.fn
+        fn: Any = attempt.fn
         if attempt.args or attempt.kwargs or not inspect.isawaitable(fn):
-            return fn(*attempt.args, **attempt.kwargs)  # type: ignore[no-any-return]
-        return fn  # type: ignore[return-value]
+            coro: Awaitable[Any] = fn(*attempt.args, **attempt.kwargs)
+            return coro
+        awaitable: Awaitable[Any] = fn
+        return awaitable

@@ -1,0 +1,242 @@
+"""Conformance: queue-level behaviour (limits, hooks, modes, shutdown, threads) on every backend and loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+import pytest
+
+import osiiso
+from osiiso import AsyncQueue, ClosedError, QueueFullError
+
+from .kit import Boom, Kit
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+
+
+async def test_size_limit_rejects_submit_and_put_waits(kit: Kit) -> None:
+    """At its size limit submit() raises QueueFullError while put() waits for room."""
+    q = AsyncQueue(size=2)
+    q.submit(kit.slow, 0.05, 1, **kit.opts)
+    q.submit(kit.slow, 0.05, 2, **kit.opts)
+    with pytest.raises(QueueFullError, match="size"):
+        q.submit(kit.echo, 3, **kit.opts)
+    async with q:
+        third = await q.put(kit.echo, 3, **kit.opts)
+        assert (await third).value == 3
+    assert len(q.results) == 3
+
+
+async def test_hooks_sync_and_async(kit: Kit) -> None:
+    """on_start runs before each attempt and on_complete once per task; async hooks are awaited."""
+    starts: list[str] = []
+    completes: list[str] = []
+
+    async def on_complete(result: osiiso.TaskResult) -> None:
+        await anyio.sleep(0)
+        completes.append(f"{result.name}:{result.status}")
+
+    q = AsyncQueue(on_start=lambda h: starts.append(h.name), on_complete=on_complete)
+    q.submit(kit.echo, 1, name="one", **kit.opts)
+    q.submit(kit.fail, "x", name="two", **kit.opts)
+    await q.run()
+    assert sorted(starts) == ["one", "two"]
+    assert sorted(completes) == ["one:succeeded", "two:failed"]
+    await q.shutdown()
+
+
+async def test_a_failing_hook_is_logged_and_ignored(kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+    """A hook that raises is logged to the 'osiiso' logger and never breaks the queue."""
+    def bad_hook(_: object) -> None:
+        raise RuntimeError("hook bug")
+
+    q = AsyncQueue(on_start=bad_hook, on_complete=bad_hook)
+    with caplog.at_level(logging.ERROR, logger="osiiso"):
+        handle = q.submit(kit.echo, 5, **kit.opts)
+        await q.run(strict=True)
+    assert handle.value() == 5
+    assert "hook bug" in caplog.text
+
+
+async def test_infinite_mode_serves_until_shutdown(kit: Kit) -> None:
+    """In mode='infinite' run() serves new tasks until shutdown(), then returns their summary."""
+    q = AsyncQueue(mode="infinite")
+    served = anyio.Event()
+    summary_box: list[osiiso.RunSummary] = []
+
+    async def runner() -> None:
+        summary_box.append(await q.run())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        await q.start()
+        for i in range(5):
+            q.submit(kit.echo, i, **kit.opts).add_done_callback(lambda h: served.set() if h.value() == 4 else None)
+        await served.wait()
+        await q.shutdown()
+    assert sorted(summary_box[0].values) == [0, 1, 2, 3, 4]
+
+
+async def test_async_with_drains_on_clean_exit(kit: Kit) -> None:
+    """Leaving `async with` normally waits for every task."""
+    async with AsyncQueue() as q:
+        handles = [q.submit(kit.slow, 0.05, i, **kit.opts) for i in range(4)]
+    assert [h.value() for h in handles] == [0, 1, 2, 3]
+    assert q.closed
+
+
+async def test_async_with_error_forces_shutdown_and_propagates_unwrapped(kit: Kit) -> None:
+    """An exception in the body cancels the tasks and comes out as itself, not in an ExceptionGroup."""
+    with pytest.raises(Boom, match="body"):
+        async with AsyncQueue() as q:
+            handle = q.submit(kit.slow, 20, **kit.opts)
+            raise Boom("body")
+    assert handle.cancelled()
+
+
+async def test_closed_queue_rejects_tasks_until_reset(kit: Kit) -> None:
+    """After shutdown submit() raises ClosedError; reset() reopens an idle queue."""
+    q = AsyncQueue()
+    await q.shutdown()
+    with pytest.raises(ClosedError):
+        q.submit(kit.echo, 1, **kit.opts)
+    q.reset()
+    handle = q.submit(kit.echo, 1, **kit.opts)
+    await q.run()
+    assert handle.value() == 1
+    await q.shutdown()
+
+
+async def test_force_shutdown_cancels_running_tasks(kit: Kit) -> None:
+    """shutdown(force=True) cancels running and waiting tasks promptly."""
+    started = anyio.Event()
+    q = AsyncQueue(workers=1, on_start=lambda h: started.set())
+    await q.start()
+    running = q.submit(kit.slow, 20, **kit.opts)
+    waiting = q.submit(kit.echo, 1, **kit.opts)
+    await started.wait()
+    began = time.monotonic()
+    await q.shutdown(force=True)
+    assert time.monotonic() - began < 10
+    assert running.cancelled() and waiting.cancelled()
+
+
+async def test_submit_and_cancel_from_other_threads(kit: Kit) -> None:
+    """Once started, submit() and cancel() are safe from other threads."""
+    async with AsyncQueue() as q:
+        handles: list[osiiso.TaskHandle[object]] = []
+
+        def producer() -> None:
+            for i in range(50):
+                handles.append(q.submit(kit.echo, i, **kit.opts))
+
+        await anyio.to_thread.run_sync(producer)
+        results = [await h for h in handles]
+        assert sorted(r.value for r in results) == list(range(50))
+        started = anyio.Event()
+        q2 = AsyncQueue(on_start=lambda h: started.set())
+        await q2.start()
+        slow = q2.submit(kit.slow, 20, **kit.opts)
+        await started.wait()
+        await anyio.to_thread.run_sync(slow.cancel)
+        assert (await slow).status == "cancelled"
+        await anyio.to_thread.run_sync(q2.cancel)
+        await q2.shutdown()
+
+
+async def test_queue_cancel_ends_the_run(kit: Kit) -> None:
+    """queue.cancel() from another thread cancels everything and run() returns."""
+    started = anyio.Event()
+    q = AsyncQueue(on_start=lambda h: started.set())
+    for _ in range(3):
+        q.submit(kit.slow, 20, **kit.opts)
+
+    async def stopper() -> None:
+        await started.wait()
+        await anyio.to_thread.run_sync(q.cancel)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stopper)
+        summary = await q.run()
+    assert summary.cancelled == 3
+    await q.shutdown()
+
+
+async def test_rate_limit_spaces_attempt_starts(kit: Kit) -> None:
+    """rate=20 with burst=2 lets two attempts start at once, then one per 50 ms."""
+    q = AsyncQueue(rate=20, burst=2)
+    handles = [q.submit(kit.echo, i, **kit.opts) for i in range(6)]
+    await q.run(strict=True)
+    starts = sorted(h.result().started_at or 0 for h in handles)
+    assert starts[-1] - starts[0] >= 4 * 0.05 * 0.9  # 2 at once, then 4 more at 50 ms intervals
+
+
+async def test_stats_count_per_backend(kit: Kit) -> None:
+    """stats reports pending, running and done per backend."""
+    q = AsyncQueue()
+    q.map(kit.echo, range(3), **kit.opts)
+    assert q.stats[kit.backend]["pending"] == 3 and q.pending_count == 3
+    await q.run()
+    stats = q.stats[kit.backend]
+    assert (stats["pending"], stats["running"], stats["done"]) == (0, 0, 3)
+    assert q.active_count == 0
+    await q.shutdown()
+
+
+async def test_reentrant_run_is_refused(kit: Kit) -> None:
+    """A second run() while one is in progress raises RuntimeError and the first is unaffected."""
+    q = AsyncQueue()
+    started = anyio.Event()
+    q2 = AsyncQueue(on_start=lambda h: started.set())
+    q2.submit(kit.slow, 0.2, **kit.opts)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q2.run)
+        await started.wait()
+        with pytest.raises(RuntimeError, match="already in progress"):
+            await q2.run()
+    assert q2.results[0].status == "succeeded"
+    await q.shutdown()
+    await q2.shutdown()
+
+
+async def test_run_summary_holds_only_this_runs_results(kit: Kit) -> None:
+    """Each run's summary holds the results recorded during it; queue.results holds them all."""
+    q = AsyncQueue()
+    q.submit(kit.echo, 1, **kit.opts)
+    first = await q.run()
+    q.submit(kit.echo, 2, **kit.opts)
+    second = await q.run()
+    assert first.values == (1,) and second.values == (2,)
+    assert len(q.results) == 2
+    q.clear_results()
+    assert q.results == ()
+    await q.shutdown()
+
+
+async def test_dependencies_pass_values_and_propagate_failure(kit: Kit) -> None:
+    """A handle given as an argument is awaited and replaced by its value; a failed one fails the dependent."""
+    q = AsyncQueue()
+    a = q.submit(kit.square, 3, **kit.opts)
+    b = q.submit(kit.add, a, 1, **kit.opts)
+    failed = q.submit(kit.fail, "upstream", **kit.opts)
+    dependent = q.submit(kit.echo, failed, **kit.opts)
+    await q.run()
+    assert b.value() == 10
+    error = dependent.exception()
+    assert isinstance(error, osiiso.DependencyError) and isinstance(error.__cause__, Boom)
+    assert dependent.attempts == 0 and "upstream" in dependent.result().message
+    await q.shutdown()
+
+
+async def test_strict_run_raises_execution_error(kit: Kit) -> None:
+    """run(strict=True) raises ExecutionError listing the failures."""
+    q = AsyncQueue()
+    q.submit(kit.fail, "strict", **kit.opts)
+    with pytest.raises(osiiso.ExecutionError, match="strict") as info:
+        await q.run(strict=True)
+    assert len(info.value.results) == 1
+    await q.shutdown()
+
+

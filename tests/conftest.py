@@ -1,0 +1,20 @@
+"""Shared fixtures: every async test runs on asyncio, asyncio + uvloop and trio."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+LOOPS = [
+    pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop",
+                 marks=pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=LOOPS)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """The event loop a test runs on."""
+    return request.param
