@@ -7,7 +7,7 @@ the most urgent ready task, runs one attempt through ``backend.run`` inside its 
 cancel scope (whose deadline is the attempt's timeout), then records a success, a
 failure, a retry (back to the timers or the lane) or an interruption.
 
-Invariants (checked by :meth:`Engine.check_invariants` in the tests):
+Invariants (checked by ``osiiso._invariants.check_invariants`` in the tests):
 
 * every unfinished task is in exactly one place — waiting on dependencies,
   scheduled on the timer heap, ready in a lane, or running in a worker;
@@ -16,18 +16,18 @@ Invariants (checked by :meth:`Engine.check_invariants` in the tests):
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import DependencyError, TaskCancelledError, TaskTimeoutError
+from ._deps import dependency_done, wait_for
+from ._errors import TaskCancelledError, TaskTimeoutError
 from ._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from ._hooks import call_hook, spawn_hook
 from ._lanes import Lane, Timers
 from ._ratelimit import RateLimiter
 from ._results import TaskResult, TaskStatus
@@ -126,15 +126,15 @@ class Engine:
         if TaskHandle in map(type, handle._args) or (
                 handle._kwargs and TaskHandle in map(type, handle._kwargs.values())):
             deps = [a for a in (*handle._args, *handle._kwargs.values()) if isinstance(a, TaskHandle)]
-            self._wait_for(handle, deps)
+            wait_for(self, handle, deps)
             return
         options = handle._options
         if options.delay is None and options.run_at is None:
             self.make_ready(handle, lane)
         else:
-            self._schedule_or_ready(handle, lane)
+            self.schedule_or_ready(handle, lane)
 
-    def _schedule_or_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
+    def schedule_or_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
         options = handle._options
         if options.delay is not None or options.run_at is not None:
             start = options.delay if options.delay is not None else options.run_at - time.time()  # type: ignore[operator]
@@ -148,39 +148,6 @@ class Engine:
         lane.push(handle)
         if lane.idle and self.running < self.workers:
             lane.wake_one()
-
-    def _wait_for(self, handle: TaskHandle[Any], deps: list[TaskHandle[Any]]) -> None:
-        handle._where = WAITING
-        self.waiting.add(handle)
-        handle._deps = len(deps)
-        for dep in deps:
-            if dep._dependents is None:
-                dep._dependents = []
-            dep._dependents.append(handle)
-            if dep._result is not None:
-                self._dependency_done(dep, handle)
-
-    def _dependency_done(self, dep: TaskHandle[Any], handle: TaskHandle[Any]) -> None:
-        if handle._where is not WAITING:
-            return
-        result = dep._result
-        assert result is not None
-        if result.status is not TaskStatus.SUCCEEDED:
-            self.waiting.discard(handle)
-            error = DependencyError(
-                f"task {handle._name!r} ({handle.task_id}) did not run: its dependency "
-                f"{dep._name!r} ({dep.task_id}) {result.status.value} — {result.message}"
-            )
-            error.__cause__ = result.exception
-            self.finish(handle, TaskStatus.FAILED, None, error, str(error))
-            return
-        handle._deps -= 1
-        if handle._deps == 0:
-            self.waiting.discard(handle)
-            handle._args = tuple(a._result.value if isinstance(a, TaskHandle) else a for a in handle._args)  # type: ignore[union-attr]
-            handle._kwargs = {k: v._result.value if isinstance(v, TaskHandle) else v  # type: ignore[union-attr]
-                              for k, v in handle._kwargs.items()}
-            self._schedule_or_ready(handle, self.lanes[handle._backend])
 
     # -- the service: timers and workers ---------------------------------------------------
     async def serve(self) -> None:
@@ -275,7 +242,7 @@ class Engine:
             if handle._started_at is None:
                 handle._started_at = time.time()
             if self.on_start is not None:
-                await self._hook(self.on_start, handle)
+                await call_hook(self.on_start, handle)
             options = handle._options
             timeout = options.timeout
             restart = None
@@ -301,7 +268,7 @@ class Engine:
                 slot.current = None
                 result = self.finish(handle, TaskStatus.SUCCEEDED, value, None, None, call_hook=False)
                 if self.on_complete is not None and result is not None:
-                    await self._hook(self.on_complete, result)
+                    await call_hook(self.on_complete, result)
 
     def _release(self, lane: Lane) -> None:
         """A task leaves the running state: free its slot under the ``workers`` cap."""
@@ -336,7 +303,7 @@ class Engine:
         if retry:
             handle._status = TaskStatus.RETRYING
             if self.on_retry is not None:
-                await self._hook(self.on_retry, handle, exc)
+                await call_hook(self.on_retry, handle, exc)
             reason = handle._cancel_reason
             if reason is not None:  # cancelled while its on_retry hook ran
                 self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
@@ -357,7 +324,7 @@ class Engine:
         result = self.finish(handle, TaskStatus.FAILED, None, exc, message, call_hook=False)
         if result is not None:
             if self.on_complete is not None:
-                await self._hook(self.on_complete, result)
+                await call_hook(self.on_complete, result)
             if self.failure_listener is not None:
                 self.failure_listener(handle)
 
@@ -399,9 +366,9 @@ class Engine:
         if dependents:
             handle._dependents = None
             for dependent in dependents:
-                self._dependency_done(handle, dependent)
+                dependency_done(handle, dependent)
         if call_hook and self.on_complete is not None:
-            self.spawn_hook(self.on_complete, (result,))
+            spawn_hook(self, self.on_complete, (result,))
         if self.room_waiters:
             self.room_waiters.pop(0).set()
         if self.outstanding == 0 and self.idle_waiters:
@@ -461,30 +428,6 @@ class Engine:
                 count += 1
         return count
 
-    # -- hooks -----------------------------------------------------------------------------
-    async def _hook(self, hook: Hook, *args: Any) -> None:
-        try:
-            outcome = hook(*args)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception:
-            logger.exception("osiiso: hook %r raised; the queue goes on", hook)
-
-    def spawn_hook(self, hook: Hook, args: tuple[Any, ...]) -> None:
-        """Call a hook from sync code: sync hooks now, async ones in the service."""
-        try:
-            outcome = hook(*args)
-        except Exception:
-            logger.exception("osiiso: hook %r raised; the queue goes on", hook)
-            return
-        if inspect.isawaitable(outcome):
-            async def await_it(outcome: Awaitable[Any] = outcome) -> None:
-                try:
-                    await outcome
-                except Exception:
-                    logger.exception("osiiso: hook %r raised; the queue goes on", hook)
-            self.spawn(await_it)
-
     # -- waiting -----------------------------------------------------------------------------
     async def wait_idle(self) -> None:
         """Wait until no task is unfinished."""
@@ -492,18 +435,3 @@ class Engine:
             event = anyio.Event()
             self.idle_waiters.append(event)
             await event.wait()
-
-    def check_invariants(self) -> None:
-        """Assert that every unfinished task is in exactly one place (tests call this)."""
-        places = {
-            READY: sum(lane.size for lane in self.lanes.values()),
-            SCHEDULED: self.timers.live,
-            WAITING: len(self.waiting),
-            RUNNING: sum(1 for s in self.slots if s.current is not None),
-        }
-        total = sum(places.values())
-        assert total == self.outstanding, f"{places} accounts for {total} tasks, {self.outstanding} unfinished"
-        assert self.running == sum(lane.running for lane in self.lanes.values())
-        unfinished = self.unfinished()
-        assert len(unfinished) == len({id(h) for h in unfinished}) == self.outstanding, "a task is in two places"
-        assert threading.current_thread() is not None

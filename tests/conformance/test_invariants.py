@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from osiiso import AsyncQueue, TaskHandle, TaskResult
+from osiiso._invariants import check_invariants
 
 from .kit import Kit
 
@@ -23,7 +24,7 @@ async def test_random_mix_has_one_result_per_task(kit: Kit, seed: int, tmp_path:
     q = AsyncQueue(workers=8, on_complete=recorded.append)
 
     def check(_: object) -> None:
-        q._engine.check_invariants()
+        check_invariants(q._engine)
 
     q._engine.on_start = check
     handles: list[TaskHandle[object]] = []
@@ -59,7 +60,7 @@ async def test_random_mix_has_one_result_per_task(kit: Kit, seed: int, tmp_path:
     async with anyio.create_task_group() as tg:
         tg.start_soon(canceller)
         summary = await q.run(timeout=45)
-    q._engine.check_invariants()
+    check_invariants(q._engine)
     assert all(h.done() for h in handles)
     ids = [r.task_id for r in summary.results]
     assert len(ids) == len(set(ids))

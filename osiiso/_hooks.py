@@ -1,0 +1,42 @@
+"""Calling the queue's hooks: sync or async, and never letting one break the queue."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ("call_hook", "spawn_hook")
+
+logger = logging.getLogger("osiiso")
+
+
+async def call_hook(hook: Callable[..., object], *args: Any) -> None:
+    """Call ``hook(*args)``, awaiting it if it is async; log and swallow its exceptions."""
+    try:
+        outcome = hook(*args)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:
+        logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+
+
+def spawn_hook(engine: Engine, hook: Callable[..., object], args: tuple[Any, ...]) -> None:
+    """Call a hook from synchronous engine code: a sync hook now, an async one in the service."""
+    try:
+        outcome = hook(*args)
+    except Exception:
+        logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+        return
+    if inspect.isawaitable(outcome):
+        async def await_it(outcome: Awaitable[Any] = outcome) -> None:
+            try:
+                await outcome
+            except Exception:
+                logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+
+        engine.spawn(await_it)

@@ -1,0 +1,32 @@
+"""The engine's invariants, as code the tests run (see docs/internals.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._handle import READY, RUNNING, SCHEDULED, WAITING
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ("check_invariants",)
+
+
+def check_invariants(engine: Engine) -> None:
+    """Assert that every unfinished task is in exactly one place and the counters agree."""
+    places = {
+        READY: sum(lane.size for lane in engine.lanes.values()),
+        SCHEDULED: engine.timers.live,
+        WAITING: len(engine.waiting),
+        RUNNING: sum(1 for slot in engine.slots if slot.current is not None),
+    }
+    total = sum(places.values())
+    assert total == engine.outstanding, f"{places} accounts for {total} tasks, {engine.outstanding} unfinished"
+    assert engine.running == sum(lane.running for lane in engine.lanes.values()), "running counters disagree"
+    assert engine.running <= engine.workers, "more tasks run than the workers cap allows"
+    unfinished = engine.unfinished()
+    assert len({id(h) for h in unfinished}) == len(unfinished) == engine.outstanding, "a task is in two places"
+    for handle in unfinished:
+        assert handle._result is None, f"{handle!r} has a result but is still placed"
+    queued = sum(lane.queued for lane in engine.lanes.values())
+    assert queued + engine.running == engine.outstanding, "queued + running != unfinished"
