@@ -21,12 +21,15 @@ class LoopCaller:
     worker threads are dropped instead of raising in a thread nobody watches.
     """
 
-    __slots__ = ("_closed_errors", "_soon", "thread_id")
+    __slots__ = ("_closed_errors", "_soon", "loop", "thread_id")
 
-    def __init__(self, soon: Callable[..., Any], closed_errors: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, soon: Callable[..., Any], closed_errors: tuple[type[BaseException], ...],
+                 loop: object) -> None:
         self._soon = soon
         self._closed_errors = closed_errors
         self.thread_id = threading.get_ident()
+        #: the asyncio loop or trio token this caller reaches (identifies the event loop)
+        self.loop = loop
 
     def in_loop_thread(self) -> bool:
         """Whether the calling thread is the loop's own thread."""
@@ -51,5 +54,5 @@ def current_loop_caller() -> LoopCaller:
         import trio  # no asyncio loop here: anyio only runs on asyncio or trio
 
         token = trio.lowlevel.current_trio_token()
-        return LoopCaller(token.run_sync_soon, (trio.RunFinishedError,))
-    return LoopCaller(loop.call_soon_threadsafe, (RuntimeError,))
+        return LoopCaller(token.run_sync_soon, (trio.RunFinishedError,), token)
+    return LoopCaller(loop.call_soon_threadsafe, (RuntimeError,), loop)

@@ -65,6 +65,7 @@ class AsyncQueue:
         self._inbound_lock = threading.Lock()
         self._service_done: anyio.Event | None = None
         self._run_active = False
+        self._loop: object | None = None
         self._stop_run: anyio.Event | None = None
 
     # -- submission ------------------------------------------------------------------------
@@ -216,7 +217,13 @@ class AsyncQueue:
         if self._serving:
             return
         engine = self._engine
-        engine.caller = current_loop_caller()
+        caller = current_loop_caller()
+        if self._loop is not None and self._loop is not caller.loop:
+            # pools started on an earlier event loop report to it: restart them on this one
+            for lane in list(engine.lanes.values()):
+                await lane.backend.aclose()
+        self._loop = caller.loop
+        engine.caller = caller
         engine.stopping = False
         done = self._service_done = anyio.Event()
         spawn_service(engine.serve, done)

@@ -53,11 +53,12 @@ class Job:
         self.waiter: Any = None
 
 
-class _Worker:
-    __slots__ = ("abandoned", "job", "thread")
+class _Worker(threading.Thread):
+    """A pool thread; ``job`` is the job it runs, ``abandoned`` set once it must exit."""
 
-    def __init__(self) -> None:
-        self.thread: threading.Thread | None = None
+    def __init__(self, pool: ThreadPool) -> None:
+        super().__init__(target=pool._work, args=(self,), daemon=True,
+                         name=f"osiiso-thread-{next(_thread_numbers)}")
         self.abandoned = False
         self.job: Job | None = None
 
@@ -70,7 +71,7 @@ class ThreadPool:
 
     def __init__(self, size: int, caller: LoopCaller, wake: Callable[[Job], object],
                  initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
-        self._size, self._caller, self._wake = size, caller, wake
+        self._caller, self._wake = caller, wake
         self._initializer, self._initargs = initializer, initargs
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -88,13 +89,10 @@ class ThreadPool:
     def threads(self) -> list[threading.Thread]:
         """The pool's threads, abandoned ones excluded."""
         with self._lock:
-            return [w.thread for w in self.workers if w.thread is not None]
+            return list(self.workers)
 
     def abandon(self, job: Job, reason: str) -> bool:
-        """Give up on ``job``: raise its token, drop its result, replace its thread if running.
-
-        Return whether a thread was abandoned (the job was running).
-        """
+        """Give up on ``job``: raise its token, drop its result; if it runs, replace its thread (→ True)."""
         with self._lock:
             state, job.state = job.state, _ABANDONED
             worker = job.worker if state == _RUNNING else None
@@ -102,7 +100,7 @@ class ThreadPool:
                 job.token.set(reason)
                 worker.abandoned = True
                 self.workers.discard(worker)
-        if False:
+        if worker is not None and not self._closed:
             self._spawn()
         return worker is not None
 
@@ -120,31 +118,24 @@ class ThreadPool:
                 except queue.Empty:
                     break
                 if job is not None:
-                    job.state = _ABANDONED
-                    self._fail(job, error())
+                    job.state, job.error = _ABANDONED, error()
+                    self._wake(job)
             with self._lock:
                 running = [w.job for w in self.workers if w.job is not None]
             for job in running:
-                abandoned += self.abandon(job, "the queue was shut down")
-                self._fail(job, error())
+                if self.abandon(job, "the queue was shut down"):
+                    abandoned += 1
+                    job.error = error()
+                    self._wake(job)
         for _ in range(len(self.workers)):
             self._queue.put(None)
         return abandoned
 
-    # -- internals -------------------------------------------------------------------------
-
-    def _fail(self, job: Job, exc: BaseException) -> None:
-        job.error = exc
-        self._wake(job)
-
     def _spawn(self) -> None:
-        worker = _Worker()
-        thread = threading.Thread(target=self._work, args=(worker,), daemon=True,
-                                  name=f"osiiso-thread-{next(_thread_numbers)}")
-        worker.thread = thread
+        worker = _Worker(self)
         with self._lock:
             self.workers.add(worker)
-        thread.start()
+        worker.start()
 
     def _work(self, me: _Worker) -> None:
         init_error = self._initialize()
@@ -200,16 +191,14 @@ def _call(job: Job) -> None:
             job.value = asyncio.run(fn(*job.args, **job.kwargs))
         else:
             job.value = fn(*job.args, **job.kwargs)
-    except BaseException as exc:
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit fail the task too
         job.error = exc
     finally:
         use_token(None)
 
 
 def _init_failed(initializer: object, cause: BaseException) -> RuntimeError:
-    err = RuntimeError(
-        f"thread initializer {initializer!r} raised {cause!r} in "
-        f"{threading.current_thread().name}, so this task could not run — fix the initializer"
-    )
+    err = RuntimeError(f"thread initializer {initializer!r} raised {cause!r} in {threading.current_thread().name}, "
+                       "so this task could not run — fix the initializer")
     err.__cause__ = cause
     return err

@@ -17,7 +17,7 @@ thread takes its place so the pool keeps ``threads`` working threads. Neither
 from __future__ import annotations
 
 import asyncio
-import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -108,6 +108,11 @@ class ThreadBackend(Backend):
     def capacity(self) -> int:
         return self.config.threads
 
+    def check(self, fn: Callable[..., Any]) -> None:
+        if not callable(fn):
+            raise TypeError(f"backend='thread' needs a function or other callable, got {fn!r} — "
+                            "pass the coroutine function itself, or use backend='async' for an awaitable")
+
     async def start(self) -> None:
         self._open()
 
@@ -143,7 +148,7 @@ class ThreadBackend(Backend):
         if pool is None:
             return
         self._abandoned += pool.close(force=force, error=_closed_error)
-        await _join(pool.threads())
+        await _join(pool)
 
     def stats(self) -> dict[str, int]:
         pool = self._pool
@@ -151,10 +156,12 @@ class ThreadBackend(Backend):
         return {"threads_live": live, "threads_abandoned": self._abandoned}
 
 
-async def _join(threads: list[threading.Thread]) -> None:
-    """Wait, without blocking the loop, until ``threads`` have exited."""
+async def _join(pool: ThreadPool) -> None:
+    """Wait, without blocking the loop, until the pool's threads have exited.
+
+    The list is read again at each poll: a thread abandoned meanwhile is no longer waited for.
+    """
     delay = 0.0002
-    for thread in threads:
-        while thread.is_alive():
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.02)
+    while any(thread.is_alive() for thread in pool.threads()):
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.02)

@@ -23,18 +23,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 WAIT = 10.0  # generous upper bound for any cross-thread hand-off
 
 
-@pytest.fixture(params=[
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-])
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    return request.param  # type: ignore[no-any-return]
-
-
 def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Attempt:
-    return Attempt(fn, args, kwargs, task_id="t", name=getattr(fn, "__name__", "fn"),
-                   number=1, timeout=None)
+    return Attempt(fn, args, kwargs, number=1, timeout=None)
 
 
 @asynccontextmanager
@@ -90,6 +80,14 @@ async def test_exception_round_trip_keeps_traceback() -> None:
         with pytest.raises(ValueError, match="bad input") as info:
             await backend.run(attempt(boom))
     assert any(entry.name == "boom" for entry in info.traceback)
+
+
+async def test_check_rejects_a_non_callable() -> None:
+    """check() refuses, at submit time, something the thread backend cannot call."""
+    backend = ThreadBackend(BackendConfig(workers=1, threads=1, processes=1))
+    backend.check(len)
+    with pytest.raises(TypeError, match="callable"):
+        backend.check(42)  # type: ignore[arg-type]
 
 
 async def test_pool_is_persistent() -> None:
@@ -248,6 +246,37 @@ async def test_aclose_never_waits_for_abandoned_thread() -> None:
         await backend.run(attempt(block_until_cancelled, started, saw_cancel, release, []))
     await backend.aclose()
     assert len(pool_threads()) == 1  # the abandoned one, still inside its function
+    release.set()
+    await _wait_gone()
+
+
+async def test_aclose_stops_waiting_for_an_attempt_abandoned_meanwhile() -> None:
+    """A graceful aclose waits for a running attempt, but not once that attempt is abandoned."""
+    started, saw_cancel, release = threading.Event(), threading.Event(), threading.Event()
+    backend = ThreadBackend(BackendConfig(workers=1, threads=1, processes=1))
+    closed = anyio.Event()
+
+    async def close_then_flag() -> None:
+        await backend.aclose()
+        closed.set()
+
+    scope = anyio.CancelScope()
+
+    async def run_in_scope() -> None:
+        with scope:
+            await backend.run(attempt(block_until_cancelled, started, saw_cancel, release, []))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_in_scope)
+        await wait_for(started)
+        tg.start_soon(close_then_flag)
+        while backend.stats()["threads_live"]:  # aclose has taken the pool and is joining it
+            await anyio.sleep(0.001)
+        assert not closed.is_set()  # it waits for the running attempt...
+        scope.cancel()  # ...until that attempt is abandoned
+        with anyio.fail_after(WAIT):
+            await closed.wait()
+    assert closed.is_set() and not release.is_set()
     release.set()
     await _wait_gone()
 

@@ -6,7 +6,7 @@ import pytest
 
 from .kit import Kit, make_kit
 
-BACKENDS = ["async"]
+BACKENDS = ["async", "thread"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -240,3 +240,19 @@ async def test_strict_run_raises_execution_error(kit: Kit) -> None:
     await q.shutdown()
 
 
+
+
+async def test_run_cancelled_from_outside_records_every_task(kit: Kit) -> None:
+    """When the caller cancels run(), every task still ends with exactly one (cancelled) result."""
+    started = anyio.Event()
+    q = AsyncQueue(workers=2, on_start=lambda h: started.set())
+    handles = [q.submit(kit.slow, 20, **kit.opts) for _ in range(4)]
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(q.run)
+            await started.wait()
+            scope.cancel()
+    assert all(h.done() for h in handles)
+    assert {h.status for h in handles} == {"cancelled"}
+    assert len(q.results) == 4
+    await q.shutdown()
