@@ -1,68 +1,83 @@
-"""``python -m osiiso``: a short demo run that prints its summary.
+"""``python -m osiiso``: the built-in demo, a mixed pipeline on one queue.
 
-Several hundred coroutine tasks stand in for network calls: most succeed, some fail
-once and succeed on retry, a few hang past their timeout. No network is needed.
+Pages served by a local HTTP server are fetched by coroutine tasks, scored in worker
+processes and written to SQLite by thread tasks; one run, one summary. No network
+access is needed (the server listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 
-import anyio
-
 import osiiso
+
+from ._demo import PageServer, best_pages, create_database, fetch, score, store
 
 __all__ = ("main",)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m osiiso", description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=400, help="how many tasks to run (default 400)")
-    parser.add_argument("--workers", type=int, default=32, help="tasks running at once (default 32)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed for latencies and failures")
-    parser.add_argument("--loop", choices=("asyncio", "trio"), default="asyncio", help="event loop")
-    parser.add_argument("--progress", action="store_true", help="show a live progress bar")
+    parser = argparse.ArgumentParser(
+        prog="python -m osiiso",
+        description="Fetch pages with coroutines, score them in processes, store them from threads: "
+                    "one osiiso queue, one run, one summary.")
+    parser.add_argument("--pages", type=int, default=300, help="how many pages to fetch (default: 300)")
+    parser.add_argument("--workers", type=int, default=32, help="tasks running at once (default: 32)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="worker processes for the scoring stage (default: one per CPU)")
+    parser.add_argument("--db", default=None, help="SQLite file to write (default: a new temporary file)")
+    parser.add_argument("--loop", choices=("asyncio", "trio"), default="asyncio", help="event loop (default: asyncio)")
+    parser.add_argument("--seed", type=int, default=7, help="seed for the flaky pages (default: 7)")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show a live progress bar (default: on a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
 
-async def _demo(tasks: int, workers: int, seed: int, progress: bool) -> osiiso.RunSummary:
-    rng = random.Random(seed)
-    flaky_left: dict[int, int] = {}
-    queue = osiiso.AsyncQueue(workers=workers)
-
-    @queue.task(retries=2, retry_delay=0.01, timeout=0.5, name="fetch")
-    async def fetch(page: int) -> int:
-        """Pretend to download a page: sleep for a latency, fail now and then."""
-        await anyio.sleep(rng.uniform(0.001, 0.02))
-        if flaky_left.get(page, 0) > 0:
-            flaky_left[page] -= 1
-            raise ConnectionError(f"page {page}: connection reset")
-        if page % 97 == 13:
-            await anyio.sleep(60)  # hangs: the 0.5 s timeout ends each attempt
-        return len(str(page)) * 1024
-
-    urgent = fetch.options(priority=0)
-    for page in range(tasks):
-        if rng.random() < 0.1:
-            flaky_left[page] = 1
-        (urgent if page % 10 == 0 else fetch)(page)
-    return await queue.run(progress=progress)
+async def _pipeline(pages: int, workers: int, processes: int | None, db: str, port: int,
+                    progress: bool) -> osiiso.RunSummary:
+    queue = osiiso.AsyncQueue(workers=workers, processes=processes)
+    fetch_page = queue.task(fetch, retries=2, retry_delay=0.05, timeout=1.0, name="fetch")
+    scoring = osiiso.TaskOptions(backend="process", timeout=30, name="score")
+    storing = osiiso.TaskOptions(backend="thread", retries=2, name="store")
+    for number in range(pages):
+        page = fetch_page(port, number)  # a coroutine task on the event loop
+        # a handle passed as an argument is a dependency: the task starts once it has a value
+        scored = queue.submit(score, page, opts=scoring)  # parsed and scored in a worker process
+        queue.submit(store, db, number, scored, opts=storing)  # written to SQLite from a thread
+    try:
+        return await queue.run(progress=progress)
+    finally:
+        await queue.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; exit status 0 when every task ended as expected."""
+    """Run the demo and print its summary; exit status 0 when the pipeline ran."""
     args = _parser().parse_args(argv)
-    if args.tasks < 1 or args.workers < 1:
-        print("--tasks and --workers must be at least 1", file=sys.stderr)
+    if args.pages < 1 or args.workers < 1 or (args.processes is not None and args.processes < 1):
+        print("--pages, --workers and --processes must be at least 1", file=sys.stderr)
         return 2
-    summary = osiiso.run(_demo, args.tasks, args.workers, args.seed, args.progress, backend=args.loop)
+    db = args.db or os.path.join(tempfile.mkdtemp(prefix="osiiso-demo-"), "pages.sqlite3")
+    create_database(db)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    began = time.perf_counter()
+    with PageServer(args.pages, args.seed) as server:
+        summary = osiiso.run(_pipeline, args.pages, args.workers, args.processes, db, server.port, progress,
+                             backend=args.loop)
     summary.display()
-    total_bytes = sum(summary.values)
-    print(f"fetched {summary.succeeded} pages ({total_bytes:,} bytes); "
-          f"{summary.timed_out} timed out after 3 attempts of 0.5s each")
+    stages = {name: len(results) for name, results in summary.by_name().items()}
+    stored = sum(1 for r in summary.by_name().get("store", ()) if r.ok)
+    print(f"\n{args.pages} pages: {stages.get('fetch', 0)} fetches, {stages.get('score', 0)} scores, "
+          f"{stored} rows stored in {time.perf_counter() - began:.1f}s")
+    print(f"database: {db}")
+    for number, value, top in best_pages(db):
+        print(f"  page {number:>4}  score {value:6.2f}  most common word: {top}")
     return 0
 
 

@@ -45,9 +45,12 @@ def dependency_done(dep: TaskHandle[Any], handle: TaskHandle[Any]) -> None:
     assert result is not None
     if result.status is not TaskStatus.SUCCEEDED:
         engine.waiting.discard(handle)
+        upstream = result.exception
+        why = ("(it was itself blocked by a dependency)" if isinstance(upstream, DependencyError)
+               else f"with {type(upstream).__name__}: {upstream}" if upstream is not None else "")
         error = DependencyError(
             f"task {handle._name!r} ({handle.task_id}) did not run: its dependency "
-            f"{dep._name!r} ({dep.task_id}) {result.status.value} — {result.message}"
+            f"{dep._name!r} ({dep.task_id}) {result.status.value} {why}".rstrip()
         )
         error.__cause__ = result.exception
         engine.finish(handle, TaskStatus.FAILED, None, error, str(error))

@@ -247,10 +247,14 @@ class Engine:
             timeout = options.timeout
             restart = None
             if timeout is not None:
-                scope.deadline = anyio.current_time() + timeout
+                loop_start = anyio.current_time()
+                scope.deadline = loop_start + timeout
 
-                def restart(scope: anyio.CancelScope = scope, timeout: float = timeout) -> None:
-                    scope.deadline = anyio.current_time() + timeout
+                def restart(scope: anyio.CancelScope = scope, timeout: float = timeout,
+                            loop_start: float = loop_start, began: float = time.monotonic()) -> None:
+                    # may run in a plain loop callback, where anyio cannot tell the loop's clock:
+                    # the loop clock and time.monotonic() advance together
+                    scope.deadline = loop_start + (time.monotonic() - began) + timeout
 
             try:
                 value = await backend.run(Attempt(

@@ -121,16 +121,20 @@ class AsyncQueue:
         return TaskGroup([self._enqueue(f, a, k, merged) for f, a, k in calls], group_id)
 
     @overload
-    def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> BoundTask[P, T]: ...
+    def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...
     @overload
-    def task(self, fn: Callable[P, T], /) -> BoundTask[P, T]: ...
+    def task(self, fn: Callable[P, T], /, **options: Any) -> BoundTask[P, T]: ...
     @overload
     def task(self, opts: TaskOptions | None = None, /, **options: Any) -> TaskDecorator: ...
 
     def task(self, opts: Any = None, /, **options: Any) -> Any:
-        """Decorator: calling the decorated function submits a task (see bound tasks)."""
+        """Bind a function to this queue: calling the result submits a task (see bound tasks).
+
+        Use as ``@q.task(**options)``, ``@q.task(opts)``, ``@q.task`` or ``q.task(fn, **options)``.
+        """
         if callable(opts) and not isinstance(opts, TaskOptions):
-            return make_bound(self, opts, None, {})
+            merge_options(self._defaults, None, options, "task()")
+            return make_bound(self, opts, None, options)
         if opts is not None and not isinstance(opts, TaskOptions):
             raise TypeError(f"task() takes a TaskOptions or keyword options, got {opts!r}")
         merge_options(self._defaults, opts, options, "task()")  # validate now, at decoration

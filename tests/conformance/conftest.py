@@ -6,7 +6,7 @@ import pytest
 
 from .kit import Kit, make_kit
 
-BACKENDS = ["async", "thread"]
+BACKENDS = ["async", "thread", "process"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -183,7 +183,7 @@ async def test_cancel_while_running(kit: Kit) -> None:
 
 async def test_must_complete_survives_fail_first(kit: Kit) -> None:
     """With fail_first the first failure cancels the rest, except must_complete tasks."""
-    q = AsyncQueue(workers=4, fail_policy="fail_first")
+    q = AsyncQueue(workers=4, threads=4, processes=4, fail_policy="fail_first")
     keep = q.submit(kit.slow, 0.3, "kept", must_complete=True, **kit.opts)
     doomed = [q.submit(kit.slow, 20, **kit.opts) for _ in range(2)]
     q.submit(kit.fail, "first failure", delay=0.05, **kit.opts)

@@ -1,0 +1,285 @@
+"""Starting, watching and reaping worker processes: the process pool's I/O thread.
+
+One daemon thread per pool blocks in ``multiprocessing.connection.wait`` on every
+worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all the
+reports a worker has written (several per wake-up under load), notices deaths, reaps
+the dead (after draining what they wrote, and killing what is left of their process
+group), starts replacements, and hands each batch of events to the event loop in one
+call. It never touches jobs: the loop thread owns them (see :mod:`._procpool`).
+
+Events handed to the loop::
+
+    ("up", slot, gen, pid, task_w)     a worker started; task_w is the pipe to it
+    ("msgs", slot, gen, [reports])     reports decoded from the worker's pipe
+    ("dead", slot, gen, pid, exitcode) the worker exited and was reaped
+    ("spawn_failed", slot, exc)        could not start a worker
+    ("stopped",)                       closing, and every worker is gone
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import pickle
+import runpy
+import signal
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from multiprocessing import spawn
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from . import _procworker
+from ._procworker import RUN_NAME, worker_main
+
+__all__ = ("IOThread", "kill_group", "resolve_context")
+
+_START_METHODS = ("spawn", "forkserver", "fork")
+_WORKER_FILE = _procworker.__file__ or ""
+_launching = threading.local()
+_original_preparation_data = spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    """``spawn.get_preparation_data`` minus the user's ``__main__`` for osiiso workers.
+
+    multiprocessing's spawn and forkserver start methods re-import the parent's main
+    script (or ``-m`` module) in each child. An osiiso worker never needs it — functions
+    from ``__main__`` travel by value with cloudpickle — so while one of our workers is
+    being launched (a thread-local flag) the main module is left out. Everyone
+    else's processes are launched exactly as before.
+    """
+    data = _original_preparation_data(name)
+    if getattr(_launching, "active", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        data.pop("main_path", None)
+    return data
+
+
+spawn.get_preparation_data = _preparation_data
+
+
+def resolve_context(mp_context: object) -> BaseContext:
+    """Turn the ``mp_context`` setting into a multiprocessing context."""
+    if mp_context is None:
+        available = multiprocessing.get_all_start_methods()
+        return multiprocessing.get_context("forkserver" if "forkserver" in available else "spawn")
+    if isinstance(mp_context, BaseContext):
+        return mp_context
+    if isinstance(mp_context, str) and mp_context in _START_METHODS:
+        try:
+            return multiprocessing.get_context(mp_context)
+        except ValueError:
+            available = multiprocessing.get_all_start_methods()
+            raise ValueError(
+                f"mp_context={mp_context!r} is not available on this platform — use one of "
+                f"{available!r}"
+            ) from None
+    raise ValueError(
+        f"mp_context must be a start method name ('spawn', 'forkserver', 'fork') or a "
+        f"multiprocessing context, got {mp_context!r} — pass e.g. mp_context='spawn'"
+    )
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a worker's process group (the worker and the processes it started)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # no group yet (still booting) or already gone
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    except PermissionError:
+        pass
+
+
+class _Worker:
+    __slots__ = ("conn", "gen", "pid", "proc", "sentinel", "slot", "task_fd")
+
+    def __init__(self, slot: int, gen: int, proc: Any, conn: Connection, task_fd: int) -> None:
+        self.slot, self.gen, self.proc, self.conn, self.task_fd = slot, gen, proc, conn, task_fd
+        self.pid: int = proc.pid
+        self.sentinel: int = proc.sentinel
+
+
+class IOThread:
+    """Launches and watches the workers of one pool; reports to ``report(events)``."""
+
+    def __init__(self, ctx: BaseContext, boot: bytes,
+                 report: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        self._ctx, self._boot, self._report = ctx, boot, report
+        self._requests: deque[int] = deque()
+        self._workers: dict[int, _Worker] = {}  # by slot
+        self._gens: dict[int, int] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.closing = False
+        self._thread = threading.Thread(target=self._main, name="osiiso-process-io", daemon=True)
+        _live.add(self)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def spawn(self, slot: int) -> None:
+        """Ask for a (new) worker in ``slot`` (any thread)."""
+        self._requests.append(slot)
+        self.wake()
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def kill_all(self) -> None:
+        """Stop everything now (forced close, interpreter exit); any thread."""
+        self.closing = True
+        for worker in list(self._workers.values()):
+            kill_group(worker.pid)
+        self.wake()
+
+    # -- the thread ---------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            self._loop()
+        finally:
+            for worker in list(self._workers.values()):  # only after an internal error
+                kill_group(worker.pid)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._report([("stopped",)])
+
+    def _launch(self, slot: int) -> tuple[Any, ...]:
+        ctx = self._ctx
+        task_r, task_w = ctx.Pipe(duplex=False)
+        result_r, result_w = ctx.Pipe(duplex=False)
+        fork = ctx.get_start_method() == "fork"
+        close_fds: list[int] = []
+        if fork:  # the child gets a copy of every parent fd
+            close_fds = [task_w.fileno(), result_r.fileno(), self._wake_r, self._wake_w]
+            for other in self._workers.values():
+                close_fds += [other.task_fd, other.sentinel]
+                if not other.conn.closed:
+                    close_fds.append(other.conn.fileno())
+            own = {task_r.fileno(), result_w.fileno()}
+            close_fds = [fd for fd in close_fds if fd not in own]
+        worker_args = (task_r, result_w, self._boot, close_fds)
+        target: Callable[..., object] = worker_main
+        args: tuple[object, ...] = worker_args
+        kwargs: dict[str, object] = {}
+        if not fork and os.path.isfile(_WORKER_FILE):
+            # load the worker by path: the child never imports the osiiso package
+            target, args = runpy.run_path, (_WORKER_FILE,)
+            kwargs = {"init_globals": {"_osiiso_worker_args": worker_args}, "run_name": RUN_NAME}
+        proc = ctx.Process(  # type: ignore[attr-defined]
+            target=target, args=args, kwargs=kwargs, name=f"osiiso-process-{slot}", daemon=False)
+        _launching.active = True
+        try:
+            proc.start()
+        except BaseException:
+            for conn in (task_r, task_w, result_r, result_w):
+                conn.close()
+            raise
+        finally:
+            _launching.active = False
+        task_r.close()
+        result_w.close()
+        gen = self._gens[slot] = self._gens.get(slot, 0) + 1
+        self._workers[slot] = _Worker(slot, gen, proc, result_r, task_w.fileno())
+        return ("up", slot, gen, proc.pid, task_w)
+
+    def _loop(self) -> None:
+        while True:
+            events: list[tuple[Any, ...]] = []
+            while self._requests:
+                slot = self._requests.popleft()
+                if self.closing or slot in self._workers:
+                    continue
+                try:
+                    events.append(self._launch(slot))
+                except Exception as exc:
+                    events.append(("spawn_failed", slot, exc))
+            if events:
+                self._report(events)
+                events = []
+            if self.closing and not self._workers:
+                return
+            by_fd: dict[int, tuple[str, _Worker]] = {}
+            for worker in self._workers.values():
+                if not worker.conn.closed:
+                    by_fd[worker.conn.fileno()] = ("conn", worker)
+                by_fd[worker.sentinel] = ("dead", worker)
+            ready = wait([self._wake_r, *by_fd])
+            dead: list[_Worker] = []
+            for fd in ready:
+                assert isinstance(fd, int)
+                if fd == self._wake_r:
+                    os.read(self._wake_r, 4096)
+                    continue
+                kind, worker = by_fd[fd]
+                if kind == "dead":
+                    dead.append(worker)
+                else:
+                    self._read(worker, events)
+            for worker in dead:
+                events.extend(self._bury(worker))
+            if events:
+                self._report(events)
+
+    @staticmethod
+    def _read(worker: _Worker, events: list[tuple[Any, ...]], *, readable: bool = True) -> None:
+        """Read every report waiting in the worker's pipe (without blocking on an empty one)."""
+        reports: list[Any] = []
+        conn = worker.conn
+        try:
+            while readable or conn.poll():
+                reports.extend(pickle.loads(conn.recv_bytes()))
+                readable = False
+        except (EOFError, OSError):
+            conn.close()
+        if reports:
+            events.append(("msgs", worker.slot, worker.gen, reports))
+
+    def _bury(self, worker: _Worker) -> list[tuple[Any, ...]]:
+        events: list[tuple[Any, ...]] = []
+        kill_group(worker.pid)  # whatever the worker started dies with it
+        if not worker.conn.closed:
+            self._read(worker, events, readable=False)  # everything it wrote before dying
+            worker.conn.close()
+        worker.proc.join()
+        exitcode = worker.proc.exitcode
+        worker.proc.close()
+        del self._workers[worker.slot]
+        events.append(("dead", worker.slot, worker.gen, worker.pid, exitcode))
+        if not self.closing:
+            try:
+                events.append(self._launch(worker.slot))
+            except Exception as exc:
+                events.append(("spawn_failed", worker.slot, exc))
+        return events
+
+
+_live: weakref.WeakSet[IOThread] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_unclosed_pools() -> None:
+    """At interpreter exit, kill the workers of pools nobody closed (never hang exit).
+
+    Registered after ``multiprocessing`` is imported, so it runs before
+    multiprocessing's own exit hook, which would otherwise wait for our workers.
+    """
+    for io in list(_live):
+        io.kill_all()
+    for io in list(_live):
+        io.join(5.0)

@@ -1,0 +1,358 @@
+"""The loop-side half of the process pool: jobs, slots, dispatch, crashes and kills.
+
+Everything here runs on the event loop's thread; the I/O thread (:mod:`._procio`)
+only hands it events through :class:`~osiiso._loopcall.LoopCaller`. A *slot* is a
+place for one worker; its worker changes when one dies and a fresh one is started
+(``gen`` tells them apart). A *job* is one attempt, from ``submit`` to its outcome.
+
+Where a job is, at any time (exactly one place):
+
+* ``Pool._pending`` — not sent yet (no room in any worker, or re-queued after its
+  worker died before starting it);
+* ``slot.inflight`` — sent to that slot's worker, in send order, which is the
+  worker's execution order. A job sent to an idle worker counts as started at once;
+  a job sent behind others (or to a booting worker) is ``announce``-d: the worker
+  reports ``STARTED`` before running it, and until then the job can be cancelled
+  without killing anybody (``CANCEL`` → the worker ``SKIPPED`` it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import logging
+import pickle
+import weakref
+from collections import OrderedDict, deque
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from typing import Any
+
+import anyio
+
+from .._errors import ClosedError, WorkerCrashedError
+from .._loopcall import current_loop_caller
+from ._procio import IOThread, kill_group
+from ._procjob import FunctionEntry, Job, crash_error
+from ._procwire import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
+from ._procworker import FN_TABLE_SIZE
+from .base import Attempt
+
+__all__ = ("DEPTH", "Pool")
+
+logger = logging.getLogger("osiiso")
+
+#: most jobs a worker holds at once (1 running + 3 queued) when its tasks are short
+DEPTH = 4
+#: queue jobs behind a running one only for functions whose recent runs took less
+PRESEND_BELOW = 0.005
+
+
+class _Slot:
+    __slots__ = (
+        "budget",
+        "conn",
+        "dying",
+        "gen",
+        "index",
+        "inflight",
+        "killed",
+        "known",
+        "pid",
+        "ready",
+        "sent",
+        "unread",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.gen = 0
+        self.pid = 0
+        self.conn: Connection | None = None
+        self.inflight: deque[Job] = deque()
+        self.known: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's LRU table
+        self.unread = self.budget = self.sent = 0
+        self.ready = self.dying = self.killed = False
+
+
+class Pool:
+    """Persistent worker processes for one :class:`ProcessBackend` on one event loop."""
+
+    def __init__(self, ctx: BaseContext, processes: int, boot: bytes,
+                 max_tasks_per_child: int | None) -> None:
+        self._slots = [_Slot(i) for i in range(processes)]
+        self._max_tasks = max_tasks_per_child
+        self._pending: deque[Job] = deque()
+        self._fns: dict[int, FunctionEntry] = {}
+        self._seq = itertools.count()
+        self._keys = itertools.count()
+        self._caller = current_loop_caller()
+        self._io = IOThread(ctx, boot, self._report)
+        self._scheduled = False
+        self.closing = False
+        self._drained: anyio.Event | None = None
+        self._stopped = anyio.Event()
+        self.crashed = self.killed = 0
+        self._io.start()
+        for slot in self._slots:
+            self._io.spawn(slot.index)
+
+    @property
+    def live(self) -> int:
+        return sum(1 for s in self._slots if s.conn is not None and not s.dying)
+
+    # -- submitting and cancelling -------------------------------------------------
+    def submit(self, attempt: Attempt) -> Job:
+        """Encode ``attempt`` (raising SerializationError) and queue it for a worker."""
+        fn = self._function(attempt.fn, attempt.name)
+        args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
+        job = Job(next(self._seq), attempt, fn, args)
+        self._pending.append(job)
+        if not self._scheduled:
+            self._scheduled = True
+            self._caller.call(self._dispatch)
+        return job
+
+    def _function(self, fn: Any, name: str) -> FunctionEntry:
+        entry = self._fns.get(id(fn))
+        if entry is not None and entry.ref() is fn:
+            return entry
+        blob = dumps_function(fn, name)
+        fid = id(fn)
+        fns = self._fns
+
+        def forget(_: object) -> None:
+            fns.pop(fid, None)
+
+        try:
+            ref = weakref.ref(fn, forget)
+        except TypeError:  # not weak-referenceable: ship it with every job
+            return FunctionEntry(None, blob)
+        entry = self._fns[fid] = FunctionEntry(next(self._keys), blob, ref)
+        return entry
+
+    def cancel(self, job: Job) -> None:
+        """The attempt's scope was cancelled: drop it, or kill its worker if it runs."""
+        if job.done or job.cancelled:
+            return
+        job.cancelled = True
+        job.done = True
+        if job in self._pending:
+            self._pending.remove(job)
+            return
+        for slot in self._slots:
+            if job in slot.inflight:
+                if job.started:
+                    self._kill(slot)
+                elif slot.conn is not None:  # queued in the worker: ask it to skip the job
+                    try:
+                        slot.conn.send_bytes(pickle.dumps([(CANCEL, job.seq)], 5))
+                    except OSError:
+                        slot.dying = True
+                return
+
+    def _kill(self, slot: _Slot) -> None:
+        if not slot.dying:
+            slot.dying = slot.killed = True
+            self.killed += 1
+            kill_group(slot.pid)
+
+    # -- dispatch ------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        batches: dict[_Slot, list[tuple[Any, ...]]] = {}
+        pending = self._pending
+        while pending:
+            job = pending[0]
+            slot = self._choose(job)
+            if slot is None:
+                break
+            pending.popleft()
+            batches.setdefault(slot, []).append(self._command(slot, job))
+        for slot, commands in batches.items():
+            assert slot.conn is not None
+            try:
+                slot.conn.send_bytes(pickle.dumps(commands, 5))
+            except OSError:  # the worker just died: these jobs never reached it
+                slot.dying = True
+                for job in slot.inflight:
+                    if any(c[1] == job.seq for c in commands):
+                        job.started = False
+            if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
+                self._retire(slot)
+
+    def _choose(self, job: Job) -> _Slot | None:
+        best: _Slot | None = None
+        ewma = job.fn.ewma
+        short = ewma is not None and ewma < PRESEND_BELOW
+        for slot in self._slots:
+            if slot.conn is None or slot.dying:
+                continue
+            if self._max_tasks is not None and slot.sent >= self._max_tasks:
+                continue
+            n = len(slot.inflight)
+            if n == 0:
+                return slot
+            if short and n < DEPTH and slot.unread + len(job.args) < slot.budget and (
+                    best is None or n < len(best.inflight)):
+                best = slot
+        return best
+
+    def _command(self, slot: _Slot, job: Job) -> tuple[Any, ...]:
+        fn = job.fn
+        fn_blob: bytes | None = fn.blob
+        if fn.key is not None:
+            if fn.key in slot.known:
+                slot.known.move_to_end(fn.key)
+                fn_blob = None
+            else:
+                slot.known[fn.key] = None
+                if len(slot.known) > FN_TABLE_SIZE:
+                    slot.known.popitem(last=False)
+        job.announce = bool(slot.inflight) or not slot.ready
+        if job.announce:
+            job.size = len(job.args) + (len(fn_blob) if fn_blob else 0) + 64
+            slot.unread += job.size
+        else:
+            job.started = True
+            if job.attempt.timeout is not None:
+                job.attempt.restart_clock()
+        slot.inflight.append(job)
+        slot.sent += 1
+        return (JOB, job.seq, fn.key, fn_blob, job.args, job.announce)
+
+    def _retire(self, slot: _Slot) -> None:
+        """Close the pipe to a worker with nothing in flight: it exits on EOF."""
+        if slot.conn is not None and not slot.dying:
+            slot.dying = True
+            slot.conn.close()
+
+    # -- events from the I/O thread ------------------------------------------------
+    def _report(self, events: list[tuple[Any, ...]]) -> None:  # I/O thread
+        self._caller.call(self._on_events, events)
+
+    def _on_events(self, events: list[tuple[Any, ...]]) -> None:
+        try:
+            self._handle(events)
+        except Exception:  # a bug here must not take the event loop down with it
+            logger.exception("process backend: could not handle worker events %r", events)
+
+    def _handle(self, events: list[tuple[Any, ...]]) -> None:
+        for event in events:
+            kind = event[0]
+            if kind == "msgs":
+                self._on_reports(self._slots[event[1]], event[2], event[3])
+            elif kind == "up":
+                self._on_up(*event[1:])
+            elif kind == "dead":
+                self._on_death(self._slots[event[1]], *event[2:])
+            elif kind == "spawn_failed":
+                self._on_spawn_failed(event[2])
+            elif kind == "stopped":
+                self._stopped.set()
+        self._dispatch()
+        if self._drained is not None and not self.outstanding():
+            self._drained.set()
+
+    def _on_up(self, index: int, gen: int, pid: int, conn: Connection) -> None:
+        slot = self._slots[index]
+        slot.gen, slot.pid, slot.conn = gen, pid, conn
+        slot.ready = slot.dying = slot.killed = False
+        slot.unread = slot.sent = 0
+        slot.known.clear()
+        try:
+            slot.budget = fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ) // 2
+        except (AttributeError, OSError):
+            slot.budget = 8192
+        if self.closing and not self.outstanding():
+            self._retire(slot)
+
+    def _on_reports(self, slot: _Slot, gen: int, reports: list[tuple[Any, ...]]) -> None:
+        if gen != slot.gen:
+            return
+        slot.ready = True
+        for report in reports:
+            kind = report[0]
+            if kind == DONE:
+                job = slot.inflight.popleft()
+                slot.unread -= job.size
+                fn, secs = job.fn, report[4]
+                fn.ewma = secs if fn.ewma is None else 0.7 * fn.ewma + 0.3 * secs
+                if not job.cancelled:
+                    job.finish(report[2], report[3])
+            elif kind == STARTED:
+                job = slot.inflight[0]
+                slot.unread -= job.size
+                job.size = 0
+                job.started = True
+                if job.cancelled:  # the CANCEL came too late: it runs, so kill it
+                    self._kill(slot)
+                elif job.attempt.timeout is not None:
+                    job.attempt.restart_clock()
+            elif kind == SKIPPED:
+                job = slot.inflight.popleft()
+                slot.unread -= job.size
+        if not slot.inflight and (self.closing or (
+                self._max_tasks is not None and slot.sent >= self._max_tasks)):
+            self._retire(slot)
+
+    def _on_death(self, slot: _Slot, gen: int, pid: int, exitcode: int | None) -> None:
+        if gen != slot.gen:
+            return
+        lost = False
+        requeue = []
+        for job in slot.inflight:
+            if job.cancelled:
+                continue
+            if job.started:
+                lost = True
+                job.finish(False, crash_error(job, pid, exitcode, slot.killed, slot.ready))
+            else:
+                requeue.append(job)
+        self._pending.extendleft(reversed(requeue))
+        if not slot.killed and (lost or exitcode != 0):
+            self.crashed += 1
+        if slot.conn is not None:
+            slot.conn.close()
+        slot.conn = None
+        slot.inflight.clear()
+        slot.dying = True
+
+    def _on_spawn_failed(self, exc: BaseException) -> None:
+        if any(s.conn is not None for s in self._slots):
+            return
+        while self._pending:  # no worker at all: fail rather than wait forever
+            self._pending.popleft().finish(False, WorkerCrashedError(
+                f"process backend could not start a worker process ({exc!r}) — check "
+                "mp_context and the system's process limits"))
+
+    # -- closing -------------------------------------------------------------------
+    def outstanding(self) -> int:
+        return len(self._pending) + sum(len(s.inflight) for s in self._slots)
+
+    async def aclose(self, force: bool) -> None:
+        self.closing = True
+        try:
+            if not force and self.outstanding():
+                self._drained = anyio.Event()
+                await self._drained.wait()
+        except BaseException:
+            force = True
+            raise
+        finally:
+            self._io.closing = True
+            if force:
+                for slot in self._slots:  # these deaths are neither crashes nor cancel kills
+                    slot.killed = True
+                self._io.kill_all()
+                error = ClosedError("process backend was closed with force=True while the task ran")
+                for job in list(self._pending) + [j for s in self._slots for j in s.inflight]:
+                    job.finish(False, error)
+            for slot in self._slots:
+                self._retire(slot)
+            self._io.wake()
+            with anyio.CancelScope(shield=True):
+                await self._stopped.wait()
+            self._io.join()
+            for slot in self._slots:
+                self._retire(slot)

@@ -1,0 +1,234 @@
+"""The main loop of a process-backend worker (runs in the child process).
+
+The worker owns two pipe ends: ``task_r`` (commands from the parent, see
+:mod:`._procwire`) and ``result_w`` (its reports). It runs jobs one at a time in the
+order they were sent. Before starting each job it drains the pipe without blocking,
+so a ``CANCEL`` that arrived in time turns the job into ``SKIPPED``; and it writes
+everything it owes the parent (the previous job's ``DONE``, this job's ``STARTED``)
+*before* calling the task, so that if the task crashes the process the parent knows
+exactly which job was running. EOF on ``task_r`` means "finish what you have and
+exit": that is how the parent retires a worker or closes the pool.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+__all__ = (
+    "CANCEL", "DONE", "FN_TABLE_SIZE", "JOB", "PROTOCOL", "READY", "RUN_NAME", "SKIPPED", "STARTED",
+    "dumps_value", "encode_error", "type_name", "worker_main",
+)
+
+JOB, CANCEL = 1, 2
+READY, STARTED, SKIPPED, DONE = 10, 11, 12, 13
+PROTOCOL = 5
+#: the ``__name__`` this file runs under when a worker loads it by path
+RUN_NAME = "__osiiso_worker__"
+
+#: how many shipped functions a worker keeps (the parent mirrors this LRU exactly)
+FN_TABLE_SIZE = 256
+
+
+def type_name(obj: object) -> str:
+    """The qualified name of an object's type (``'_thread.lock'``, ``'int'``)."""
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def dumps_value(value: object) -> bytes:
+    """Pickle ``value`` with protocol 5, falling back to cloudpickle (lambdas, locals…)."""
+    try:
+        return pickle.dumps(value, PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(value, PROTOCOL)  # type: ignore[no-any-return]
+
+
+def encode_error(exc: BaseException) -> tuple[Any, ...]:
+    """Turn a task's exception into an error record (see :mod:`._procwire`).
+
+    The exception travels as itself only if it survives a pickle round trip here:
+    an ``__init__`` with extra required arguments pickles fine but fails to load, and
+    that must not be discovered by the parent's reader.
+    """
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    qualname = type_name(exc)
+    try:
+        blob = dumps_value(exc)
+        pickle.loads(blob)
+    except Exception as why:
+        return ("remote", qualname, f"{exc} (it could not be sent back as itself: {why!r})", tb)
+    return ("exc", blob, tb)
+
+
+class _Unloadable:
+    """Stands in for a function whose cloudpickle could not be loaded in the worker."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.record = ("serial", "function", type(exc).__name__, str(exc))
+
+
+def _watch_parent() -> None:
+    """Kill this worker's process group (it and its children) when the parent dies."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if sentinel is not None:
+                if wait([sentinel], 0.5):
+                    break
+            else:
+                time.sleep(0.5)
+            if os.getppid() != ppid:
+                break
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="osiiso-parent-watch", daemon=True).start()
+
+
+def _call(fn: Any, args_blob: bytes) -> tuple[bool, Any]:
+    """Run one job; return ``(True, result_blob)`` or ``(False, error_record)``."""
+    if isinstance(fn, _Unloadable):
+        return False, fn.record
+    try:
+        args, kwargs = pickle.loads(args_blob)
+    except BaseException as exc:
+        return False, ("serial", "arguments", type(exc).__name__, str(exc))
+    try:
+        value = fn(*args, **kwargs)
+        if type(value).__name__ == "coroutine":
+            import asyncio
+
+            value = asyncio.run(value)
+    except BaseException as exc:
+        return False, encode_error(exc)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+    try:
+        return True, dumps_value(value)
+    except Exception as exc:
+        return False, ("serial", "result", type_name(value), str(exc))
+
+
+def worker_main(task_r: Connection, result_w: Connection, boot: bytes, close_fds: list[int]) -> None:
+    """Entry point of a worker process: set up, then serve jobs until EOF.
+
+    ``close_fds`` (``fork`` start method only) are the parent's pipe ends the child
+    inherited: other workers' pipes must not stay open here, or they would never see EOF.
+    """
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.setsid()  # own session and process group: a kill takes the task's children too
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent()
+    init_error: tuple[Any, ...] | None = None
+    try:
+        initializer, initargs = pickle.loads(boot)
+        if initializer is not None:
+            initializer(*initargs)
+    except BaseException as exc:  # every task of this worker fails with it
+        init_error = ("init", encode_error(exc))
+
+    try:
+        _serve(task_r, result_w, init_error)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone: nobody to report to
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+def _serve(task_r: Connection, result_w: Connection, init_error: tuple[Any, ...] | None) -> None:
+    """Read commands and run jobs until EOF on ``task_r`` (see the module docstring)."""
+    table: OrderedDict[int, Any] = OrderedDict()
+    queue: deque[tuple[int, Any, bytes, bool]] = deque()
+    cancelled: set[int] = set()
+    out: list[tuple[Any, ...]] = [(READY,)]
+    eof = False
+
+    def read(data: bytes) -> None:
+        for cmd in pickle.loads(data):
+            if cmd[0] == JOB:
+                _, seq, key, fn_blob, args_blob, announce = cmd
+                if fn_blob is not None:
+                    try:
+                        fn = pickle.loads(fn_blob)
+                    except BaseException as exc:
+                        fn = _Unloadable(exc)
+                    if key is not None:
+                        table[key] = fn
+                        if len(table) > FN_TABLE_SIZE:
+                            table.popitem(last=False)
+                else:
+                    fn = table[key]
+                    table.move_to_end(key)
+                queue.append((seq, fn, args_blob, announce))
+            elif cmd[0] == CANCEL:
+                cancelled.add(cmd[1])
+
+    while True:
+        if not queue:
+            if eof:
+                break
+            if out:
+                result_w.send_bytes(pickle.dumps(out, 5))
+                out = []
+            try:
+                read(task_r.recv_bytes())
+            except (EOFError, OSError):
+                eof = True
+            continue
+        while not eof and task_r.poll():
+            try:
+                read(task_r.recv_bytes())
+            except (EOFError, OSError):
+                eof = True
+        seq, fn, args_blob, announce = queue.popleft()
+        if seq in cancelled:
+            cancelled.discard(seq)
+            out.append((SKIPPED, seq))
+            continue
+        if announce:
+            out.append((STARTED, seq))
+        result_w.send_bytes(pickle.dumps(out, 5))
+        started = time.perf_counter()
+        if init_error is not None:
+            ok, payload = False, init_error
+        else:
+            ok, payload = _call(fn, args_blob)
+        out = [(DONE, seq, ok, payload, time.perf_counter() - started)]
+        del fn, args_blob
+    if out:
+        result_w.send_bytes(pickle.dumps(out, 5))
+
+
+if __name__ == RUN_NAME:  # loaded by path in a spawn/forkserver worker
+    worker_main(*globals()["_osiiso_worker_args"])

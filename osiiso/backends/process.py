@@ -1,0 +1,125 @@
+"""The process backend: sync (and async) callables run in a pool of worker processes.
+
+Data flow (compare CPython's ``concurrent/futures/process.py``)::
+
+    event loop thread                      I/O thread                 worker processes
+    -----------------                      ----------                 ----------------
+    run(attempt)                                                      +-- worker 0 --+
+      Pool.submit -> Job                                              | setsid,      |
+        cloudpickle fn (once per worker)                              | SIGINT ign., |
+        pickle args      +----------+   task pipe (JOB, CANCEL)       | initializer  |
+        _dispatch ------>| slot 0.. |=================================> run jobs in  |
+                         +----------+  (one write per batch)          | send order   |
+      await job.event        ^                                        +------+-------+
+        <- job.outcome()     |  LoopCaller.call(events)                      |
+                             |                        result pipe (READY,    |
+      _on_events  <----------+---- wait(result pipes  STARTED, SKIPPED,      |
+        finish jobs              + sentinels + wake)  DONE)  <---------------+
+        requeue / fail           reap the dead, killpg leftovers,
+        kill on cancel           start replacements
+
+* Functions travel with cloudpickle once per worker (the worker keeps a table keyed
+  by a number the parent assigns); arguments and results with pickle protocol 5,
+  falling back to cloudpickle. See :mod:`._procwire` for the messages.
+* A job sent to an idle worker is running; one queued behind another (only for
+  short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
+  first (riding on the previous ``DONE``), so a cancel before that just skips it, and
+  the timeout clock restarts when it really starts.
+* Cancelling a running job SIGKILLs its worker's process group; a worker that dies
+  fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
+  other workers, and the I/O thread starts a fresh worker in the slot.
+* Workers are started with the chosen start method (forkserver by default where it
+  exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
+  them (see :func:`._procio._preparation_data`), and they load their own code by
+  path, so a worker's start-up never imports the ``osiiso`` package.
+* Workers watch their parent: if it dies without closing the pool they kill their
+  own process group within half a second; an un-closed pool is killed at exit.
+
+Known limits: a job sent to an idle worker counts as started (cancelling it kills
+that worker even if it had not read the job yet); a big argument sent to an idle
+worker is written from the loop thread (the worker reads it as it arrives); with
+``mp_context="fork"`` workers inherit the parent's descriptors, as fork does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import ClosedError
+from ._procio import resolve_context
+from ._procpool import DEPTH, Pool
+from ._procwire import dumps_function
+from .base import Attempt, Backend, BackendConfig
+
+__all__ = ("ProcessBackend",)
+
+
+class ProcessBackend(Backend):
+    """Runs attempts in ``config.processes`` persistent worker processes.
+
+    ``capacity`` is ``processes * DEPTH``: short tasks are queued up to ``DEPTH`` deep
+    in each worker so that a worker never waits for the parent between two of them;
+    longer tasks are only sent to idle workers and wait in the parent, so they never
+    queue behind a long task while another worker is free.
+    """
+
+    name = "process"
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        self._ctx = resolve_context(config.mp_context)
+        max_tasks = config.max_tasks_per_child
+        if max_tasks is not None and (not isinstance(max_tasks, int) or max_tasks < 1):
+            raise ValueError(
+                f"max_tasks_per_child must be a positive int or None, got {max_tasks!r} — "
+                "pass e.g. max_tasks_per_child=100")
+        self._pool: Pool | None = None
+        self._closed = False
+        self._crashed = self._killed = 0
+
+    @property
+    def capacity(self) -> int:
+        return max(1, self.config.processes) * DEPTH
+
+    async def start(self) -> None:
+        if self._closed:
+            raise ClosedError("the process backend is closed — create a new queue")
+        if self._pool is None:
+            boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
+                                  "initializer")
+            self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
+                              self.config.max_tasks_per_child)
+
+    async def run(self, attempt: Attempt) -> Any:
+        pool = self._pool
+        if pool is None:
+            await self.start()
+            pool = self._pool
+            assert pool is not None
+        if pool.closing:
+            raise ClosedError("the process backend is closing — submit before shutdown")
+        job = pool.submit(attempt)
+        try:
+            await job.event.wait()
+        finally:
+            if not job.done:
+                pool.cancel(job)
+        return job.outcome()
+
+    async def aclose(self, *, force: bool = False) -> None:
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await pool.aclose(force)
+            finally:
+                self._crashed += pool.crashed
+                self._killed += pool.killed
+
+    def stats(self) -> dict[str, int]:
+        pool = self._pool
+        return {
+            "processes_live": pool.live if pool is not None else 0,
+            "processes_crashed": self._crashed + (pool.crashed if pool is not None else 0),
+            "processes_killed": self._killed + (pool.killed if pool is not None else 0),
+        }
