@@ -46,11 +46,32 @@ Hook = Callable[..., object]
 class _Slot:
     """One worker's cancel scope and the task it is running."""
 
-    __slots__ = ("current", "scope")
+    __slots__ = ("began", "current", "loop_start", "scope")
 
     def __init__(self) -> None:
         self.scope: anyio.CancelScope | None = None
         self.current: TaskHandle[Any] | None = None
+        self.loop_start = 0.0
+        self.began = 0.0
+
+    def hold(self, handle: TaskHandle[Any]) -> None:
+        """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
+        if self.current is handle and self.scope is not None and handle._options.timeout is not None:
+            self.scope.deadline = math.inf
+
+    def restart(self, handle: TaskHandle[Any]) -> None:
+        """The backend says ``handle``'s attempt starts only now (it waited for a worker).
+
+        May run in a plain loop callback, where anyio cannot read the loop's clock; the
+        loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
+        """
+        if self.current is not handle:
+            return
+        if handle._attempts == 1:
+            handle._started_at = time.time()
+        timeout = handle._options.timeout
+        if timeout is not None and self.scope is not None:
+            self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
 
 
 def _format_seconds(value: float) -> str:
@@ -243,22 +264,14 @@ class Engine:
                 handle._started_at = time.time()
             if self.on_start is not None:
                 await call_hook(self.on_start, handle)
-            options = handle._options
-            timeout = options.timeout
-            restart = None
+            timeout = handle._options.timeout
             if timeout is not None:
-                loop_start = anyio.current_time()
-                scope.deadline = loop_start + timeout
-
-                def restart(scope: anyio.CancelScope = scope, timeout: float = timeout,
-                            loop_start: float = loop_start, began: float = time.monotonic()) -> None:
-                    # may run in a plain loop callback, where anyio cannot tell the loop's clock:
-                    # the loop clock and time.monotonic() advance together
-                    scope.deadline = loop_start + (time.monotonic() - began) + timeout
-
+                slot.loop_start = anyio.current_time()
+                slot.began = time.monotonic()
+                scope.deadline = slot.loop_start + timeout
             try:
                 value = await backend.run(Attempt(
-                    handle._fn, handle._args, handle._kwargs, number, timeout, handle, restart))
+                    handle._fn, handle._args, handle._kwargs, number, timeout, handle, slot))
             except BaseException as exc:
                 if isinstance(exc, cancelled_exc) and (scope.cancel_called or self.stopping):
                     raise

@@ -107,7 +107,18 @@ class Pool:
         fn = self._function(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
         job = Job(next(self._seq), attempt, fn, args)
-        self._pending.append(job)
+        if attempt.timeout is not None:
+            attempt.hold_clock()  # until a worker really starts it (restart_clock)
+        pending = self._pending
+        priority = attempt.priority
+        if pending and pending[-1].attempt.priority > priority:
+            # keep the jobs waiting for a worker in priority order (FIFO within a priority)
+            index = len(pending)
+            while index and pending[index - 1].attempt.priority > priority:
+                index -= 1
+            pending.insert(index, job)
+        else:
+            pending.append(job)
         if not self._scheduled:
             self._scheduled = True
             self._caller.call(self._dispatch)

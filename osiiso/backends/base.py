@@ -42,21 +42,22 @@ class Attempt:
     ``fn(*args, **kwargs)`` is the call to make (dependencies already replaced by
     their values). ``timeout`` is the per-attempt limit in seconds, or ``None``;
     ``number`` counts attempts from 1. A backend that queues work before it really
-    starts (a busy process worker) calls :meth:`restart_clock` when the attempt begins
-    executing, so the engine measures the timeout from that moment.
+    starts (a busy process worker) calls :meth:`hold_clock` when it queues the attempt
+    and :meth:`restart_clock` when the attempt begins executing, so the timeout (and the
+    task's ``started_at``) count execution only.
     """
 
-    __slots__ = ("_restart", "_task", "args", "fn", "kwargs", "number", "timeout")
+    __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "number", "timeout")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
-                 timeout: float | None, task: Any = None, restart: Callable[[], None] | None = None) -> None:
+                 timeout: float | None, task: Any = None, clock: Any = None) -> None:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.number = number
         self.timeout = timeout
         self._task = task
-        self._restart = restart
+        self._clock = clock
 
     @property
     def task_id(self) -> str:
@@ -68,10 +69,21 @@ class Attempt:
         """The name of the task this attempt belongs to (for messages)."""
         return str(self._task.name) if self._task is not None else getattr(self.fn, "__name__", repr(self.fn))
 
+    @property
+    def priority(self) -> int:
+        """The task's priority (lower runs first), for a backend that queues attempts itself."""
+        return int(self._task._options.priority) if self._task is not None else 3
+
+    def hold_clock(self) -> None:
+        """The attempt waits (for a worker) before it runs: stop its timeout until
+        :meth:`restart_clock` (call from the loop thread)."""
+        if self._clock is not None:
+            self._clock.hold(self._task)
+
     def restart_clock(self) -> None:
-        """Start the per-attempt timeout again from now (call from the loop thread)."""
-        if self._restart is not None:
-            self._restart()
+        """The attempt starts executing now: its timeout counts from here (loop thread)."""
+        if self._clock is not None:
+            self._clock.restart(self._task)
 
 
 class Backend(ABC):

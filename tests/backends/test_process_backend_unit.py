@@ -49,9 +49,24 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
     return request.param
 
 
+class _Clock:
+    """Stands in for the engine's clock: records hold/restart calls."""
+
+    def __init__(self, restart: Callable[[], None] | None) -> None:
+        self._restart = restart
+        self.holds = 0
+
+    def hold(self, task: object) -> None:
+        self.holds += 1
+
+    def restart(self, task: object) -> None:
+        if self._restart is not None:
+            self._restart()
+
+
 def attempt(fn: Callable[..., Any], *args: Any, timeout: float | None = None,
             restart: Callable[[], None] | None = None, **kwargs: Any) -> Attempt:
-    return Attempt(fn, args, kwargs, 1, timeout, None, restart)
+    return Attempt(fn, args, kwargs, 1, timeout, None, _Clock(restart))
 
 
 @asynccontextmanager
