@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from ._deps import dependency_done, wait_for
 from ._errors import TaskCancelledError, TaskTimeoutError
@@ -72,6 +73,10 @@ class _Slot:
         timeout = handle._options.timeout
         if timeout is not None and self.scope is not None:
             self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
+
+
+#: a worker yields to the event loop at least once per this many tasks
+_YIELD_EVERY = 64
 
 
 def _format_seconds(value: float) -> str:
@@ -235,8 +240,17 @@ class Engine:
         backend = lane.backend
         limiter = self.limiter
         cancelled_exc = anyio.get_cancelled_exc_class()
+        checkpoint = anyio.lowlevel.checkpoint
+        streak = 0
         while not scope.cancel_called:
+            streak += 1
+            if streak >= _YIELD_EVERY:
+                # tasks that finish without suspending would otherwise hold the loop for the
+                # whole run: timers, run timeouts and other tasks get a turn now and then
+                streak = 0
+                await checkpoint()
             if not lane.size or self.running >= self.workers:
+                streak = 0
                 event = anyio.Event()
                 lane.idle.append(event)
                 try:

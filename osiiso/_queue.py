@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -56,6 +58,8 @@ class AsyncQueue:
             initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
         self._engine = Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
                               on_retry=s.on_retry, on_complete=s.on_complete)
+        # a queue dropped without shutdown() still lets its pool threads and processes go
+        weakref.finalize(self, _release_backends, self._engine.lanes)
         self._defaults = s.defaults
         self._seq = itertools.count(1)
         self._group_seq = itertools.count(1)
@@ -365,6 +369,14 @@ class AsyncQueue:
         state = "closed" if self._closed else ("running" if self._serving else "idle")
         return (f"<AsyncQueue {state} workers={self._settings.backend.workers} "
                 f"running={self.active_count} pending={self.pending_count}>")
+
+
+def _release_backends(lanes: dict[str, Any]) -> None:
+    for lane in list(lanes.values()):
+        try:
+            lane.backend.close_now()
+        except Exception:  # a finalizer must not raise
+            logging.getLogger("osiiso").exception("osiiso: could not release the %r backend", lane.backend.name)
 
 
 def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -36,3 +36,21 @@ def test_queue_runs_again_on_a_new_event_loop(backend: str) -> None:
     anyio.run(close, backend=backend)
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("osiiso")]
     assert leftover == []
+
+
+def test_a_dropped_queue_releases_its_pool_threads() -> None:
+    """A queue garbage-collected without shutdown() lets its pool threads exit."""
+    import gc
+    import time
+
+    async def one_run() -> None:
+        q = AsyncQueue(threads=3)
+        q.submit(_square, 2, backend="thread")
+        await q.run(strict=True)
+
+    anyio.run(one_run)
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(t.name.startswith("osiiso-thread") for t in threading.enumerate()):
+        time.sleep(0.01)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("osiiso-thread")]

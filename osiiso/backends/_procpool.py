@@ -338,6 +338,11 @@ class Pool:
                 "mp_context and the system's process limits"))
 
     # -- closing -------------------------------------------------------------------
+    def kill_now(self) -> None:
+        """Kill every worker now, from any thread (the queue was garbage-collected)."""
+        self.closing = True
+        self._io.kill_all()
+
     def outstanding(self) -> int:
         return len(self._pending) + sum(len(s.inflight) for s in self._slots)
 

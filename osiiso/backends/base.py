@@ -118,6 +118,12 @@ class Backend(ABC):
     async def aclose(self, *, force: bool = False) -> None:  # noqa: B027 - optional hook
         """Release resources. ``force`` means do not wait for attempts in flight."""
 
+    def close_now(self) -> None:  # noqa: B027 - optional hook
+        """Release resources at once, without awaiting (the queue was garbage-collected).
+
+        Called from a finalizer, possibly in any thread and with no event loop running.
+        """
+
     def stats(self) -> dict[str, int]:
         """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
         return {}

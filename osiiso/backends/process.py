@@ -116,6 +116,12 @@ class ProcessBackend(Backend):
                 self._crashed += pool.crashed
                 self._killed += pool.killed
 
+    def close_now(self) -> None:
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.kill_now()
+
     def stats(self) -> dict[str, int]:
         pool = self._pool
         return {

@@ -150,6 +150,11 @@ class ThreadBackend(Backend):
         self._abandoned += pool.close(force=force, error=_closed_error)
         await _join(pool)
 
+    def close_now(self) -> None:
+        pool, self._pool, self._waiter = self._pool, None, None
+        if pool is not None:
+            pool.close(force=False, error=_closed_error)
+
     def stats(self) -> dict[str, int]:
         pool = self._pool
         live = 0 if pool is None else sum(t.is_alive() for t in pool.threads())
