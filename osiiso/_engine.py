@@ -17,7 +17,6 @@ Invariants (checked by ``osiiso._invariants.check_invariants`` in the tests):
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -26,14 +25,15 @@ import anyio
 import anyio.lowlevel
 
 from ._deps import dependency_done, wait_for
-from ._errors import TaskCancelledError, TaskTimeoutError
+from ._errors import TaskCancelledError
 from ._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from ._hooks import call_hook, spawn_hook
+from ._hooks import spawn_hook
 from ._lanes import Lane, Timers
 from ._ratelimit import RateLimiter
 from ._results import TaskResult, TaskStatus
+from ._worker import Slot, run_worker
 from .backends import backend_class
-from .backends.base import Attempt, Backend, BackendConfig
+from .backends.base import Backend, BackendConfig
 
 if TYPE_CHECKING:
     from ._loopcall import LoopCaller
@@ -42,45 +42,6 @@ __all__ = ("Engine",)
 
 logger = logging.getLogger("osiiso")
 Hook = Callable[..., object]
-
-
-class _Slot:
-    """One worker's cancel scope and the task it is running."""
-
-    __slots__ = ("began", "current", "loop_start", "scope")
-
-    def __init__(self) -> None:
-        self.scope: anyio.CancelScope | None = None
-        self.current: TaskHandle[Any] | None = None
-        self.loop_start = 0.0
-        self.began = 0.0
-
-    def hold(self, handle: TaskHandle[Any]) -> None:
-        """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
-        if self.current is handle and self.scope is not None and handle._options.timeout is not None:
-            self.scope.deadline = math.inf
-
-    def restart(self, handle: TaskHandle[Any]) -> None:
-        """The backend says ``handle``'s attempt starts only now (it waited for a worker).
-
-        May run in a plain loop callback, where anyio cannot read the loop's clock; the
-        loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
-        """
-        if self.current is not handle:
-            return
-        if handle._attempts == 1:
-            handle._started_at = time.time()
-        timeout = handle._options.timeout
-        if timeout is not None and self.scope is not None:
-            self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
-
-
-#: a worker yields to the event loop at least once per this many tasks
-_YIELD_EVERY = 64
-
-
-def _format_seconds(value: float) -> str:
-    return f"{value:g}s"
 
 
 class Engine:
@@ -99,7 +60,7 @@ class Engine:
         self.results: list[TaskResult] = []
         self.run_results: list[TaskResult] | None = None
         self.waiting: set[TaskHandle[Any]] = set()
-        self.slots: set[_Slot] = set()
+        self.slots: set[Slot] = set()
         self.idle_waiters: list[anyio.Event] = []
         self.room_waiters: list[anyio.Event] = []
         self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
@@ -141,7 +102,7 @@ class Engine:
         count = min(lane.backend.capacity, self.workers)
         assert self.task_group is not None
         for _ in range(count):
-            self.task_group.start_soon(self._worker, lane)
+            self.task_group.start_soon(run_worker, self, lane)
         lane.workers = count
 
     # -- admission -----------------------------------------------------------------------
@@ -217,91 +178,7 @@ class Engine:
                 self.make_ready(handle, self.lanes[handle._backend])
             await timers.wait_next()
 
-    async def _worker(self, lane: Lane) -> None:
-        slot = _Slot()
-        self.slots.add(slot)
-        try:
-            while True:
-                with anyio.CancelScope() as scope:
-                    slot.scope = scope
-                    await self._serve_lane(lane, slot, scope)
-                handle = slot.current
-                if handle is not None:  # the scope was cancelled for this task
-                    await self._interrupted(handle, lane)
-                    slot.current = None
-        finally:
-            self.slots.discard(slot)
-            handle = slot.current
-            if handle is not None and handle._where is RUNNING:  # the whole service stopped
-                reason = handle._cancel_reason or "cancelled: the queue stopped while it ran"
-                self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
-
-    async def _serve_lane(self, lane: Lane, slot: _Slot, scope: anyio.CancelScope) -> None:
-        backend = lane.backend
-        limiter = self.limiter
-        cancelled_exc = anyio.get_cancelled_exc_class()
-        checkpoint = anyio.lowlevel.checkpoint
-        streak = 0
-        while not scope.cancel_called:
-            streak += 1
-            if streak >= _YIELD_EVERY:
-                # tasks that finish without suspending would otherwise hold the loop for the
-                # whole run: timers, run timeouts and other tasks get a turn now and then
-                streak = 0
-                await checkpoint()
-            if not lane.size or self.running >= self.workers:
-                streak = 0
-                event = anyio.Event()
-                lane.idle.append(event)
-                try:
-                    await event.wait()
-                finally:
-                    if not event.is_set() and event in lane.idle:
-                        lane.idle.remove(event)
-                continue
-            if limiter is not None:
-                await limiter.acquire()
-                if not lane.size or self.running >= self.workers:
-                    continue
-            handle = lane.pop()
-            if handle is None:
-                continue
-            self.running += 1
-            lane.running += 1
-            lane.queued -= 1
-            handle._where = RUNNING
-            handle._slot = slot
-            slot.current = handle
-            number = handle._attempts = handle._attempts + 1
-            handle._status = TaskStatus.RUNNING
-            if handle._started_at is None:
-                handle._started_at = time.time()
-            if self.on_start is not None:
-                await call_hook(self.on_start, handle)
-            timeout = handle._options.timeout
-            if timeout is not None:
-                slot.loop_start = anyio.current_time()
-                slot.began = time.monotonic()
-                scope.deadline = slot.loop_start + timeout
-            try:
-                value = await backend.run(Attempt(
-                    handle._fn, handle._args, handle._kwargs, number, timeout, handle, slot))
-            except BaseException as exc:
-                if isinstance(exc, cancelled_exc) and (scope.cancel_called or self.stopping):
-                    raise
-                if timeout is not None:
-                    scope.deadline = math.inf
-                await self._failed(handle, lane, exc)
-                slot.current = None
-            else:
-                if timeout is not None:
-                    scope.deadline = math.inf
-                slot.current = None
-                result = self.finish(handle, TaskStatus.SUCCEEDED, value, None, None, call_hook=False)
-                if self.on_complete is not None and result is not None:
-                    await call_hook(self.on_complete, result)
-
-    def _release(self, lane: Lane) -> None:
+    def release(self, lane: Lane) -> None:
         """A task leaves the running state: free its slot under the ``workers`` cap."""
         self.running -= 1
         lane.running -= 1
@@ -312,53 +189,6 @@ class Engine:
                     break
 
     # -- outcomes ------------------------------------------------------------------------
-    async def _interrupted(self, handle: TaskHandle[Any], lane: Lane) -> None:
-        """The worker's scope was cancelled while ``handle`` ran: a timeout or a cancel."""
-        reason = handle._cancel_reason
-        if reason is not None:
-            self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
-            return
-        timeout = handle._options.timeout
-        total = handle._options.retries + 1
-        error = TaskTimeoutError(
-            f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
-            f"(attempt {handle._attempts} of {total}) — raise timeout= or make the task faster"
-        )
-        await self._failed(handle, lane, error)
-
-    async def _failed(self, handle: TaskHandle[Any], lane: Lane, exc: BaseException) -> None:
-        """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
-        options = handle._options
-        retry = (handle._attempts <= options.retries and isinstance(exc, options.retry_on)
-                 and handle._cancel_reason is None and not self.stopping)
-        if retry:
-            handle._status = TaskStatus.RETRYING
-            if self.on_retry is not None:
-                await call_hook(self.on_retry, handle, exc)
-            reason = handle._cancel_reason
-            if reason is not None:  # cancelled while its on_retry hook ran
-                self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
-                return
-            self._release(lane)
-            lane.queued += 1
-            delay = options.retry_delay * options.backoff ** (handle._attempts - 1)
-            if delay > 0:
-                self.timers.schedule(handle, time.monotonic() + delay)
-            else:
-                self.make_ready(handle, lane)
-            return
-        if isinstance(exc, TaskTimeoutError):
-            message = str(exc)
-        else:
-            tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
-            message = f"failed{tries}: {type(exc).__name__}: {exc}"
-        result = self.finish(handle, TaskStatus.FAILED, None, exc, message, call_hook=False)
-        if result is not None:
-            if self.on_complete is not None:
-                await call_hook(self.on_complete, result)
-            if self.failure_listener is not None:
-                self.failure_listener(handle)
-
     def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
                exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
         """Record the one result of ``handle`` (loop thread). Later calls do nothing.
@@ -369,7 +199,7 @@ class Engine:
             return None
         lane = self.lanes[handle._backend]
         if handle._where is RUNNING:
-            self._release(lane)
+            self.release(lane)
         else:
             lane.queued -= 1
         now = time.time()

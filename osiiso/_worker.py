@@ -1,0 +1,200 @@
+"""What a worker does: pop the most urgent ready task of its lane and run one attempt.
+
+Each worker owns one anyio cancel scope and runs attempt after attempt inside it. For an
+attempt with a timeout the scope's deadline is set, and reset after; cancelling a running
+task cancels the scope, after which the worker records the outcome and opens a fresh one.
+Tasks without a timeout or a cancel never pay for a scope of their own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from ._errors import TaskCancelledError, TaskTimeoutError
+from ._handle import RUNNING, TaskHandle
+from ._hooks import call_hook
+from ._results import TaskStatus
+from .backends.base import Attempt
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._lanes import Lane
+
+__all__ = ("Slot", "run_worker")
+
+class Slot:
+    """One worker's cancel scope and the task it is running."""
+
+    __slots__ = ("began", "current", "loop_start", "scope")
+
+    def __init__(self) -> None:
+        self.scope: anyio.CancelScope | None = None
+        self.current: TaskHandle[Any] | None = None
+        self.loop_start = 0.0
+        self.began = 0.0
+
+    def hold(self, handle: TaskHandle[Any]) -> None:
+        """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
+        if self.current is handle and self.scope is not None and handle._options.timeout is not None:
+            self.scope.deadline = math.inf
+
+    def restart(self, handle: TaskHandle[Any]) -> None:
+        """The backend says ``handle``'s attempt starts only now (it waited for a worker).
+
+        May run in a plain loop callback, where anyio cannot read the loop's clock; the
+        loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
+        """
+        if self.current is not handle:
+            return
+        if handle._attempts == 1:
+            handle._started_at = time.time()
+        timeout = handle._options.timeout
+        if timeout is not None and self.scope is not None:
+            self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
+
+
+#: a worker yields to the event loop at least once per this many tasks
+_YIELD_EVERY = 64
+
+
+def _format_seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+async def run_worker(engine: Engine, lane: Lane) -> None:
+    slot = Slot()
+    engine.slots.add(slot)
+    try:
+        while True:
+            with anyio.CancelScope() as scope:
+                slot.scope = scope
+                await _serve_lane(engine, lane, slot, scope)
+            handle = slot.current
+            if handle is not None:  # the scope was cancelled for this task
+                await _interrupted(engine, handle, lane)
+                slot.current = None
+    finally:
+        engine.slots.discard(slot)
+        handle = slot.current
+        if handle is not None and handle._where is RUNNING:  # the whole service stopped
+            reason = handle._cancel_reason or "cancelled: the queue stopped while it ran"
+            engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+
+async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.CancelScope) -> None:
+    backend = lane.backend
+    limiter = engine.limiter
+    cancelled_exc = anyio.get_cancelled_exc_class()
+    checkpoint = anyio.lowlevel.checkpoint
+    streak = 0
+    while not scope.cancel_called:
+        streak += 1
+        if streak >= _YIELD_EVERY:
+            # tasks that finish without suspending would otherwise hold the loop for the
+            # whole run: timers, run timeouts and other tasks get a turn now and then
+            streak = 0
+            await checkpoint()
+        if not lane.size or engine.running >= engine.workers:
+            streak = 0
+            event = anyio.Event()
+            lane.idle.append(event)
+            try:
+                await event.wait()
+            finally:
+                if not event.is_set() and event in lane.idle:
+                    lane.idle.remove(event)
+            continue
+        if limiter is not None:
+            await limiter.acquire()
+            if not lane.size or engine.running >= engine.workers:
+                continue
+        handle = lane.pop()
+        if handle is None:
+            continue
+        engine.running += 1
+        lane.running += 1
+        lane.queued -= 1
+        handle._where = RUNNING
+        handle._slot = slot
+        slot.current = handle
+        number = handle._attempts = handle._attempts + 1
+        handle._status = TaskStatus.RUNNING
+        if handle._started_at is None:
+            handle._started_at = time.time()
+        if engine.on_start is not None:
+            await call_hook(engine.on_start, handle)
+        timeout = handle._options.timeout
+        if timeout is not None:
+            slot.loop_start = anyio.current_time()
+            slot.began = time.monotonic()
+            scope.deadline = slot.loop_start + timeout
+        try:
+            value = await backend.run(Attempt(
+                handle._fn, handle._args, handle._kwargs, number, timeout, handle, slot))
+        except BaseException as exc:
+            if isinstance(exc, cancelled_exc) and (scope.cancel_called or engine.stopping):
+                raise
+            if timeout is not None:
+                scope.deadline = math.inf
+            await _failed(engine, handle, lane, exc)
+            slot.current = None
+        else:
+            if timeout is not None:
+                scope.deadline = math.inf
+            slot.current = None
+            result = engine.finish(handle, TaskStatus.SUCCEEDED, value, None, None, call_hook=False)
+            if engine.on_complete is not None and result is not None:
+                await call_hook(engine.on_complete, result)
+
+
+async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> None:
+    """The worker's scope was cancelled while ``handle`` ran: a timeout or a cancel."""
+    reason = handle._cancel_reason
+    if reason is not None:
+        engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+        return
+    timeout = handle._options.timeout
+    total = handle._options.retries + 1
+    error = TaskTimeoutError(
+        f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
+        f"(attempt {handle._attempts} of {total}) — raise timeout= or make the task faster"
+    )
+    await _failed(engine, handle, lane, error)
+
+async def _failed(engine: Engine, handle: TaskHandle[Any], lane: Lane, exc: BaseException) -> None:
+    """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+    options = handle._options
+    retry = (handle._attempts <= options.retries and isinstance(exc, options.retry_on)
+             and handle._cancel_reason is None and not engine.stopping)
+    if retry:
+        handle._status = TaskStatus.RETRYING
+        if engine.on_retry is not None:
+            await call_hook(engine.on_retry, handle, exc)
+        reason = handle._cancel_reason
+        if reason is not None:  # cancelled while its on_retry hook ran
+            engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+            return
+        engine.release(lane)
+        lane.queued += 1
+        delay = options.retry_delay * options.backoff ** (handle._attempts - 1)
+        if delay > 0:
+            engine.timers.schedule(handle, time.monotonic() + delay)
+        else:
+            engine.make_ready(handle, lane)
+        return
+    if isinstance(exc, TaskTimeoutError):
+        message = str(exc)
+    else:
+        tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
+        message = f"failed{tries}: {type(exc).__name__}: {exc}"
+    result = engine.finish(handle, TaskStatus.FAILED, None, exc, message, call_hook=False)
+    if result is not None:
+        if engine.on_complete is not None:
+            await call_hook(engine.on_complete, result)
+        if engine.failure_listener is not None:
+            engine.failure_listener(handle)
+
