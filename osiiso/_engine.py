@@ -27,7 +27,7 @@ import anyio.lowlevel
 from ._deps import dependency_done, wait_for
 from ._errors import TaskCancelledError
 from ._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from ._hooks import spawn_hook
+from ._hooks import call_hook, spawn_hook
 from ._lanes import Lane, Timers
 from ._ratelimit import RateLimiter
 from ._results import TaskResult, TaskStatus
@@ -62,6 +62,7 @@ class Engine:
         self.waiting: set[TaskHandle[Any]] = set()
         self.slots: set[Slot] = set()
         self.idle_waiters: list[anyio.Event] = []
+        self.hooks_running = 0  # on_complete hooks being awaited by workers
         self.room_waiters: list[anyio.Event] = []
         self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
@@ -232,11 +233,30 @@ class Engine:
             spawn_hook(self, self.on_complete, (result,))
         if self.room_waiters:
             self.room_waiters.pop(0).set()
-        if self.outstanding == 0 and self.idle_waiters:
+        self._check_idle()
+        return result
+
+    async def complete(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
+                       exc: BaseException | None, message: str | None) -> TaskResult | None:
+        """Record the result, then await ``on_complete``; the queue is idle only after the hook."""
+        hook = self.on_complete
+        if hook is None:
+            return self.finish(handle, status, value, exc, message)
+        self.hooks_running += 1
+        try:
+            result = self.finish(handle, status, value, exc, message, call_hook=False)
+            if result is not None:
+                await call_hook(hook, result)
+        finally:
+            self.hooks_running -= 1
+            self._check_idle()
+        return result
+
+    def _check_idle(self) -> None:
+        if self.outstanding == 0 and not self.hooks_running and self.idle_waiters:
             waiters, self.idle_waiters = self.idle_waiters, []
             for event in waiters:
                 event.set()
-        return result
 
     # -- cancellation ----------------------------------------------------------------------
     def request_cancel(self, handle: TaskHandle[Any], reason: str) -> None:
@@ -292,7 +312,7 @@ class Engine:
     # -- waiting -----------------------------------------------------------------------------
     async def wait_idle(self) -> None:
         """Wait until no task is unfinished."""
-        while self.outstanding:
+        while self.outstanding or self.hooks_running:
             event = anyio.Event()
             self.idle_waiters.append(event)
             await event.wait()

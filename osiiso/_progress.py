@@ -21,6 +21,7 @@ class ProgressBar:
         self.engine = engine
         self.began = time.perf_counter()
         self._seen = self._failed = 0
+        self._closed = False
         self._rich: Any = None
         self._task: Any = None
         try:
@@ -53,13 +54,14 @@ class ProgressBar:
         sys.stderr.flush()
 
     async def run(self) -> None:
-        """Redraw ten times a second until cancelled."""
-        while True:
+        """Redraw ten times a second until closed (runs in the queue's service)."""
+        while not self._closed:
             self.draw()
             await anyio.sleep(0.1)
 
     def close(self) -> None:
         """Draw the final counts and release the terminal."""
+        self._closed = True
         self.draw()
         if self._rich is not None:
             self._rich.stop()

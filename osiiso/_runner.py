@@ -21,7 +21,13 @@ def _submission_order(result: TaskResult) -> int:
 
 
 async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progress: bool) -> RunSummary:
-    """The body of :meth:`AsyncQueue.run` once its arguments are checked."""
+    """The body of :meth:`AsyncQueue.run` once its arguments are checked.
+
+    The run waits on one event, set when the work is done (finite mode), or by
+    ``shutdown()``, ``cancel()`` or a fail-first failure. It opens no task group of its
+    own, so an exception that interrupts it (Ctrl-C, a cancelled caller) comes out as
+    itself, after every unfinished task has been cancelled and recorded.
+    """
     engine = queue._engine
     settings = queue._settings
     own_service = not queue._serving
@@ -42,33 +48,23 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
         from ._progress import ProgressBar
 
         bar = ProgressBar(engine)
+        engine.spawn(bar.run)
     try:
-        async with anyio.create_task_group() as tg:
-            if bar is not None:
-                tg.start_soon(bar.run)
-            with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
-                if settings.mode == "finite":
-                    async with anyio.create_task_group() as waits:
-                        async def idle() -> None:
-                            await engine.wait_idle()
-                            waits.cancel_scope.cancel()
-
-                        async def stopped() -> None:
-                            await stop.wait()
-                            waits.cancel_scope.cancel()
-
-                        waits.start_soon(idle)
-                        waits.start_soon(stopped)
-                else:
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
+            if settings.mode == "finite":
+                if engine.outstanding or engine.hooks_running:
+                    engine.idle_waiters.append(stop)
                     await stop.wait()
-            if limit.cancelled_caught:
-                spare = settings.on_timeout == "complete"
-                engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s", spare_must_complete=spare)
-            await engine.wait_idle()
-            tg.cancel_scope.cancel()
-    except anyio.get_cancelled_exc_class():
+            else:
+                await stop.wait()
+        if limit.cancelled_caught:
+            spare = settings.on_timeout == "complete"
+            engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s", spare_must_complete=spare)
+        await engine.wait_idle()
+    except BaseException:
+        # Ctrl-C, a cancelled caller: every task still ends with one (cancelled) result
         with anyio.CancelScope(shield=True):
-            engine.cancel_all("cancelled: the run was cancelled", spare_must_complete=False)
+            engine.cancel_all("cancelled: the run was interrupted", spare_must_complete=False)
             with anyio.move_on_after(10):
                 await engine.wait_idle()
         raise
@@ -77,6 +73,8 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
         engine.run_results = None
         engine.failure_listener = None
         queue._stop_run = None
+        if stop in engine.idle_waiters:
+            engine.idle_waiters.remove(stop)
         if bar is not None:
             bar.close()
         if own_service:

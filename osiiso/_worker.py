@@ -146,9 +146,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             if timeout is not None:
                 scope.deadline = math.inf
             slot.current = None
-            result = engine.finish(handle, TaskStatus.SUCCEEDED, value, None, None, call_hook=False)
-            if engine.on_complete is not None and result is not None:
-                await call_hook(engine.on_complete, result)
+            await engine.complete(handle, TaskStatus.SUCCEEDED, value, None, None)
 
 
 async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> None:
@@ -191,10 +189,7 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], lane: Lane, exc: Base
     else:
         tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
         message = f"failed{tries}: {type(exc).__name__}: {exc}"
-    result = engine.finish(handle, TaskStatus.FAILED, None, exc, message, call_hook=False)
-    if result is not None:
-        if engine.on_complete is not None:
-            await call_hook(engine.on_complete, result)
-        if engine.failure_listener is not None:
-            engine.failure_listener(handle)
+    result = await engine.complete(handle, TaskStatus.FAILED, None, exc, message)
+    if result is not None and engine.failure_listener is not None:
+        engine.failure_listener(handle)
 
