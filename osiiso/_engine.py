@@ -99,7 +99,12 @@ class Engine:
         if lane.started:
             return
         lane.started = True
-        await lane.backend.start()
+        try:
+            await lane.backend.start()
+        except Exception:
+            # e.g. an initializer that cannot be pickled: the workers still start, and each
+            # attempt fails with the backend's error instead of the run waiting forever
+            logger.exception("osiiso: the %r backend failed to start", lane.backend.name)
         count = min(lane.backend.capacity, self.workers)
         assert self.task_group is not None
         for _ in range(count):

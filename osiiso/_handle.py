@@ -175,7 +175,14 @@ class TaskHandle(Generic[T]):
         return True
 
     def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:
-        """Call ``fn(handle)`` when the task ends (at once if it already has)."""
+        """Call ``fn(handle)`` when the task ends (at once if it already has).
+
+        Safe from any thread once the queue has started; ``fn`` runs on the loop's thread.
+        """
+        caller = self._engine.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self.add_done_callback, fn)
+            return
         if self._result is not None:
             _call_quietly(fn, self)
             return

@@ -209,6 +209,9 @@ class AsyncQueue:
         with self._inbound_lock:
             self._inbound -= 1
         self._engine.admit(handle, lane)
+        if self._closed and not self._serving:  # shutdown() finished while it was handed over
+            self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
+                                        "from another thread, reached it")
 
     # -- life cycle -------------------------------------------------------------------------
     @property

@@ -54,3 +54,20 @@ def test_a_dropped_queue_releases_its_pool_threads() -> None:
     while time.monotonic() < deadline and any(t.name.startswith("osiiso-thread") for t in threading.enumerate()):
         time.sleep(0.01)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("osiiso-thread")]
+
+
+def test_done_callbacks_can_be_added_from_another_thread() -> None:
+    """add_done_callback from a producer thread never loses the callback, even for a finished task."""
+    seen: list[int] = []
+
+    async def main() -> None:
+        async with AsyncQueue(threads=2) as q:
+            def producer() -> None:
+                for i in range(50):
+                    handle = q.submit(_square, i, backend="thread")
+                    handle.add_done_callback(lambda h: seen.append(h.value()))
+
+            await anyio.to_thread.run_sync(producer)
+
+    anyio.run(main)
+    assert sorted(seen) == sorted(i * i for i in range(50))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 
+import anyio
+import cloudpickle
 import pytest
 
+import osiiso
 from osiiso import AsyncQueue
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -50,3 +55,27 @@ async def test_timeout_still_kills_a_task_that_runs_too_long() -> None:
     assert after.value() == 0.01
     assert q.stats["process"]["processes_killed"] == 1
     await q.shutdown()
+
+
+_LOCK = threading.Lock()
+
+
+def _init_with_lock() -> None:
+    with _LOCK:
+        pass
+
+
+async def test_an_unpicklable_initializer_fails_the_tasks_instead_of_hanging() -> None:
+    """An initializer that cannot be pickled fails each process task with SerializationError."""
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)  # ship _init_with_lock with its globals
+    try:
+        q = AsyncQueue(processes=1, initializer=_init_with_lock)
+        handle = q.submit(busy, 0.0, backend="process")
+        with anyio.fail_after(30):
+            await q.run()
+        assert isinstance(handle.exception(), osiiso.SerializationError)
+        assert "initializer" in str(handle.exception())
+        await q.shutdown()
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
