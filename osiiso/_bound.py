@@ -67,7 +67,7 @@ class BoundTask(Generic[P, R]):
 
     def group(self, iterable: Iterable[Any], /, *, group_id: str | None = None,
               **options: Any) -> TaskGroup[R]:
-        """Submit one call per element as a :class:`TaskGroup`."""
+        """Submit one call per element as a `TaskGroup`."""
         reject_unknown(options, "group()")
         return self._queue.group(self._fn, iterable, group_id=group_id, opts=self._options, **options)
 

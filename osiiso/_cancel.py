@@ -2,7 +2,7 @@
 
 A thread cannot be killed, so when a thread attempt times out or is cancelled the
 thread backend abandons it and raises this signal. Code running in the task polls it
-with :func:`cancelled` or :func:`check_cancelled`. Outside a thread task both report
+with `cancelled` or `check_cancelled`. Outside a thread task both report
 "not cancelled": coroutine tasks are cancelled for real, process tasks are killed.
 """
 
@@ -58,7 +58,7 @@ def cancelled() -> bool:
 
 
 def check_cancelled() -> None:
-    """Raise :class:`TaskCancelledError` inside a thread task that was cancelled or timed out."""
+    """Raise `TaskCancelledError` inside a thread task that was cancelled or timed out."""
     token = getattr(_local, "token", None)
     if token is not None and token._flag:
         raise TaskCancelledError(f"this attempt was abandoned: {token.reason}")

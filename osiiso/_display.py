@@ -1,4 +1,4 @@
-"""Printing a :class:`~osiiso.RunSummary`: a rich table when rich is installed, plain text otherwise."""
+"""Printing a `osiiso.RunSummary`: a rich table when rich is installed, plain text otherwise."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The engine: where every task waits, runs, retries and ends, for every backend.
 
 One engine serves all backends (``docs/internals.md`` draws it). Per backend a
-:class:`~osiiso._lanes.Lane` holds ready tasks and runs up to ``backend.capacity``
+`osiiso._lanes.Lane` holds ready tasks and runs up to ``backend.capacity``
 worker coroutines, all of them under the queue-wide ``workers`` cap. A worker pops
 the most urgent ready task, runs one attempt through ``backend.run`` inside its own
 cancel scope (whose deadline is the attempt's timeout), then records a success, a
@@ -11,7 +11,7 @@ Invariants (checked by ``osiiso._invariants.check_invariants`` in the tests):
 
 * every unfinished task is in exactly one place — waiting on dependencies,
   scheduled on the timer heap, ready in a lane, or running in a worker;
-* every task is recorded exactly once, by :meth:`Engine.finish`.
+* every task is recorded exactly once, by `Engine.finish`.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Engine:
                 lane.idle.clear()
 
     async def wait_serving(self) -> None:
-        """Wait until :meth:`serve` has its task group (called right after spawning it)."""
+        """Wait until `serve` has its task group (called right after spawning it)."""
         if self.task_group is None:
             self.serving = anyio.Event()
             await self.serving.wait()

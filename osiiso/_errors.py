@@ -1,6 +1,6 @@
 """Exceptions raised by osiiso.
 
-Every exception osiiso defines derives from :class:`OsiisoError`::
+Every exception osiiso defines derives from `OsiisoError`:
 
     OsiisoError
     ├── ClosedError            the queue no longer accepts tasks

@@ -30,7 +30,7 @@ WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "run
 
 
 class TaskHandle(Generic[T]):
-    """A submitted task. ``await handle`` gives its :class:`TaskResult` once it ends.
+    """A submitted task. ``await handle`` gives its `TaskResult` once it ends.
 
     ``value()`` returns the task's value or raises its error (``TaskCancelledError``
     when it was cancelled). ``cancel()`` may be called from any thread.
@@ -146,7 +146,7 @@ class TaskHandle(Generic[T]):
         return result
 
     def result(self) -> TaskResult:
-        """The task's :class:`TaskResult` (raises ``RuntimeError`` if it has not ended)."""
+        """The task's `TaskResult` (raises ``RuntimeError`` if it has not ended)."""
         return self._require_result()
 
     def exception(self) -> BaseException | None:
@@ -191,7 +191,7 @@ class TaskHandle(Generic[T]):
         self._callbacks.append(fn)
 
     async def wait(self) -> TaskResult:
-        """Wait for the task to end and return its :class:`TaskResult`."""
+        """Wait for the task to end and return its `TaskResult`."""
         if self._result is None:
             if self._event is None:
                 self._event = anyio.Event()

@@ -77,7 +77,7 @@ async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: An
     """Run ``fn`` over ``iterable`` in a fresh queue; values in input order.
 
     Queue settings (``workers``, ``threads``, ``processes``…) and task options may both
-    be given. Raises :class:`ExecutionError` if any task fails.
+    be given. Raises `ExecutionError` if any task fails.
     """
     queue_args, task_options = _split_args(dict(options))
     return await _ordered(fn, iterable, queue_args, task_options)

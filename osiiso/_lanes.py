@@ -1,4 +1,4 @@
-"""Ready queues: one :class:`Lane` per backend, and the timer heap for tasks that start later.
+"""Ready queues: one `Lane` per backend, and the timer heap for tasks that start later.
 
 A lane orders its ready tasks by priority, FIFO within a priority, with one deque per
 priority (push and pop are O(1); a heap of the priorities in use finds the lowest).

@@ -1,7 +1,7 @@
 """Hand a callable from any thread to the event loop that owns the queue.
 
 asyncio and trio each have a thread-safe "call this soon" primitive; this module
-wraps whichever loop is running into one function, :func:`current_loop_caller`.
+wraps whichever loop is running into one function, `current_loop_caller`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LoopCaller:
 
 
 def current_loop_caller() -> LoopCaller:
-    """Return a :class:`LoopCaller` for the event loop running in this thread."""
+    """Return a `LoopCaller` for the event loop running in this thread."""
     import asyncio
 
     try:

@@ -2,7 +2,7 @@
 
 Options come from three layers, later ones winning field by field:
 the queue's ``defaults`` → an ``opts=TaskOptions(...)`` → keyword overrides. A
-:class:`TaskOptions` remembers which fields were given explicitly, so merging an
+`TaskOptions` remembers which fields were given explicitly, so merging an
 ``opts`` over the queue's defaults only overrides what the caller actually set
 (``priority=3`` passed on purpose is not the same as "not passed").
 """

@@ -88,7 +88,7 @@ class AsyncQueue:
 
     async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                   **options: Any) -> TaskHandle[Any]:
-        """Like :meth:`submit`, but wait for room when the queue is at its ``size`` limit."""
+        """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
         size = self._settings.size
         while size and self._engine.outstanding >= size and not self._closed:
@@ -105,9 +105,9 @@ class AsyncQueue:
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, **options: Any) -> TaskGroup[Any]:
-        """Submit tasks as one :class:`TaskGroup`.
+        """Submit tasks as one `TaskGroup`.
 
-        ``group(fn, items)`` calls ``fn`` per item (as :meth:`map`); ``group([(fn, *args), ...])``
+        ``group(fn, items)`` calls ``fn`` per item (as `map`); ``group([(fn, *args), ...])``
         submits a list of calls. Every task gets the group's ``group_id``.
         """
         if group_id is None:
@@ -253,8 +253,8 @@ class AsyncQueue:
                   progress: bool = False) -> RunSummary:
         """Run until the work is done (``mode="finite"``) or until shutdown (``"infinite"``).
 
-        Returns the :class:`RunSummary` of the tasks that ended during this run.
-        ``strict=True`` raises :class:`ExecutionError` if any failed.
+        Returns the `RunSummary` of the tasks that ended during this run.
+        ``strict=True`` raises `ExecutionError` if any failed.
         """
         from ._runner import run_queue
 
@@ -327,7 +327,7 @@ class AsyncQueue:
         self.clear_results()
 
     def clear_results(self) -> None:
-        """Drop the results kept in :attr:`results`."""
+        """Drop the results kept in `results`."""
         self._engine.results.clear()
 
     async def __aenter__(self) -> AsyncQueue:

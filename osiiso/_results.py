@@ -1,4 +1,4 @@
-"""What a task ends with (:class:`TaskResult`) and what a run reports (:class:`RunSummary`)."""
+"""What a task ends with (`TaskResult`) and what a run reports (`RunSummary`)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ class RunSummary:
         return _group(self.results, "backend")
 
     def raise_for_errors(self, include_cancelled: bool = False) -> None:
-        """Raise :class:`ExecutionError` if a task failed (or, optionally, was cancelled)."""
+        """Raise `ExecutionError` if a task failed (or, optionally, was cancelled)."""
         bad = [
             r for r in self.results
             if r.status is TaskStatus.FAILED or (include_cancelled and r.status is TaskStatus.CANCELLED)

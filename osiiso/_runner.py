@@ -21,7 +21,7 @@ def _submission_order(result: TaskResult) -> int:
 
 
 async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progress: bool) -> RunSummary:
-    """The body of :meth:`AsyncQueue.run` once its arguments are checked.
+    """The body of `AsyncQueue.run` once its arguments are checked.
 
     The run waits on one event, set when the work is done (finite mode), or by
     ``shutdown()``, ``cancel()`` or a fail-first failure. It opens no task group of its

@@ -1,4 +1,4 @@
-"""Backends: one module per way of running an attempt, behind :class:`~osiiso.backends.base.Backend`.
+"""Backends: one module per way of running an attempt, behind `osiiso.backends.base.Backend`.
 
 Backends are imported lazily, by name, the first time a queue needs them: a queue
 that only runs coroutines never imports the process machinery.

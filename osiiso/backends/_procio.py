@@ -5,7 +5,7 @@ worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all t
 reports a worker has written (several per wake-up under load), notices deaths, reaps
 the dead (after draining what they wrote, and killing what is left of their process
 group), starts replacements, and hands each batch of events to the event loop in one
-call. It never touches jobs: the loop thread owns them (see :mod:`._procpool`).
+call. It never touches jobs: the loop thread owns them (see `._procpool`).
 
 Events handed to the loop::
 

@@ -1,7 +1,7 @@
 """The loop-side half of the process pool: jobs, slots, dispatch, crashes and kills.
 
-Everything here runs on the event loop's thread; the I/O thread (:mod:`._procio`)
-only hands it events through :class:`~osiiso._loopcall.LoopCaller`. A *slot* is a
+Everything here runs on the event loop's thread; the I/O thread (`._procio`)
+only hands it events through `osiiso._loopcall.LoopCaller`. A *slot* is a
 place for one worker; its worker changes when one dies and a fresh one is started
 (``gen`` tells them apart). A *job* is one attempt, from ``submit`` to its outcome.
 
@@ -76,7 +76,7 @@ class _Slot:
 
 
 class Pool:
-    """Persistent worker processes for one :class:`ProcessBackend` on one event loop."""
+    """Persistent worker processes for one `ProcessBackend` on one event loop."""
 
     def __init__(self, ctx: BaseContext, processes: int, boot: bytes,
                  max_tasks_per_child: int | None) -> None:

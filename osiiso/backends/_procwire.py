@@ -73,7 +73,7 @@ def describe(obj: object) -> str:
 
 
 def dumps_function(fn: object, name: str) -> bytes:
-    """Cloudpickle a task's callable, or raise :class:`SerializationError` saying why."""
+    """Cloudpickle a task's callable, or raise `SerializationError` saying why."""
     try:
         blob: bytes = cloudpickle.dumps(fn, PROTOCOL)
     except Exception as exc:

@@ -9,8 +9,8 @@
     drain(): wake waiters  <-- finished deque <-- job ends; the first finisher
              (LoopCaller.call)                    of a batch schedules drain()
 
-A thread cannot be killed. :meth:`ThreadPool.abandon` raises the job's
-:class:`~osiiso._cancel.CancelToken`, drops its result, and starts a replacement
+A thread cannot be killed. `ThreadPool.abandon` raises the job's
+`osiiso._cancel.CancelToken`, drops its result, and starts a replacement
 thread at once; the abandoned thread exits by itself when its function returns.
 Every state change of a job happens under one lock, so a job is exactly one of
 queued, running, done or abandoned, and a thread is abandoned only while it runs.

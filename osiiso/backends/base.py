@@ -2,10 +2,10 @@
 
 The engine (``osiiso._engine``) owns everything else: ordering, priorities, retries,
 timeouts, rate limits, cancellation, hooks and results. A backend answers one
-question only. It gets an :class:`Attempt` and must
+question only. It gets an `Attempt` and must
 
 * run it and return its value, or raise the exception the task raised;
-* stop it when the engine's cancel scope around :meth:`Backend.run` is cancelled
+* stop it when the engine's cancel scope around `Backend.run` is cancelled
   (timeout, ``cancel()``, fail-first, shutdown): the async backend's coroutine is
   cancelled, a thread attempt is abandoned (its cooperative flag raised), a
   process attempt's worker is killed. In every case the backend lets the
@@ -42,8 +42,8 @@ class Attempt:
     ``fn(*args, **kwargs)`` is the call to make (dependencies already replaced by
     their values). ``timeout`` is the per-attempt limit in seconds, or ``None``;
     ``number`` counts attempts from 1. A backend that queues work before it really
-    starts (a busy process worker) calls :meth:`hold_clock` when it queues the attempt
-    and :meth:`restart_clock` when the attempt begins executing, so the timeout (and the
+    starts (a busy process worker) calls `hold_clock` when it queues the attempt
+    and `restart_clock` when the attempt begins executing, so the timeout (and the
     task's ``started_at``) count execution only.
     """
 
@@ -76,7 +76,7 @@ class Attempt:
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until
-        :meth:`restart_clock` (call from the loop thread)."""
+        `restart_clock` (call from the loop thread)."""
         if self._clock is not None:
             self._clock.hold(self._task)
 

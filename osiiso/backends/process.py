@@ -20,7 +20,7 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
 
 * Functions travel with cloudpickle once per worker (the worker keeps a table keyed
   by a number the parent assigns); arguments and results with pickle protocol 5,
-  falling back to cloudpickle. See :mod:`._procwire` for the messages.
+  falling back to cloudpickle. See `._procwire` for the messages.
 * A job sent to an idle worker is running; one queued behind another (only for
   short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
   first (riding on the previous ``DONE``), so a cancel before that just skips it, and
@@ -30,7 +30,7 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
   other workers, and the I/O thread starts a fresh worker in the slot.
 * Workers are started with the chosen start method (forkserver by default where it
   exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
-  them (see :func:`._procio._preparation_data`), and they load their own code by
+  them (see `._procio._preparation_data`), and they load their own code by
   path, so a worker's start-up never imports the ``osiiso`` package.
 * Workers watch their parent: if it dies without closing the pool they kill their
   own process group within half a second; an un-closed pool is killed at exit.

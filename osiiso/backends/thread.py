@@ -1,17 +1,17 @@
 """The thread backend: sync callables (and coroutine functions) on a persistent thread pool.
 
-The pool (:mod:`osiiso.backends._threadpool`) keeps ``threads`` daemon threads. An
-attempt becomes a :class:`~osiiso.backends._threadpool.Job`; the awaiting coroutine
+The pool (`osiiso.backends._threadpool`) keeps ``threads`` daemon threads. An
+attempt becomes a `osiiso.backends._threadpool.Job`; the awaiting coroutine
 parks on a waiter that the pool wakes from the loop thread (through
-:class:`~osiiso._loopcall.LoopCaller`) when the job ends. On asyncio and uvloop the
+`osiiso._loopcall.LoopCaller`) when the job ends. On asyncio and uvloop the
 waiter is a plain loop future, on trio a parked task: both are cheaper than an
 ``anyio.Event`` per attempt and both are cancelled by the engine's anyio cancel scope.
 
 A cancelled attempt (timeout, ``cancel()``, shutdown) cannot stop its thread. The
-backend *abandons* it: the attempt's :class:`~osiiso._cancel.CancelToken` is raised
+backend *abandons* it: the attempt's `osiiso._cancel.CancelToken` is raised
 (``osiiso.cancelled()`` turns true in the task), its late result is dropped, and a new
 thread takes its place so the pool keeps ``threads`` working threads. Neither
-:meth:`ThreadBackend.run` nor :meth:`ThreadBackend.aclose` waits for an abandoned thread.
+`ThreadBackend.run` nor `ThreadBackend.aclose` waits for an abandoned thread.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def _closed_error() -> TaskCancelledError:
 class ThreadBackend(Backend):
     """Runs sync callables on a pool of ``threads`` threads; abandons cancelled attempts.
 
-    The pool starts on :meth:`start` (or the first :meth:`run`) in the running event loop
-    and stops on :meth:`aclose`; the backend may be started again afterwards.
+    The pool starts on `start` (or the first `run`) in the running event loop
+    and stops on `aclose`; the backend may be started again afterwards.
     """
 
     name = "thread"
