@@ -256,3 +256,57 @@ async def test_run_cancelled_from_outside_records_every_task(kit: Kit) -> None:
     assert {h.status for h in handles} == {"cancelled"}
     assert len(q.results) == 4
     await q.shutdown()
+
+
+async def test_cancelling_a_dependent_leaves_its_dependency_alone(kit: Kit) -> None:
+    """Cancelling a waiting dependent does not cancel the task it depends on."""
+    q = AsyncQueue()
+    upstream = q.submit(kit.slow, 0.1, 5, **kit.opts)
+    dependent = q.submit(kit.echo, upstream, **kit.opts)
+    dependent.cancel()
+    await q.run()
+    assert upstream.value() == 5 and dependent.cancelled() and dependent.attempts == 0
+    await q.shutdown()
+
+
+async def test_fail_first_cancels_waiting_dependents(kit: Kit) -> None:
+    """With fail_first a failure cancels tasks still waiting on their dependencies."""
+    q = AsyncQueue(fail_policy="fail_first")
+    upstream = q.submit(kit.slow, 5, 1, **kit.opts)
+    waiting = q.submit(kit.echo, upstream, **kit.opts)
+    q.submit(kit.fail, "first", **kit.opts)
+    summary = await q.run()
+    assert waiting.cancelled() and upstream.cancelled()
+    assert summary.failed == 1 and summary.cancelled == 2
+    await q.shutdown()
+
+
+async def test_forced_shutdown_cancels_waiting_dependents(kit: Kit) -> None:
+    """shutdown(force=True) cancels dependents that are still waiting."""
+    started = anyio.Event()
+    q = AsyncQueue(on_start=lambda h: started.set())
+    await q.start()
+    upstream = q.submit(kit.slow, 20, **kit.opts)
+    waiting = q.submit(kit.echo, upstream, **kit.opts)
+    await started.wait()
+    await q.shutdown(force=True)
+    assert upstream.cancelled() and waiting.cancelled()
+
+
+async def test_dependencies_cross_backends(kit: Kit) -> None:
+    """A task on this backend can depend on a coroutine task and feed a thread task."""
+    q = AsyncQueue()
+
+    async def produce() -> int:
+        return 6
+
+    first = q.submit(produce)
+    middle = q.submit(kit.square, first, **kit.opts)
+    last = q.submit(_plus_one, middle, backend="thread")
+    await q.run(strict=True)
+    assert last.value() == 37
+    await q.shutdown()
+
+
+def _plus_one(x: int) -> int:
+    return x + 1

@@ -1,0 +1,101 @@
+"""Leaving a queue leaves nothing behind: no worker process, no pool thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from osiiso import AsyncQueue
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+_MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+@pytest.fixture
+def anyio_backend() -> object:
+    """Exit behaviour is the pools': asyncio is enough, trio runs in the conformance suite."""
+    return ("asyncio", {"use_uvloop": False})
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def _our_workers() -> set[int]:
+    """Live descendants of this process, multiprocessing's own helpers excepted."""
+    alive: set[int] = set()
+    todo = list(_children(os.getpid()))
+    while todo:
+        pid = todo.pop()
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        todo.extend(_children(pid))
+        if state != "Z" and not any(helper in cmdline for helper in _MP_HELPERS):
+            alive.add(pid)
+    return alive
+
+
+def _settle(check: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return bool(check())  # type: ignore[operator]
+
+
+def _pool_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("osiiso")]
+
+
+def _sleeper(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+async def _use_both(q: AsyncQueue) -> None:
+    q.submit(_sleeper, 0.01, backend="process")
+    q.submit(_sleeper, 0.01, backend="thread")
+
+
+@pytest.mark.parametrize("how", ["clean", "force", "error"])
+async def test_no_process_or_thread_survives_the_queue(how: str) -> None:
+    """After `async with` (clean or on error) and after shutdown(force=True), no worker or pool thread is left."""
+    before = _our_workers()
+    if how == "clean":
+        async with AsyncQueue(processes=2, threads=2) as q:
+            await _use_both(q)
+    elif how == "force":
+        q = AsyncQueue(processes=2, threads=2)
+        await q.start()
+        stuck_process = q.submit(_sleeper, 30, backend="process")
+        stuck_thread = q.submit(_sleeper, 30, backend="thread")
+        await _use_both(q)
+        await anyio.sleep(0.2)
+        await q.shutdown(force=True)
+        assert stuck_process.cancelled() and stuck_thread.cancelled()
+    else:
+        with pytest.raises(RuntimeError, match="body"):
+            async with AsyncQueue(processes=2, threads=2) as q:
+                await _use_both(q)
+                q.submit(_sleeper, 30, backend="process")
+                raise RuntimeError("body")
+    assert _settle(lambda: _our_workers() <= before), _our_workers() - before
+    # force abandons the thread stuck in time.sleep(30): shutdown never waits for it (a daemon)
+    allowed = 1 if how == "force" else 0
+    assert _settle(lambda: len(_pool_threads()) <= allowed), _pool_threads()
