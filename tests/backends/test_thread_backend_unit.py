@@ -45,8 +45,18 @@ async def wait_for(event: threading.Event) -> None:
         await anyio.sleep(0.001)
 
 
+_EARLIER: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _ignore_earlier_threads() -> None:
+    """Threads abandoned by earlier tests may still be finishing: count only this test's."""
+    _EARLIER.clear()
+    _EARLIER.update(threading.enumerate())
+
+
 def pool_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("osiiso-thread-")]
+    return [t for t in threading.enumerate() if t.name.startswith("osiiso-thread-") and t not in _EARLIER]
 
 
 def block_until_cancelled(started: threading.Event, saw_cancel: threading.Event,
