@@ -238,7 +238,8 @@ class Engine:
             spawn_hook(self, self.on_complete, (result,))
         if self.room_waiters:
             self.room_waiters.pop(0).set()
-        self._check_idle()
+        if not self.outstanding:
+            self._check_idle()
         return result
 
     async def complete(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,

@@ -58,6 +58,8 @@ class Slot:
             self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
 
 
+_RUNNING, _SUCCEEDED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED
+
 #: a worker yields to the event loop at least once per this many tasks
 _YIELD_EVERY = 64
 
@@ -90,6 +92,8 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
     limiter = engine.limiter
     cancelled_exc = anyio.get_cancelled_exc_class()
     checkpoint = anyio.lowlevel.checkpoint
+    attempt = Attempt(None, (), {}, 0, None, None, slot)  # one per worker, refilled per attempt
+    run = backend.run
     streak = 0
     while not scope.cancel_called:
         streak += 1
@@ -122,7 +126,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
         handle._slot = slot
         slot.current = handle
         number = handle._attempts = handle._attempts + 1
-        handle._status = TaskStatus.RUNNING
+        handle._status = _RUNNING
         if handle._started_at is None:
             handle._started_at = time.time()
         if engine.on_start is not None:
@@ -132,9 +136,10 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             slot.loop_start = anyio.current_time()
             slot.began = time.monotonic()
             scope.deadline = slot.loop_start + timeout
+        attempt.fn, attempt.args, attempt.kwargs = handle._fn, handle._args, handle._kwargs
+        attempt.number, attempt.timeout, attempt._task = number, timeout, handle
         try:
-            value = await backend.run(Attempt(
-                handle._fn, handle._args, handle._kwargs, number, timeout, handle, slot))
+            value = await run(attempt)
         except BaseException as exc:
             if isinstance(exc, cancelled_exc) and (scope.cancel_called or engine.stopping):
                 raise
@@ -146,7 +151,10 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             if timeout is not None:
                 scope.deadline = math.inf
             slot.current = None
-            await engine.complete(handle, TaskStatus.SUCCEEDED, value, None, None)
+            if engine.on_complete is None:
+                engine.finish(handle, _SUCCEEDED, value, None, None)
+            else:
+                await engine.complete(handle, _SUCCEEDED, value, None, None)
 
 
 async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> None:

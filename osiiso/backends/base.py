@@ -49,9 +49,9 @@ class Attempt:
 
     __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "number", "timeout")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
+    def __init__(self, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
                  timeout: float | None, task: Any = None, clock: Any = None) -> None:
-        self.fn = fn
+        self.fn: Callable[..., Any] = fn  # type: ignore[assignment]  # None only in a blank the engine refills
         self.args = args
         self.kwargs = kwargs
         self.number = number
