@@ -151,7 +151,9 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             if timeout is not None:
                 scope.deadline = math.inf
             slot.current = None
-            if engine.on_complete is None:
+            if handle._cancel_reason is not None:  # the value raced a cancel() that was accepted
+                _cancelled(engine, handle, None)
+            elif engine.on_complete is None:
                 engine.finish(handle, _SUCCEEDED, value, None, None)
             else:
                 await engine.complete(handle, _SUCCEEDED, value, None, None)
@@ -171,8 +173,18 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> N
     )
     await _failed(engine, handle, lane, error)
 
+def _cancelled(engine: Engine, handle: TaskHandle[Any], cause: BaseException | None) -> None:
+    reason = handle._cancel_reason or "cancelled"
+    error = TaskCancelledError(reason)
+    error.__cause__ = cause
+    engine.finish(handle, TaskStatus.CANCELLED, None, error, reason)
+
+
 async def _failed(engine: Engine, handle: TaskHandle[Any], lane: Lane, exc: BaseException) -> None:
     """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+    if handle._cancel_reason is not None:  # cancel() was accepted while it ran: it ends cancelled
+        _cancelled(engine, handle, exc)
+        return
     options = handle._options
     retry = (handle._attempts <= options.retries and isinstance(exc, options.retry_on)
              and handle._cancel_reason is None and not engine.stopping)

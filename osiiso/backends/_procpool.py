@@ -204,8 +204,11 @@ class Pool:
             n = len(slot.inflight)
             if n == 0:
                 return slot
-            if short and n < DEPTH and slot.unread + len(job.args) < slot.budget and (
-                    best is None or n < len(best.inflight)):
+            # queue a short job only behind jobs known to be short: never behind a task of
+            # unknown or long duration, which could hold it while another worker frees up
+            running = slot.inflight[0].fn.ewma
+            if short and running is not None and running < PRESEND_BELOW and n < DEPTH \
+                    and slot.unread + len(job.args) < slot.budget and (best is None or n < len(best.inflight)):
                 best = slot
         return best
 
