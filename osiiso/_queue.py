@@ -64,6 +64,7 @@ class AsyncQueue:
         self._seq = itertools.count(1)
         self._group_seq = itertools.count(1)
         self._routes: dict[tuple[Any, str], tuple[Any, str]] = {}
+        self._options_cache: dict[tuple[tuple[str, Any], ...], TaskOptions] = {}
         self._closed = False
         self._inbound = 0
         self._inbound_lock = threading.Lock()
@@ -83,8 +84,25 @@ class AsyncQueue:
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                opts: TaskOptions | None = None, **options: Any) -> TaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
-        merged = merge_options(self._defaults, opts, options, "submit()") if (options or opts) else self._defaults
+        if opts is None:
+            merged = self._merged(options) if options else self._defaults
+        else:
+            merged = merge_options(self._defaults, opts, options, "submit()")
         return self._enqueue(fn, args, {}, merged)
+
+    def _merged(self, options: dict[str, Any]) -> TaskOptions:
+        """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
+        try:
+            key = tuple(options.items())
+            return self._options_cache[key]
+        except KeyError:
+            merged = merge_options(self._defaults, None, options, "submit()")
+            if len(self._options_cache) >= 256:
+                self._options_cache.clear()
+            self._options_cache[key] = merged
+            return merged
+        except TypeError:  # an unhashable value (metadata={...}): merged each time
+            return merge_options(self._defaults, None, options, "submit()")
 
     async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                   **options: Any) -> TaskHandle[Any]:
