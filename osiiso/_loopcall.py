@@ -21,11 +21,12 @@ class LoopCaller:
     worker threads are dropped instead of raising in a thread nobody watches.
     """
 
-    __slots__ = ("_closed_errors", "_soon", "loop", "thread_id")
+    __slots__ = ("_closed_errors", "_local_soon", "_soon", "loop", "thread_id")
 
     def __init__(self, soon: Callable[..., Any], closed_errors: tuple[type[BaseException], ...],
-                 loop: object) -> None:
+                 loop: object, local_soon: Callable[..., Any] | None = None) -> None:
         self._soon = soon
+        self._local_soon = local_soon or soon
         self._closed_errors = closed_errors
         self.thread_id = threading.get_ident()
         #: the asyncio loop or trio token this caller reaches (identifies the event loop)
@@ -34,6 +35,10 @@ class LoopCaller:
     def in_loop_thread(self) -> bool:
         """Whether the calling thread is the loop's own thread."""
         return threading.get_ident() == self.thread_id
+
+    def call_local(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule ``fn(*args)`` soon, from the loop's own thread (cheaper: no wake-up write)."""
+        self._local_soon(fn, *args)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Schedule ``fn(*args)`` on the loop; ``False`` if the loop is gone."""
@@ -55,4 +60,4 @@ def current_loop_caller() -> LoopCaller:
 
         token = trio.lowlevel.current_trio_token()
         return LoopCaller(token.run_sync_soon, (trio.RunFinishedError,), token)
-    return LoopCaller(loop.call_soon_threadsafe, (RuntimeError,), loop)
+    return LoopCaller(loop.call_soon_threadsafe, (RuntimeError,), loop, loop.call_soon)

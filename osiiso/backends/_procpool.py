@@ -121,7 +121,7 @@ class Pool:
             pending.append(job)
         if not self._scheduled:
             self._scheduled = True
-            self._caller.call(self._dispatch)
+            self._caller.call_local(self._dispatch)  # submit runs on the loop thread
         return job
 
     def _function(self, fn: Any, name: str) -> FunctionEntry:
