@@ -44,6 +44,36 @@ logger = logging.getLogger("osiiso")
 Hook = Callable[..., object]
 
 
+_ki_protected = False
+
+
+def _protect_from_ki_on_trio() -> None:
+    """On trio, keep Ctrl-C out of the engine's tasks so it reaches the main task.
+
+    trio raises KeyboardInterrupt in whatever task runs when the signal lands; in a worker
+    it would look like the running task's own failure and the run would go on. Marked code
+    is protected, so trio delivers it to the main task, where ``run()`` cancels the work.
+    """
+    global _ki_protected
+    if _ki_protected:
+        return
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+        return  # asyncio turns Ctrl-C into a cancel of the main task by itself
+    except RuntimeError:
+        pass
+    import trio
+
+    from . import _worker
+
+    for fn in (_worker.run_worker, _worker._serve_lane, _worker._interrupted, _worker._failed,
+               Engine.serve, Engine._timer_loop, Engine._open_lane, Engine.complete):
+        trio.lowlevel.enable_ki_protection(fn)
+    _ki_protected = True
+
+
 class Engine:
     """Task bookkeeping and execution, shared by every backend of one queue."""
 
@@ -145,6 +175,7 @@ class Engine:
     # -- the service: timers and workers ---------------------------------------------------
     async def serve(self) -> None:
         """Run the timer loop and every lane's workers until cancelled."""
+        _protect_from_ki_on_trio()
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg

@@ -169,6 +169,8 @@ class TaskHandle(Generic[T]):
         Returns ``False`` if it had already ended. A waiting task is cancelled at once; a
         running one is interrupted the way its backend allows (see the cancellation guide).
         """
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f"cancel() takes a reason string or None, got {reason!r}")
         if self._result is not None:
             return False
         self._engine.request_cancel(self, reason or "cancelled by handle.cancel()")
@@ -179,6 +181,8 @@ class TaskHandle(Generic[T]):
 
         Safe from any thread once the queue has started; ``fn`` runs on the loop's thread.
         """
+        if not callable(fn):
+            raise TypeError(f"add_done_callback() takes a callable fn(handle), got {fn!r}")
         caller = self._engine.caller
         if caller is not None and not caller.in_loop_thread():
             caller.call(self.add_done_callback, fn)
@@ -230,6 +234,9 @@ def _call_quietly(fn: Callable[[Any], object], arg: object) -> None:
 async def as_completed(handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
     """Yield ``handles`` as they finish, earliest first."""
     pending = list(handles)
+    for item in pending:
+        if not isinstance(item, TaskHandle):
+            raise TypeError(f"as_completed() takes task handles, got {item!r} — pass what submit() returned")
     if not pending:
         return
     send, receive = anyio.create_memory_object_stream[TaskHandle[T]](len(pending))

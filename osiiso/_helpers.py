@@ -8,6 +8,9 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._options import reject_unknown
+from .backends.coroutine import is_async_callable
+
 __all__ = ("amap", "pmap", "run", "tmap")
 
 T = TypeVar("T")
@@ -43,10 +46,11 @@ def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, 
             return await coro
 
         fn: Callable[..., Awaitable[T]] = main_fn
-    elif callable(main):
+    elif callable(main) and is_async_callable(main):
         fn = main
     else:
-        raise TypeError(f"run() takes an async function or a coroutine, got {main!r}")
+        raise TypeError(f"osiiso.run() takes an async function (or, on asyncio, a coroutine), got {main!r}, "
+                        "which is synchronous — define it with `async def`, or call it directly")
     options: dict[str, Any] = {}
     if backend == "asyncio":
         if use_uvloop is None:
@@ -80,6 +84,7 @@ async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: An
     be given. Raises `ExecutionError` if any task fails.
     """
     queue_args, task_options = _split_args(dict(options))
+    reject_unknown(task_options, "amap()")
     return await _ordered(fn, iterable, queue_args, task_options)
 
 
@@ -87,6 +92,7 @@ def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> 
     """From synchronous code: ``fn`` over ``iterable`` on threads; values in input order."""
     options.setdefault("backend", "thread")
     queue_args, task_options = _split_args(dict(options))
+    reject_unknown(task_options, "tmap()")
     return anyio.run(_ordered, fn, iterable, queue_args, task_options)
 
 
@@ -94,4 +100,5 @@ def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> 
     """From synchronous code: ``fn`` over ``iterable`` on processes; values in input order."""
     options.setdefault("backend", "process")
     queue_args, task_options = _split_args(dict(options))
+    reject_unknown(task_options, "pmap()")
     return anyio.run(_ordered, fn, iterable, queue_args, task_options)

@@ -65,6 +65,8 @@ def _number(name: str, value: object, *, allow_none: bool, positive: bool = Fals
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, got NaN")
+    if math.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r} — use None for no limit or no delay")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0 (or None for no limit), got {value!r}")
     if minimum is not None and value < minimum:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
+import anyio.lowlevel
 
 from ._bound import BoundTask, TaskDecorator, make_bound
 from ._config import check_choice, settings_from
@@ -70,6 +71,7 @@ class AsyncQueue:
         self._inbound_lock = threading.Lock()
         self._service_done: anyio.Event | None = None
         self._run_active = False
+        self._handovers_open = True
         self._loop: object | None = None
         self._stop_run: anyio.Event | None = None
 
@@ -119,7 +121,7 @@ class AsyncQueue:
             **options: Any) -> list[TaskHandle[Any]]:
         """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args."""
         merged = merge_options(self._defaults, opts, options, "map()")
-        return [self._enqueue(fn, *_split(item), merged) for item in iterable]
+        return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, **options: Any) -> TaskGroup[Any]:
@@ -140,7 +142,21 @@ class AsyncQueue:
                 calls.append((call[0], call[1:], {}))
         else:
             calls = [(fn, *_split(item)) for item in iterable]
-        return TaskGroup([self._enqueue(f, a, k, merged) for f, a, k in calls], group_id)
+        return TaskGroup(self._enqueue_all(calls, merged), group_id)
+
+    def _enqueue_all(self, calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]],
+                     options: TaskOptions) -> list[TaskHandle[Any]]:
+        """Submit every call or none: each is checked, and the size limit too, before any is queued."""
+        for fn, args, kwargs in calls:
+            try:
+                self._routes[fn, options.backend]
+            except (KeyError, TypeError):
+                self._route(fn, args, kwargs, options)
+        size = self._settings.size
+        if size and self._engine.outstanding + self._inbound + len(calls) > size:
+            raise QueueFullError(f"{len(calls)} tasks do not fit: the queue holds {self._engine.outstanding} "
+                                 f"unfinished tasks and its size limit is {size} — submit fewer, or raise size=")
+        return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...
@@ -227,7 +243,7 @@ class AsyncQueue:
         with self._inbound_lock:
             self._inbound -= 1
         self._engine.admit(handle, lane)
-        if self._closed and not self._serving:  # shutdown() finished while it was handed over
+        if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
             self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
                                         "from another thread, reached it")
 
@@ -280,8 +296,9 @@ class AsyncQueue:
                                     or not timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
         policy = check_choice("fail_policy", fail_policy or self._settings.fail_policy, ("continue", "fail_first"))
-        if not isinstance(progress, bool):
-            raise ValueError(f"progress must be True or False, got {progress!r}")
+        for flag, value in (("strict", strict), ("progress", progress)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{flag} must be True or False, got {value!r}")
         if self._run_active:
             raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
         if self._closed and not self._engine.outstanding:
@@ -311,11 +328,14 @@ class AsyncQueue:
         if self._stop_run is not None:
             self._stop_run.set()
         with anyio.CancelScope(shield=force):
+            while self._inbound:  # tasks handed over by other threads before the close: let them in
+                await anyio.lowlevel.checkpoint()
             if force:
                 engine.cancel_all("cancelled: the queue was shut down (force=True)", spare_must_complete=False)
             if engine.outstanding:
                 await self._ensure_service()
                 await engine.wait_idle()
+        self._handovers_open = False
         await self._stop_service()
         with anyio.CancelScope(shield=True):
             for lane in list(engine.lanes.values()):
@@ -342,11 +362,18 @@ class AsyncQueue:
             self._engine.lanes.clear()
             self._routes.clear()
         self._closed = False
+        self._handovers_open = True
         self.clear_results()
 
     def clear_results(self) -> None:
-        """Drop the results kept in `results`."""
+        """Drop the results kept in `results`, and those the current run has gathered so far.
+
+        A long-running (``mode="infinite"``) queue calls this now and then to keep memory flat;
+        the run's summary then holds only the results recorded after the last call.
+        """
         self._engine.results.clear()
+        if self._engine.run_results is not None:
+            self._engine.run_results.clear()
 
     async def __aenter__(self) -> AsyncQueue:
         await self.start()

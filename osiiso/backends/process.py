@@ -43,6 +43,7 @@ worker is written from the loop thread (the worker reads it as it arrives); with
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .._errors import ClosedError
@@ -80,6 +81,12 @@ class ProcessBackend(Backend):
     @property
     def capacity(self) -> int:
         return max(1, self.config.processes) * DEPTH
+
+    def check(self, fn: Any) -> None:
+        if inspect.isawaitable(fn) or not callable(fn):
+            raise TypeError(
+                f"backend='process' needs a function or other callable, got {fn!r} — a coroutine object "
+                "cannot be sent to a process: pass the coroutine function and its arguments instead")
 
     async def start(self) -> None:
         if self._closed:
