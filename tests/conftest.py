@@ -18,3 +18,14 @@ LOOPS = [
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """The event loop a test runs on."""
     return request.param
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--chaos-scale``: ``short`` (the default, CI) or ``full`` (the long chaos and load runs)."""
+    parser.addoption("--chaos-scale", action="store", default="short", choices=("short", "full"),
+                     help="how big the chaos and load runs are: short (CI) or full")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``chaos`` marker."""
+    config.addinivalue_line("markers", "chaos: seeded random mixes of misbehaving tasks (--chaos-scale)")

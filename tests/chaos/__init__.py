@@ -1,0 +1,1 @@
+"""The chaos suite: seeded random mixes of misbehaving tasks over every backend."""

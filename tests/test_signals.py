@@ -1,0 +1,273 @@
+"""Ctrl-C (SIGINT) and SIGTERM sent to a script in the middle of a mixed run.
+
+Each test writes a script to a temporary directory and runs it in a subprocess. The script
+runs coroutine, thread and process tasks through ``osiiso.run`` (on asyncio or trio) and
+prints ``ready`` when the first task starts; the test waits for that and for a process
+task to be running, notes every descendant of the script, sends the signal, and checks
+that the script exits within 5 s, says why, and leaves no descendant alive.
+
+What the scripts print (nothing in osiiso catches the signal): on SIGINT the run is
+cancelled, every task ends (its ``TaskResult`` is recorded as cancelled) and the script
+dies with Python's ``KeyboardInterrupt`` traceback; on SIGTERM Python's default action
+ends the script at once (exit status -15, no message) and the workers, which watch their
+parent, kill themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXIT_BOUND = 5.0  # seconds from the signal to the script's exit
+SETTLE = 5.0  # seconds for multiprocessing's helpers to notice their parent is gone
+
+pytestmark = [pytest.mark.timeout(60)]
+
+SCRIPT = """\
+import json, os, sys, time
+import anyio
+import osiiso
+from osiiso import AsyncQueue
+
+LOOP, MARK, MUST = sys.argv[1], sys.argv[2], sys.argv[3] == "must"
+queue = None
+said = []
+
+
+def on_start(handle):
+    if not said:
+        said.append(1)
+        print("ready", flush=True)
+
+
+def proc_hang(path):
+    open(path + ".tmp", "w").write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(60)
+
+
+def proc_must(path, seconds):
+    open(path + ".tmp", "w").write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(seconds)
+    open(path + ".finished", "w").write("finished")
+    return "finished"
+
+
+def thread_hang():
+    while not osiiso.cancelled():
+        time.sleep(0.01)
+
+
+async def async_hang():
+    await anyio.sleep(60)
+
+
+def quick(x):
+    return x
+
+
+async def main():
+    global queue
+    async with AsyncQueue(processes=2, on_start=on_start) as queue:
+        if MUST:
+            queue.submit(proc_must, MARK, 2.0, backend="process", must_complete=True, name="must")
+        else:
+            queue.submit(proc_hang, MARK, backend="process", name="proc_hang")
+        queue.submit(thread_hang, backend="thread", name="thread_hang")
+        queue.submit(async_hang, name="async_hang")
+        queue.map(quick, range(20), backend="process")
+        await queue.run()
+
+
+try:
+    osiiso.run(main, backend=LOOP)
+finally:
+    if queue is not None:
+        statuses = [[r.task_id, r.name, str(r.status)] for r in queue.results]
+        print("RESULTS " + json.dumps(statuses), flush=True)
+"""
+
+
+def proc_state(pid: int) -> str:
+    """'R', 'S', … for a live process, 'Z' for a zombie, '' once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (read from /proc/<pid>/task/*/children, recursively)."""
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            tids = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    children = [int(p) for p in f.read().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            found.update(children)
+            stack.extend(children)
+    return found
+
+
+def wait_for(predicate, what: str, bound: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + bound
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
+              must: bool = False) -> tuple[int | None, str, str, float, set[int]]:
+    """Run the script, signal it once a process task runs; return (status, stdout, stderr, seconds, pids)."""
+    script = tmp_path / "mixed_run.py"
+    script.write_text(SCRIPT)
+    mark = tmp_path / "running"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), loop, str(mark), "must" if must else "plain"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # blocks until the first task starts
+        assert first.strip() == "ready", (first, proc.stderr.read() if proc.poll() is not None else "")
+        wait_for(mark.exists, "a process task runs")
+        pids = descendants(proc.pid)
+        assert int(mark.read_text()) in pids
+        began = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            out, err = proc.communicate(timeout=EXIT_BOUND + 10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the script did not exit after {sig.name}")
+        seconds = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, first + out, err, seconds, pids
+
+
+def assert_no_survivors(pids: set[int]) -> None:
+    """Every process the script had is gone (or a zombie nobody reaps: dead either way)."""
+    def all_dead() -> bool:
+        return all(proc_state(pid) in ("", "Z") for pid in pids)
+
+    try:
+        wait_for(all_dead, "the script's processes are gone", SETTLE)
+    except AssertionError:
+        alive = {pid: proc_state(pid) for pid in pids if proc_state(pid) not in ("", "Z")}
+        raise AssertionError(f"processes of the script survived it: {alive}") from None
+
+
+def results_of(out: str) -> dict[str, str]:
+    """The script's results, ``{name: status}`` (names made unique with the task id)."""
+    line = next(line for line in out.splitlines() if line.startswith("RESULTS "))
+    rows = json.loads(line[len("RESULTS "):])
+    assert len({task_id for task_id, _, _ in rows}) == len(rows), f"a task was recorded twice: {rows}"
+    return {name if name != "quick" else f"quick-{task_id}": status for task_id, name, status in rows}
+
+
+LOOPS = ["asyncio", "trio"]
+SIGINT_LOOPS = ["asyncio", "trio"]
+
+
+@pytest.mark.parametrize("loop", SIGINT_LOOPS)
+def test_sigint_cancels_the_run_and_the_script_exits_cleanly(tmp_path: Path, loop: str) -> None:
+    """On Ctrl-C the run is cancelled, every task ends once, and the script exits within 5 s with no child left."""
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGINT)
+    assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
+    assert status != 0
+    # the message: Python's own KeyboardInterrupt traceback (osiiso adds none)
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    results = results_of(out)
+    assert len(results) == 23, results  # 3 hanging tasks and 20 quick ones: each recorded once
+    assert {results[n] for n in ("proc_hang", "thread_hang", "async_hang")} == {"cancelled"}, results
+    assert set(results.values()) <= {"succeeded", "cancelled"}, results
+    assert_no_survivors(pids)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sigterm_ends_the_script_and_its_workers(tmp_path: Path, loop: str) -> None:
+    """On SIGTERM the script ends at once (Python's default) and its worker processes follow it."""
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGTERM)
+    assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
+    assert status == -signal.SIGTERM, (status, err)
+    assert "RESULTS" not in out  # no Python code ran: no finally, no message
+    assert_no_survivors(pids)
+
+
+@pytest.mark.parametrize("loop", SIGINT_LOOPS)
+def test_sigint_cancels_must_complete_tasks_too(tmp_path: Path, loop: str) -> None:
+    """Ctrl-C is not a run timeout: a running must_complete task is cancelled (its worker killed), not awaited.
+
+    SPEC section 3 spares must_complete tasks from fail_first and from run timeouts with
+    on_timeout="complete" only; nothing spares them from Ctrl-C, and the engine cancels
+    every task when the run is cancelled (``_runner.run_queue``: spare_must_complete=False).
+    """
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGINT, must=True)
+    assert seconds < EXIT_BOUND
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert results_of(out)["must"] == "cancelled"
+    assert not (tmp_path / "running.finished").exists(), "the must_complete task ran to its end"
+    assert_no_survivors(pids)
+
+
+SELF_INTERRUPT = """\
+import os, signal, sys, time
+import anyio
+import osiiso
+from osiiso import AsyncQueue
+
+
+async def presses_ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)  # what a Ctrl-C does while this coroutine runs
+    await anyio.sleep(0)
+    return "went on"
+
+
+async def main():
+    async with AsyncQueue() as queue:
+        queue.submit(presses_ctrl_c)
+        slow = queue.submit(anyio.sleep, 3)
+        await queue.run()
+    print("RUN ENDED NORMALLY", flush=True)
+
+
+began = time.monotonic()
+try:
+    osiiso.run(main, backend=sys.argv[1])
+except KeyboardInterrupt:
+    print(f"INTERRUPTED after {time.monotonic() - began:.1f}s", flush=True)
+"""
+
+
+@pytest.mark.parametrize("loop", [
+    "asyncio",
+    "trio",
+])
+def test_ctrl_c_during_a_coroutine_task_stops_the_run(tmp_path: Path, loop: str) -> None:
+    """A SIGINT that arrives while a coroutine task runs interrupts the whole run, not just that task."""
+    script = tmp_path / "self_interrupt.py"
+    script.write_text(SELF_INTERRUPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(script), loop], capture_output=True, text=True,
+                          timeout=30, env=env, cwd=tmp_path)
+    assert "INTERRUPTED" in done.stdout, (done.stdout, done.stderr)
+    assert "RUN ENDED NORMALLY" not in done.stdout
