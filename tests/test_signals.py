@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procutil import proc_state
 
 REPO = Path(__file__).resolve().parents[1]
 EXIT_BOUND = 5.0  # seconds from the signal to the script's exit
@@ -95,15 +96,6 @@ finally:
         statuses = [[r.task_id, r.name, str(r.status)] for r in queue.results]
         print("RESULTS " + json.dumps(statuses), flush=True)
 """
-
-
-def proc_state(pid: int) -> str:
-    """'R', 'S', … for a live process, 'Z' for a zombie, '' once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
 
 
 def descendants(pid: int) -> set[int]:

@@ -117,12 +117,7 @@ def _call(fn: Any, args_blob: bytes) -> tuple[bool, Any]:
     except BaseException as exc:
         return False, encode_error(exc)
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:
-                pass
+        _flush_streams()
     try:
         return True, dumps_value(value)
     except Exception as exc:
@@ -158,6 +153,11 @@ def worker_main(task_r: Connection, result_w: Connection, boot: bytes, close_fds
         _serve(task_r, result_w, init_error)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone: nobody to report to
+    _flush_streams()
+
+
+def _flush_streams() -> None:
+    """Push the task's prints out now, so they reach the parent's terminal in order."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import cloudpickle
 import pytest
+from procutil import proc_state
 
 from osiiso._errors import ClosedError, RemoteError, SerializationError, WorkerCrashedError
 from osiiso.backends._procwire import RemoteTraceback
@@ -84,15 +85,6 @@ async def wait_until(predicate: Callable[[], bool], what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         await anyio.sleep(0.005)
-
-
-def proc_state(pid: int) -> str:
-    """'R', 'S', … for a live process, 'Z' for a zombie, '' once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
 
 
 def is_dead(pid: int) -> bool:

@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 import cloudpickle
 import pytest
+from procutil import proc_state
 
 from osiiso import (
     AsyncQueue,
@@ -137,15 +138,6 @@ def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
-def proc_state(pid: int) -> str:
-    """'R', 'S', … for a live process, 'Z' for a zombie, '' once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return ""
 
