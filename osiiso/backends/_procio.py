@@ -206,12 +206,11 @@ class IOThread:
                 if self.closing or slot in self._workers:
                     continue
                 try:
-                    events.append(self._launch(slot))
+                    launched = self._launch(slot)
                 except Exception as exc:
-                    events.append(("spawn_failed", slot, exc))
-            if events:
-                self._report(events)
-                events = []
+                    launched = ("spawn_failed", slot, exc)
+                # report each worker as soon as it exists: the first job need not wait for the rest
+                self._report([launched])
             if self.closing and not self._workers:
                 return
             by_fd: dict[int, tuple[str, _Worker]] = {}
