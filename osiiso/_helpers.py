@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -56,7 +57,47 @@ def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, 
         if use_uvloop is None:
             use_uvloop = _uvloop_available()
         options["use_uvloop"] = bool(use_uvloop)
+    if backend == "asyncio" and sys.version_info < (3, 11):
+        return _run_with_ctrl_c_as_cancel(fn, args, options)
     return anyio.run(fn, *args, backend=backend, backend_options=options)
+
+
+def _run_with_ctrl_c_as_cancel(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
+                               options: dict[str, Any]) -> T:
+    """Python 3.10's asyncio raises Ctrl-C wherever the loop happens to be; 3.11+ cancels the main
+    task instead, so the work is cancelled and recorded cleanly. Do the same here, then raise
+    ``KeyboardInterrupt`` as 3.11+ does."""
+    import asyncio
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return anyio.run(fn, *args, backend="asyncio", backend_options=options)
+    interrupted = False
+
+    async def guarded(*call_args: Any) -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            interrupted = True
+            if task is not None:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await fn(*call_args)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        return anyio.run(guarded, *args, backend="asyncio", backend_options=options)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 async def _ordered(fn: Callable[..., Any], iterable: Iterable[Any], queue_args: dict[str, Any],
