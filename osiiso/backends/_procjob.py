@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pickle
 import signal
+from collections.abc import Callable
 from typing import Any
-
-import anyio
 
 from .._errors import SerializationError, WorkerCrashedError
 from ._procwire import decode_error
@@ -34,18 +33,20 @@ class Job:
         "attempt",
         "cancelled",
         "done",
-        "event",
         "fn",
         "ok",
         "payload",
         "seq",
         "size",
         "started",
+        "waiter",
+        "wake",
     )
 
     def __init__(self, seq: int, attempt: Attempt, fn: FunctionEntry, args: bytes) -> None:
         self.seq, self.attempt, self.fn, self.args = seq, attempt, fn, args
-        self.event = anyio.Event()
+        self.waiter: Any = None  # set by the backend's waiter (a loop future, or a parked trio task)
+        self.wake: Callable[[Job], None] | None = None
         self.started = self.announce = self.cancelled = self.done = self.ok = False
         self.payload: Any = None
         self.size = 0  # bytes of it still unread in the worker's pipe (announced jobs)
@@ -53,7 +54,8 @@ class Job:
     def finish(self, ok: bool, payload: Any) -> None:
         if not self.done:
             self.done, self.ok, self.payload = True, ok, payload
-            self.event.set()
+            if self.wake is not None:
+                self.wake(self)
 
     def outcome(self) -> Any:
         """Return the value, or raise the error, of a finished job."""

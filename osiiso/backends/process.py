@@ -10,7 +10,7 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
         pickle args      +----------+   task pipe (JOB, CANCEL)       | initializer  |
         _dispatch ------>| slot 0.. |=================================> run jobs in  |
                          +----------+  (one write per batch)          | send order   |
-      await job.event        ^                                        +------+-------+
+      await job.waiter       ^                                        +------+-------+
         <- job.outcome()     |  LoopCaller.call(events)                      |
                              |                        result pipe (READY,    |
       _on_events  <----------+---- wait(result pipes  STARTED, SKIPPED,      |
@@ -50,6 +50,7 @@ from .._errors import ClosedError
 from ._procio import resolve_context
 from ._procpool import DEPTH, Pool
 from ._procwire import dumps_function
+from ._waiters import Waiter, waiter_for_running_loop
 from .base import Attempt, Backend, BackendConfig
 
 __all__ = ("ProcessBackend",)
@@ -75,6 +76,7 @@ class ProcessBackend(Backend):
                 f"max_tasks_per_child must be a positive int or None, got {max_tasks!r} — "
                 "pass e.g. max_tasks_per_child=100")
         self._pool: Pool | None = None
+        self._waiter: Waiter | None = None
         self._closed = False
         self._crashed = self._killed = 0
 
@@ -96,6 +98,7 @@ class ProcessBackend(Backend):
                                   "initializer")
             self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
                               self.config.max_tasks_per_child)
+            self._waiter = waiter_for_running_loop()
 
     async def run(self, attempt: Attempt) -> Any:
         pool = self._pool
@@ -106,8 +109,13 @@ class ProcessBackend(Backend):
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
         job = pool.submit(attempt)
+        waiter = self._waiter
+        assert waiter is not None
+        waiter.prepare(job)
+        job.wake = waiter.wake
         try:
-            await job.event.wait()
+            if not job.done:
+                await waiter.wait(job)
         finally:
             if not job.done:
                 pool.cancel(job)

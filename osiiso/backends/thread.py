@@ -16,7 +16,6 @@ thread takes its place so the pool keeps ``threads`` working threads. Neither
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -25,63 +24,10 @@ import anyio
 from .._errors import TaskCancelledError
 from .._loopcall import current_loop_caller
 from ._threadpool import Job, ThreadPool
+from ._waiters import Waiter, waiter_for_running_loop
 from .base import Attempt, Backend, BackendConfig
 
 __all__ = ("ThreadBackend",)
-
-
-class _FutureWaiter:
-    """asyncio/uvloop: the job's waiter is a future of the running loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._create_future = loop.create_future
-
-    def prepare(self, job: Job) -> None:
-        job.waiter = self._create_future()
-
-    async def wait(self, job: Job) -> None:
-        await job.waiter
-
-    @staticmethod
-    def wake(job: Job) -> None:
-        future = job.waiter
-        if not future.done():
-            future.set_result(None)
-
-
-class _TrioWaiter:
-    """trio: the job's waiter is the parked task, rescheduled when the job ends."""
-
-    def __init__(self) -> None:
-        import trio
-
-        self._lowlevel = trio.lowlevel
-
-    def prepare(self, job: Job) -> None:
-        job.waiter = None
-
-    async def wait(self, job: Job) -> None:
-        lowlevel = self._lowlevel
-        job.waiter = lowlevel.current_task()
-
-        def abort(_: object) -> Any:
-            job.waiter = None
-            return lowlevel.Abort.SUCCEEDED
-
-        await lowlevel.wait_task_rescheduled(abort)
-
-    def wake(self, job: Job) -> None:
-        task, job.waiter = job.waiter, None
-        if task is not None:
-            self._lowlevel.reschedule(task)
-
-
-def _waiter_for_running_loop() -> _FutureWaiter | _TrioWaiter:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return _TrioWaiter()  # anyio runs on asyncio or trio only
-    return _FutureWaiter(loop)
 
 
 def _closed_error() -> TaskCancelledError:
@@ -101,7 +47,7 @@ class ThreadBackend(Backend):
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
         self._pool: ThreadPool | None = None
-        self._waiter: _FutureWaiter | _TrioWaiter | None = None
+        self._waiter: Waiter | None = None
         self._abandoned = 0
 
     @property
@@ -116,9 +62,9 @@ class ThreadBackend(Backend):
     async def start(self) -> None:
         self._open()
 
-    def _open(self) -> tuple[ThreadPool, _FutureWaiter | _TrioWaiter]:
+    def _open(self) -> tuple[ThreadPool, Waiter]:
         if self._pool is None or self._waiter is None:
-            self._waiter = waiter = _waiter_for_running_loop()
+            self._waiter = waiter = waiter_for_running_loop()
             self._pool = ThreadPool(self.config.threads, current_loop_caller(), waiter.wake,
                                     self.config.initializer, self.config.initargs)
         return self._pool, self._waiter
