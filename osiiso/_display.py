@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ._errors import TaskTimeoutError
+
 if TYPE_CHECKING:
     from ._results import RunSummary, TaskResult
 
@@ -55,7 +57,7 @@ def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> 
         table.add_column(column, justify="left" if column == "backend" else "right")
     for name, results in sorted(summary.by_backend().items()):
         counts = {s: sum(1 for r in results if r.status == s) for s in ("succeeded", "failed", "cancelled")}
-        timed = sum(1 for r in results if type(r.exception).__name__ == "TaskTimeoutError")
+        timed = sum(1 for r in results if isinstance(r.exception, TaskTimeoutError))
         table.add_row(name, str(len(results)), str(counts["succeeded"]), str(counts["failed"]),
                       str(counts["cancelled"]), str(timed))
     table.add_row("all", str(summary.total_submitted), str(summary.succeeded), str(summary.failed),

@@ -323,7 +323,13 @@ class Engine:
             self.timers.discard(handle)
         elif where is WAITING:
             self.waiting.discard(handle)
-        self.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+        self.finish_cancelled(handle, reason)
+
+    def finish_cancelled(self, handle: TaskHandle[Any], reason: str, cause: BaseException | None = None) -> None:
+        """Record ``handle`` as cancelled for ``reason`` (``cause``: what its attempt did meanwhile)."""
+        error = TaskCancelledError(reason)
+        error.__cause__ = cause
+        self.finish(handle, TaskStatus.CANCELLED, None, error, reason)
 
     def unfinished(self) -> list[TaskHandle[Any]]:
         """Every task without a result (for cancel-all), in no particular order."""

@@ -53,7 +53,7 @@ class TaskHandle(Generic[T]):
         "_name",
         "_options",
         "_result",
-        "_retry_due",
+
         "_seq",
         "_slot",
         "_started_at",
@@ -84,7 +84,6 @@ class TaskHandle(Generic[T]):
         self._slot: Any = None
         self._deps = 0
         self._dependents: list[TaskHandle[Any]] | None = None
-        self._retry_due = 0.0
 
     # -- identity ---------------------------------------------------------------------
     @property

@@ -105,7 +105,6 @@ class Timers:
     def schedule(self, handle: TaskHandle[Any], due: float) -> None:
         """Hold ``handle`` until the monotonic time ``due``."""
         handle._where = SCHEDULED
-        handle._retry_due = due
         self.counter += 1
         is_first = not self.heap or due < self.heap[0][0]
         heapq.heappush(self.heap, (due, self.counter, handle))

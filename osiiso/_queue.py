@@ -148,10 +148,7 @@ class AsyncQueue:
                      options: TaskOptions) -> list[TaskHandle[Any]]:
         """Submit every call or none: each is checked, and the size limit too, before any is queued."""
         for fn, args, kwargs in calls:
-            try:
-                self._routes[fn, options.backend]
-            except (KeyError, TypeError):
-                self._route(fn, args, kwargs, options)
+            self._lane_for(fn, args, kwargs, options)
         size = self._settings.size
         if size and self._engine.outstanding + self._inbound + len(calls) > size:
             raise QueueFullError(f"{len(calls)} tasks do not fit: the queue holds {self._engine.outstanding} "
@@ -187,10 +184,7 @@ class AsyncQueue:
         if self._closed:
             raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                               "(or call reset() once it is idle)")
-        try:
-            lane, fn_name = self._routes[fn, options.backend]
-        except (KeyError, TypeError):
-            lane, fn_name = self._route(fn, args, kwargs, options)
+        lane, fn_name = self._lane_for(fn, args, kwargs, options)
         engine = self._engine
         size = self._settings.size
         caller = engine.caller
@@ -210,6 +204,14 @@ class AsyncQueue:
                 self._inbound -= 1
             raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
         return handle
+
+    def _lane_for(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  options: TaskOptions) -> tuple[Any, str]:
+        """The lane and default name for ``fn``: from the cache, else resolved and checked."""
+        try:
+            return self._routes[fn, options.backend]
+        except (KeyError, TypeError):
+            return self._route(fn, args, kwargs, options)
 
     def _route(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                options: TaskOptions) -> tuple[Any, str]:

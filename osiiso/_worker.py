@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._errors import TaskCancelledError, TaskTimeoutError
+from ._errors import TaskTimeoutError
 from ._handle import RUNNING, TaskHandle
 from ._hooks import call_hook
 from ._results import TaskStatus
@@ -84,8 +84,7 @@ async def run_worker(engine: Engine, lane: Lane) -> None:
         engine.slots.discard(slot)
         handle = slot.current
         if handle is not None and handle._where is RUNNING:  # the whole service stopped
-            reason = handle._cancel_reason or "cancelled: the queue stopped while it ran"
-            engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+            engine.finish_cancelled(handle, handle._cancel_reason or "cancelled: the queue stopped while it ran")
 
 async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.CancelScope) -> None:
     backend = lane.backend
@@ -152,7 +151,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
                 scope.deadline = math.inf
             slot.current = None
             if handle._cancel_reason is not None:  # the value raced a cancel() that was accepted
-                _cancelled(engine, handle, None)
+                engine.finish_cancelled(handle, handle._cancel_reason)
             elif engine.on_complete is None:
                 engine.finish(handle, _SUCCEEDED, value, None, None)
             else:
@@ -163,7 +162,7 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> N
     """The worker's scope was cancelled while ``handle`` ran: a timeout or a cancel."""
     reason = handle._cancel_reason
     if reason is not None:
-        engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+        engine.finish_cancelled(handle, reason)
         return
     timeout = handle._options.timeout
     total = handle._options.retries + 1
@@ -173,28 +172,21 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any], lane: Lane) -> N
     )
     await _failed(engine, handle, lane, error)
 
-def _cancelled(engine: Engine, handle: TaskHandle[Any], cause: BaseException | None) -> None:
-    reason = handle._cancel_reason or "cancelled"
-    error = TaskCancelledError(reason)
-    error.__cause__ = cause
-    engine.finish(handle, TaskStatus.CANCELLED, None, error, reason)
-
-
 async def _failed(engine: Engine, handle: TaskHandle[Any], lane: Lane, exc: BaseException) -> None:
     """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
     if handle._cancel_reason is not None:  # cancel() was accepted while it ran: it ends cancelled
-        _cancelled(engine, handle, exc)
+        engine.finish_cancelled(handle, handle._cancel_reason, exc)
         return
     options = handle._options
     retry = (handle._attempts <= options.retries and isinstance(exc, options.retry_on)
-             and handle._cancel_reason is None and not engine.stopping)
+             and not engine.stopping)
     if retry:
         handle._status = TaskStatus.RETRYING
         if engine.on_retry is not None:
             await call_hook(engine.on_retry, handle, exc)
         reason = handle._cancel_reason
         if reason is not None:  # cancelled while its on_retry hook ran
-            engine.finish(handle, TaskStatus.CANCELLED, None, TaskCancelledError(reason), reason)
+            engine.finish_cancelled(handle, reason)
             return
         engine.release(lane)
         lane.queued += 1
