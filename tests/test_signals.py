@@ -26,6 +26,16 @@ from pathlib import Path
 import pytest
 from procutil import proc_state
 
+
+def with_ctrl_c() -> None:
+    """Give the script SIGINT's default action, so Python installs its Ctrl-C handler.
+
+    A job a shell starts in the background (as CI may run this suite) has SIGINT ignored,
+    and Python keeps an ignored SIGINT ignored; a terminal's Ctrl-C reaches a script that
+    does not ignore it, which is the case these tests are about.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 REPO = Path(__file__).resolve().parents[1]
 EXIT_BOUND = 5.0  # seconds from the signal to the script's exit
 SETTLE = 5.0  # seconds for multiprocessing's helpers to notice their parent is gone
@@ -134,7 +144,8 @@ def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
     mark = tmp_path / "running"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(script), loop, str(mark), "must" if must else "plain"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=with_ctrl_c)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # blocks until the first task starts
@@ -260,6 +271,6 @@ def test_ctrl_c_during_a_coroutine_task_stops_the_run(tmp_path: Path, loop: str)
     script.write_text(SELF_INTERRUPT)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, str(script), loop], capture_output=True, text=True,
-                          timeout=30, env=env, cwd=tmp_path)
+                          timeout=30, env=env, cwd=tmp_path, preexec_fn=with_ctrl_c)
     assert "INTERRUPTED" in done.stdout, (done.stdout, done.stderr)
     assert "RUN ENDED NORMALLY" not in done.stdout
