@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,9 @@ class Engine:
         self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
         self.caller: LoopCaller | None = None
-        self.spawns: list[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = []
+        self.spawns: deque[tuple[Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]] = deque()
+        self.wanted: deque[Lane] = deque()  # lanes that asked the timer loop for one more worker
+        self.extras = 0  # tasks of the service besides workers and the timer loop (hooks, progress)
         self.stopping = False
         self.serving: anyio.Event | None = None
 
@@ -135,11 +138,21 @@ class Engine:
             # e.g. an initializer that cannot be pickled: the workers still start, and each
             # attempt fails with the backend's error instead of the run waiting forever
             logger.exception("osiiso: the %r backend failed to start", lane.backend.name)
-        count = min(lane.backend.capacity, self.workers)
+        lane.cap = min(lane.backend.capacity, self.workers)
+        # workers start as tasks become ready (see `make_ready`): as many as are ready now
+        count = min(lane.cap, lane.size)
         assert self.task_group is not None
         for _ in range(count):
             self.task_group.start_soon(run_worker, self, lane)
-        lane.workers = count
+        lane.workers += count
+        lane.active += count
+
+    def _grow(self, lane: Lane) -> None:
+        """Ask the timer loop for one more worker in ``lane`` (loop thread)."""
+        lane.workers += 1
+        lane.active += 1
+        self.wanted.append(lane)
+        self.timers.poke()
 
     # -- admission -----------------------------------------------------------------------
     def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
@@ -167,10 +180,13 @@ class Engine:
         self.make_ready(handle, lane)
 
     def make_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
-        """Put ``handle`` in its lane and wake a worker if one is idle."""
+        """Put ``handle`` in its lane; wake an idle worker, or start one if none is idle."""
         lane.push(handle)
-        if lane.idle and self.running < self.workers:
-            lane.wake_one()
+        if lane.idle:
+            if self.running < self.workers:
+                lane.wake_one()
+        elif lane.workers < lane.cap:
+            self._grow(lane)
 
     # -- the service: timers and workers ---------------------------------------------------
     async def serve(self) -> None:
@@ -186,9 +202,12 @@ class Engine:
                 await self._timer_loop(tg)
         finally:
             self.task_group = None
+            self.wanted.clear()
+            self.spawns.clear()
+            self.extras = 0
             for lane in self.lanes.values():
                 lane.started = False
-                lane.workers = 0
+                lane.workers = lane.active = lane.cap = 0
                 lane.idle.clear()
 
     async def wait_serving(self) -> None:
@@ -199,21 +218,47 @@ class Engine:
             self.serving = None
 
     def stop_serving(self) -> None:
-        """Stop the workers and the timer loop (unfinished tasks stay where they are)."""
+        """Stop the workers and the timer loop (unfinished tasks stay where they are).
+
+        When every worker is parked idle and nothing else runs in the service (the usual
+        end of a run), they are woken to return on their own; otherwise the service's
+        task group is cancelled. Returning is much cheaper than cancellation for
+        hundreds of workers.
+        """
         self.stopping = True
-        if self.task_group is not None:
-            self.task_group.cancel_scope.cancel()
+        tg = self.task_group
+        if tg is None:
+            return
+        if self.extras or any(lane.active for lane in self.lanes.values()):
+            tg.cancel_scope.cancel()
+            return
+        for lane in self.lanes.values():
+            while lane.idle:
+                lane.idle.popleft().set()
+        self.timers.poke()
 
     async def _timer_loop(self, tg: anyio.abc.TaskGroup) -> None:
         timers = self.timers
         spawns = self.spawns
+        wanted = self.wanted
         while True:
-            while spawns:
-                fn, args = spawns.pop(0)
-                tg.start_soon(fn, *args)
             for handle in timers.pop_due(time.monotonic()):
                 self.make_ready(handle, self.lanes[handle._backend])
+            while wanted:
+                tg.start_soon(run_worker, self, wanted.popleft())
+            while spawns:
+                fn, args = spawns.popleft()
+                self.extras += 1
+                tg.start_soon(self._extra, fn, args)
+            if self.stopping:
+                return
             await timers.wait_next()
+
+    async def _extra(self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self.extras -= 1
 
     def release(self, lane: Lane) -> None:
         """A task leaves the running state: free its slot under the ``workers`` cap."""

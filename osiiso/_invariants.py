@@ -30,3 +30,8 @@ def check_invariants(engine: Engine) -> None:
         assert handle._result is None, f"{handle!r} has a result but is still placed"
     queued = sum(lane.queued for lane in engine.lanes.values())
     assert queued + engine.running == engine.outstanding, "queued + running != unfinished"
+    for name, lane in engine.lanes.items():
+        assert 0 <= lane.workers <= lane.cap or lane.workers == lane.cap == 0, \
+            f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap}"
+        assert 0 <= lane.active <= lane.workers, f"lane {name!r}: {lane.active} of {lane.workers} workers active"
+        assert len(lane.idle) <= lane.workers - lane.active, f"lane {name!r}: more idle entries than parked workers"

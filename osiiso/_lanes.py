@@ -27,8 +27,10 @@ class Lane:
     """The ready tasks of one backend, its idle workers, and its counters."""
 
     __slots__ = (
+        "active",
         "backend",
         "buckets",
+        "cap",
         "done",
         "idle",
         "priorities",
@@ -48,7 +50,9 @@ class Lane:
         self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
         self.running = 0
         self.done = 0
-        self.workers = 0
+        self.workers = 0  # worker coroutines started (or asked of the timer loop)
+        self.active = 0  # of those, the ones not parked in `idle`
+        self.cap = 0  # most workers this lane may have; 0 until the lane is open
         self.started = False
 
     def push(self, handle: TaskHandle[Any]) -> None:

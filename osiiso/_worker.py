@@ -69,10 +69,11 @@ def _format_seconds(value: float) -> str:
 
 
 async def run_worker(engine: Engine, lane: Lane) -> None:
+    """Serve ``lane`` until the service stops (counted in ``lane.workers`` by the starter)."""
     slot = Slot()
     engine.slots.add(slot)
     try:
-        while True:
+        while not engine.stopping:
             with anyio.CancelScope() as scope:
                 slot.scope = scope
                 await _serve_lane(engine, lane, slot, scope)
@@ -81,6 +82,8 @@ async def run_worker(engine: Engine, lane: Lane) -> None:
                 await _interrupted(engine, handle, lane)
                 slot.current = None
     finally:
+        lane.workers -= 1
+        lane.active -= 1
         engine.slots.discard(slot)
         handle = slot.current
         if handle is not None and handle._where is RUNNING:  # the whole service stopped
@@ -94,7 +97,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
     attempt = Attempt(None, (), {}, 0, None, None, slot)  # one per worker, refilled per attempt
     run = backend.run
     streak = 0
-    while not scope.cancel_called:
+    while not scope.cancel_called and not engine.stopping:
         streak += 1
         if streak >= _YIELD_EVERY:
             # tasks that finish without suspending would otherwise hold the loop for the
@@ -105,10 +108,14 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             streak = 0
             event = anyio.Event()
             lane.idle.append(event)
+            lane.active -= 1
             try:
                 await event.wait()
             finally:
-                if not event.is_set() and event in lane.idle:
+                lane.active += 1
+                # woken by a set(), the event has left `idle`; interrupted, it is still there
+                # (unless the whole service stops, which clears `idle` at once)
+                if not event.is_set() and not engine.stopping and event in lane.idle:
                     lane.idle.remove(event)
             continue
         if limiter is not None:

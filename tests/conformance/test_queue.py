@@ -185,6 +185,37 @@ async def test_stats_count_per_backend(kit: Kit) -> None:
     await q.shutdown()
 
 
+async def test_workers_start_as_tasks_become_ready(kit: Kit) -> None:
+    """Worker coroutines start one per ready task, never beyond the lane's cap, and stop with the service."""
+    started: list[str] = []
+    first = anyio.Event()
+    four = anyio.Event()
+
+    def on_start(handle: osiiso.TaskHandle[object]) -> None:
+        started.append(handle.task_id)
+        if len(started) == 1:
+            first.set()
+        if len(started) == 4:
+            four.set()
+
+    q = AsyncQueue(workers=200, threads=6, processes=2, on_start=on_start)
+    async with q:
+        q.submit(kit.slow, 0.5, **kit.opts)
+        await first.wait()
+        assert q.stats[kit.backend]["workers"] == 1  # not 200 (async), 6 (thread) or 8 (process)
+        for _ in range(3):
+            q.submit(kit.slow, 0.5, **kit.opts)
+        await four.wait()
+        assert q.stats[kit.backend]["workers"] == 4
+        cap = {"async": 200, "thread": 6, "process": 8}[kit.backend]
+        handles = q.map(kit.echo, range(40), **kit.opts)
+        while not all(h.done() for h in handles):
+            assert q.stats[kit.backend]["workers"] <= cap
+            await anyio.sleep(0.01)
+        assert [h.value() for h in handles] == list(range(40))
+    assert q.stats[kit.backend]["workers"] == 0
+
+
 async def test_reentrant_run_is_refused(kit: Kit) -> None:
     """A second run() while one is in progress raises RuntimeError and the first is unaffected."""
     q = AsyncQueue()
