@@ -7,6 +7,13 @@ the dead (after draining what they wrote, and killing what is left of their proc
 group), starts replacements, and hands each batch of events to the event loop in one
 call. It never touches jobs: the loop thread owns them (see `._procpool`).
 
+Workers are launched where it is cheapest: with ``fork`` the loop thread forks the
+worker itself (`launch_now`, about a millisecond, and no hop between threads before the
+first job goes out); with ``spawn`` and ``forkserver``, whose launches take tens of
+milliseconds, the I/O thread does it (`spawn`). Launches and the table of workers are
+guarded by one lock, so a fork never happens while another launch has pipes half made.
+The thread itself starts with the first launch.
+
 Events handed to the loop::
 
     ("up", slot, gen, pid, task_w)     a worker started; task_w is the pipe to it
@@ -119,19 +126,41 @@ class IOThread:
         self._gens: dict[int, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._lock = threading.Lock()  # launches, and changes to the table of workers
+        self._released = False  # closed before the thread ever started (close_unstarted)
         self.closing = False
         self._thread = threading.Thread(target=self._main, name="osiiso-process-io", daemon=True)
         _live.add(self)
 
-    def start(self) -> None:
-        self._thread.start()
+    @property
+    def started(self) -> bool:
+        """Whether the thread was started (it is, from the first launch on)."""
+        return self._thread.ident is not None
+
+    def _ensure_started(self) -> None:
+        if self._thread.ident is None and not self._released:
+            self._thread.start()
 
     def spawn(self, slot: int) -> None:
-        """Ask for a (new) worker in ``slot`` (any thread)."""
+        """Ask the I/O thread for a worker in ``slot`` (it reports ``up`` or ``spawn_failed``)."""
         self._requests.append(slot)
+        self._ensure_started()
         self.wake()
 
+    def launch_now(self, slot: int) -> tuple[Any, ...]:
+        """Launch a worker in ``slot`` from the calling thread; return its ``up`` event.
+
+        Raises what the launch raised. Meant for ``fork``, where a launch is quick.
+        """
+        with self._lock:
+            event = self._launch(slot)
+        self._ensure_started()
+        self.wake()  # the thread watches the new worker from its next turn
+        return event
+
     def wake(self) -> None:
+        if self._released:
+            return
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -149,6 +178,17 @@ class IOThread:
         self.wake()
 
     # -- the thread ---------------------------------------------------------------
+    def close_unstarted(self) -> bool:
+        """Release the wake-up pipe of a pool that never launched a worker; ``False`` if it did."""
+        with self._lock:
+            if self.started:
+                return False
+            self.closing = True  # from now on `_launch` refuses
+            self._released = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            return True
+
     def _main(self) -> None:
         try:
             self._loop()
@@ -160,6 +200,9 @@ class IOThread:
             self._report([("stopped",)])
 
     def _launch(self, slot: int) -> tuple[Any, ...]:
+        """Start a worker in ``slot`` (holding ``_lock``) and register it."""
+        if self.closing:
+            raise RuntimeError("the process pool is closing")
         ctx = self._ctx
         task_r, task_w = ctx.Pipe(duplex=False)
         result_r, result_w = ctx.Pipe(duplex=False)
@@ -206,7 +249,8 @@ class IOThread:
                 if self.closing or slot in self._workers:
                     continue
                 try:
-                    launched = self._launch(slot)
+                    with self._lock:
+                        launched = self._launch(slot)
                 except Exception as exc:
                     launched = ("spawn_failed", slot, exc)
                 # report each worker as soon as it exists: the first job need not wait for the rest
@@ -214,7 +258,7 @@ class IOThread:
             if self.closing and not self._workers:
                 return
             by_fd: dict[int, tuple[str, _Worker]] = {}
-            for worker in self._workers.values():
+            for worker in list(self._workers.values()):
                 if not worker.conn.closed:
                     by_fd[worker.conn.fileno()] = ("conn", worker)
                 by_fd[worker.sentinel] = ("dead", worker)
@@ -258,11 +302,13 @@ class IOThread:
         worker.proc.join()
         exitcode = worker.proc.exitcode
         worker.proc.close()
-        del self._workers[worker.slot]
+        with self._lock:
+            del self._workers[worker.slot]
         events.append(("dead", worker.slot, worker.gen, worker.pid, exitcode))
-        if not self.closing:
+        if not self.closing:  # keep a slot that had a worker filled
             try:
-                events.append(self._launch(worker.slot))
+                with self._lock:
+                    events.append(self._launch(worker.slot))
             except Exception as exc:
                 events.append(("spawn_failed", worker.slot, exc))
         return events

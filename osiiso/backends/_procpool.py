@@ -22,6 +22,7 @@ import fcntl
 import itertools
 import logging
 import pickle
+import time
 import weakref
 from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
@@ -48,6 +49,10 @@ DEPTH = 4
 PRESEND_BELOW = 0.005
 
 
+#: after a failed launch, a slot is not tried again for this many seconds
+RETRY_LAUNCH_AFTER = 1.0
+
+
 class _Slot:
     __slots__ = (
         "budget",
@@ -60,8 +65,11 @@ class _Slot:
         "known",
         "pid",
         "ready",
+        "retry_at",
         "sent",
+        "starting",
         "unread",
+        "used",
     )
 
     def __init__(self, index: int) -> None:
@@ -73,6 +81,9 @@ class _Slot:
         self.known: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's LRU table
         self.unread = self.budget = self.sent = 0
         self.ready = self.dying = self.killed = False
+        self.starting = False  # a launch was asked for and has not reported yet
+        self.used = False  # has had a worker: the I/O thread keeps it filled from then on
+        self.retry_at = 0.0  # monotonic time before which a failed launch is not retried
 
 
 class Pool:
@@ -88,14 +99,13 @@ class Pool:
         self._keys = itertools.count()
         self._caller = current_loop_caller()
         self._io = IOThread(ctx, boot, self._report)
+        self._launch_here = ctx.get_start_method() == "fork"
+        self._launch_error: BaseException | None = None  # the last failed launch, if any
         self._scheduled = False
         self.closing = False
         self._drained: anyio.Event | None = None
         self._stopped = anyio.Event()
         self.crashed = self.killed = 0
-        self._io.start()
-        for slot in self._slots:
-            self._io.spawn(slot.index)
 
     @property
     def live(self) -> int:
@@ -173,13 +183,16 @@ class Pool:
         self._scheduled = False
         batches: dict[_Slot, list[tuple[Any, ...]]] = {}
         pending = self._pending
-        while pending:
-            job = pending[0]
-            slot = self._choose(job)
-            if slot is None:
+        while True:
+            while pending:
+                job = pending[0]
+                slot = self._choose(job)
+                if slot is None:
+                    break
+                pending.popleft()
+                batches.setdefault(slot, []).append(self._command(slot, job))
+            if not pending or not self._grow():
                 break
-            pending.popleft()
-            batches.setdefault(slot, []).append(self._command(slot, job))
         for slot, commands in batches.items():
             assert slot.conn is not None
             try:
@@ -191,6 +204,38 @@ class Pool:
                         job.started = False
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
                 self._retire(slot)
+
+    def _grow(self) -> bool:
+        """Launch workers for the jobs no live worker can take, one per job, up to ``processes``.
+
+        Workers start on demand: a queue that sends one task starts one process. Returns
+        whether a worker came up at once (a ``fork`` launch), so the caller places jobs again.
+        """
+        want = len(self._pending) - sum(1 for slot in self._slots if slot.starting)
+        if want <= 0 or self._io.closing:
+            return False
+        now = time.monotonic()
+        came_up = False
+        for slot in self._slots:
+            if want <= 0:
+                break
+            if slot.conn is not None or slot.starting or slot.used or slot.retry_at > now:
+                continue
+            want -= 1
+            slot.starting = True
+            if not self._launch_here:
+                self._io.spawn(slot.index)
+                continue
+            try:
+                event = self._io.launch_now(slot.index)
+            except Exception as exc:
+                self._on_spawn_failed(slot.index, exc)
+            else:
+                self._on_up(*event[1:])
+                came_up = True
+        if self._launch_error is not None and not any(s.conn is not None or s.starting for s in self._slots):
+            self._fail_pending(self._launch_error)  # every launch fails: fail rather than wait forever
+        return came_up
 
     def _choose(self, job: Job) -> _Slot | None:
         best: _Slot | None = None
@@ -261,7 +306,7 @@ class Pool:
             elif kind == "dead":
                 self._on_death(self._slots[event[1]], *event[2:])
             elif kind == "spawn_failed":
-                self._on_spawn_failed(event[2])
+                self._on_spawn_failed(event[1], event[2])
             elif kind == "stopped":
                 self._stopped.set()
         self._dispatch()
@@ -271,7 +316,9 @@ class Pool:
     def _on_up(self, index: int, gen: int, pid: int, conn: Connection) -> None:
         slot = self._slots[index]
         slot.gen, slot.pid, slot.conn = gen, pid, conn
-        slot.ready = slot.dying = slot.killed = False
+        slot.ready = slot.dying = slot.killed = slot.starting = False
+        slot.used = True
+        self._launch_error = None
         slot.unread = slot.sent = 0
         slot.known.clear()
         try:
@@ -331,11 +378,19 @@ class Pool:
         slot.conn = None
         slot.inflight.clear()
         slot.dying = True
+        slot.starting = not self._io.closing  # the I/O thread launches its replacement
 
-    def _on_spawn_failed(self, exc: BaseException) -> None:
-        if any(s.conn is not None for s in self._slots):
-            return
-        while self._pending:  # no worker at all: fail rather than wait forever
+    def _on_spawn_failed(self, index: int, exc: BaseException) -> None:
+        slot = self._slots[index]
+        slot.starting = slot.used = False  # on demand again, after a pause
+        slot.retry_at = time.monotonic() + RETRY_LAUNCH_AFTER
+        self._launch_error = exc
+        logger.warning("osiiso: could not start a worker process: %r", exc)
+        if not any(s.conn is not None or s.starting for s in self._slots):
+            self._fail_pending(exc)  # no worker at all: fail rather than wait forever
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        while self._pending:
             self._pending.popleft().finish(False, WorkerCrashedError(
                 f"process backend could not start a worker process ({exc!r}) — check "
                 "mp_context and the system's process limits"))
@@ -344,7 +399,8 @@ class Pool:
     def kill_now(self) -> None:
         """Kill every worker now, from any thread (the queue was garbage-collected)."""
         self.closing = True
-        self._io.kill_all()
+        if not self._io.close_unstarted():
+            self._io.kill_all()
 
     def outstanding(self) -> int:
         return len(self._pending) + sum(len(s.inflight) for s in self._slots)
@@ -369,9 +425,10 @@ class Pool:
                     job.finish(False, error)
             for slot in self._slots:
                 self._retire(slot)
-            self._io.wake()
-            with anyio.CancelScope(shield=True):
-                await self._stopped.wait()
-            self._io.join()
+            if not self._io.close_unstarted():  # no worker ever launched: no thread to wait for
+                self._io.wake()
+                with anyio.CancelScope(shield=True):
+                    await self._stopped.wait()
+                self._io.join()
             for slot in self._slots:
                 self._retire(slot)

@@ -25,6 +25,8 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
   short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
   first (riding on the previous ``DONE``), so a cancel before that just skips it, and
   the timeout clock restarts when it really starts.
+* Workers start on demand, one per job that no live worker can take, up to
+  ``processes`` slots (with ``fork`` the loop thread forks them itself, see `._procio`).
 * Cancelling a running job SIGKILLs its worker's process group; a worker that dies
   fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
   other workers, and the I/O thread starts a fresh worker in the slot.

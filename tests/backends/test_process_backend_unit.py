@@ -503,11 +503,73 @@ async def test_workers_do_not_inherit_unrelated_descriptors(method: str) -> None
 
 
 @ASYNCIO_ONLY
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+async def test_workers_start_on_demand_up_to_processes(method: str, tmp_path: Path) -> None:
+    """Tasks run one at a time need one worker; tasks that wait for a worker start more, up to processes."""
+    async with open_backend(processes=2, mp_context=method) as backend:
+        assert backend.stats()["processes_live"] == 0
+        first = {await backend.run(attempt(getpid)) for _ in range(5)}
+        assert len(first) == 1 and backend.stats()["processes_live"] == 1
+        marks = [str(tmp_path / f"started-{i}") for i in range(2)]
+        release = str(tmp_path / "release")
+        pids: list[int] = []
+
+        async def hold(mark: str) -> None:
+            pids.append(await backend.run(attempt(touch_and_wait, mark, release)))
+
+        async with anyio.create_task_group() as tg:
+            for mark in marks:
+                tg.start_soon(hold, mark)
+            await wait_until(lambda: all(os.path.exists(m) for m in marks), "both tasks run at once")
+            assert backend.stats()["processes_live"] == 2
+            Path(release).write_text("go")
+        assert len(set(pids)) == 2
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(backend.run, attempt(square, 3))
+        assert backend.stats()["processes_live"] == 2  # never more than processes=2
+
+
+def _broken_context(method: str) -> Any:
+    """A multiprocessing context of ``method`` whose processes fail to start (as at a process limit)."""
+    base = multiprocessing.get_context(method)
+
+    class BrokenProcess(base.Process):  # type: ignore[name-defined,misc]
+        def start(self) -> None:
+            raise OSError(11, "Resource temporarily unavailable")
+
+    class BrokenContext(type(base)):  # type: ignore[misc]
+        Process = BrokenProcess
+
+    return BrokenContext()
+
+
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+async def test_a_worker_that_cannot_start_fails_the_task_instead_of_hanging(
+        method: str, caplog: pytest.LogCaptureFixture) -> None:
+    """When no worker process can be started, each task fails with WorkerCrashedError at once."""
+    async with open_backend(processes=2, mp_context=_broken_context(method)) as backend:
+        for _ in range(2):  # the second comes while launches are paused after the failure
+            with anyio.fail_after(WAIT), pytest.raises(WorkerCrashedError, match="could not start a worker"):
+                await backend.run(attempt(square, 2))
+        assert backend.stats()["processes_live"] == 0
+    assert "could not start a worker process" in caplog.text
+
+
+@ASYNCIO_ONLY
 async def test_aclose_leaves_no_process_behind() -> None:
     """After aclose() no worker, zombie or I/O thread of the pool remains."""
     before = set(multiprocessing.active_children())
     async with open_backend(processes=2) as backend:
-        pids = {await backend.run(attempt(getpid)) for _ in range(10)}
+        pids: set[int] = set()
+
+        async def one() -> None:
+            pids.add(await backend.run(attempt(getpid)))
+
+        async with anyio.create_task_group() as tg:  # together, so that both workers start
+            for _ in range(10):
+                tg.start_soon(one)
         live = backend.stats()["processes_live"]
     assert live == 2
     assert set(multiprocessing.active_children()) <= before
