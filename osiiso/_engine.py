@@ -233,8 +233,8 @@ class Engine:
             tg.cancel_scope.cancel()
             return
         for lane in self.lanes.values():
-            while lane.idle:
-                lane.idle.popleft().set()
+            while lane.wake_one():
+                pass
         self.timers.poke()
 
     async def _timer_loop(self, tg: anyio.abc.TaskGroup) -> None:
@@ -261,14 +261,77 @@ class Engine:
             self.extras -= 1
 
     def release(self, lane: Lane) -> None:
-        """A task leaves the running state: free its slot under the ``workers`` cap."""
+        """A task leaves the running state: free its slot under the ``workers`` cap.
+
+        When the cap was full, the freed slot goes to the most urgent ready task of any
+        lane that can start one (see `urgent_lane`); its lane gets a worker to take it.
+        """
         self.running -= 1
         lane.running -= 1
         if self.running == self.workers - 1 and len(self.lanes) > 1:
-            for other in self.lanes.values():
-                if other.size and other.idle:
-                    other.wake_one()
-                    break
+            target = self.urgent_lane()
+            if target is not None and target is not lane:
+                self.summon(target)
+
+    def urgent_lane(self) -> Lane | None:
+        """Among lanes with a ready task and room to run it, the one whose next task comes first.
+
+        "First" is the queue-wide order: lower ``priority``, then earlier submission. Used
+        when only one slot is left under the ``workers`` cap, so that, say, the parse step
+        of an early item does not wait behind the fetches of every later one.
+        """
+        best: Lane | None = None
+        best_key: tuple[int, int] | None = None
+        for lane in self.lanes.values():
+            if not lane.size or lane.running >= lane.cap > 0:  # cap 0: opening, its workers are coming
+                continue
+            head = lane.peek()
+            if head is None:
+                continue
+            key = (head._options.priority, head._seq)
+            if best_key is None or key < best_key:
+                best, best_key = lane, key
+        return best
+
+    def summon(self, lane: Lane) -> None:
+        """Make sure a worker of ``lane`` comes to take a task: one awake already, an idle one, or a new one."""
+        if lane.active > lane.running:  # a worker is awake without a task: it will take it
+            return
+        if lane.idle:
+            lane.wake_one()
+        elif lane.workers < lane.cap:
+            self._grow(lane)
+
+    def yields_slot(self, lane: Lane) -> bool:
+        """Whether a worker of ``lane`` should leave the free slots to more urgent tasks elsewhere.
+
+        True when the tasks of other lanes that come before ``lane``'s next one, and whose
+        workers are already on their way (awake without a task, or starting with their
+        lane), would take every free slot.
+        """
+        head = lane.peek()
+        if head is None:
+            return False
+        key = (head._options.priority, head._seq)
+        free = self.workers - self.running
+        ahead = 0
+        for other in self.lanes.values():
+            if other is lane or not other.size:
+                continue
+            first = other.peek()
+            if first is None or (first._options.priority, first._seq) > key:
+                continue
+            coming = other.size if other.cap == 0 else other.active - other.running
+            ahead += min(other.size, coming)
+            if ahead >= free:
+                return True
+        return False
+
+    def hand_over(self, lane: Lane) -> None:
+        """A worker of ``lane`` parks while slots are free: see that the most urgent other lane is served."""
+        target = self.urgent_lane()
+        if target is not None and target is not lane:
+            self.summon(target)
 
     # -- outcomes ------------------------------------------------------------------------
     def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
@@ -382,8 +445,7 @@ class Engine:
         found.extend(self.waiting)
         found.extend(h for _, _, h in self.timers.heap if h._where is SCHEDULED)
         for lane in self.lanes.values():
-            for bucket in lane.buckets.values():
-                found.extend(h for h in bucket if h._where is READY)
+            found.extend(lane.ready())
         return found
 
     def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:

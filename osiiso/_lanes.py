@@ -1,7 +1,9 @@
 """Ready queues: one `Lane` per backend, and the timer heap for tasks that start later.
 
-A lane orders its ready tasks by priority, FIFO within a priority, with one deque per
-priority (push and pop are O(1); a heap of the priorities in use finds the lowest).
+A lane orders its ready tasks by priority, then by submission (a task submitted earlier
+starts earlier, even if it became ready later: a pipeline's later steps for early items go
+before the first steps of later ones). Each priority has a `Bucket`; a heap of the
+priorities in use finds the lowest.
 Cancelling a ready task removes it lazily: its handle's place changes, the lane's live
 count drops at once, and the stale entry is skipped when it reaches the front.
 """
@@ -20,7 +22,22 @@ from ._handle import READY, SCHEDULED, TaskHandle
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-__all__ = ("Lane", "Timers")
+__all__ = ("Bucket", "Lane", "Timers")
+
+
+class Bucket:
+    """The ready tasks of one priority: a deque in submission order, and a heap for latecomers.
+
+    Tasks mostly become ready in the order they were submitted and go to the deque (O(1)).
+    One submitted before the deque's last task (a dependent whose inputs are done, a retry,
+    a delayed task coming due) goes to the heap, keyed by submission number instead.
+    """
+
+    __slots__ = ("fresh", "late")
+
+    def __init__(self) -> None:
+        self.fresh: deque[TaskHandle[Any]] = deque()
+        self.late: list[tuple[int, TaskHandle[Any]]] = []
 
 
 class Lane:
@@ -43,7 +60,7 @@ class Lane:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.buckets: dict[int, deque[TaskHandle[Any]]] = {}
+        self.buckets: dict[int, Bucket] = {}
         self.priorities: list[int] = []
         self.size = 0  # live ready tasks
         self.idle: deque[anyio.Event] = deque()
@@ -56,38 +73,70 @@ class Lane:
         self.started = False
 
     def push(self, handle: TaskHandle[Any]) -> None:
-        """Make ``handle`` ready (at the back of its priority)."""
+        """Make ``handle`` ready, in submission order within its priority."""
         handle._where = READY
         priority = handle._options.priority
         bucket = self.buckets.get(priority)
         if bucket is None:
-            bucket = self.buckets[priority] = deque()
+            bucket = self.buckets[priority] = Bucket()
             heapq.heappush(self.priorities, priority)
-        bucket.append(handle)
+        fresh = bucket.fresh
+        if not fresh or fresh[-1]._seq < handle._seq:
+            fresh.append(handle)
+        else:  # submitted before tasks already waiting: a dependent, a retry, a delayed task
+            heapq.heappush(bucket.late, (handle._seq, handle))
         self.size += 1
 
     def pop(self) -> TaskHandle[Any] | None:
-        """The first live ready task, or ``None``."""
+        """The first live ready task (lowest priority, then earliest submitted), or ``None``."""
+        handle = self.peek()
+        if handle is None:
+            return None
+        bucket = self.buckets[self.priorities[0]]
+        if bucket.fresh and bucket.fresh[0] is handle:
+            bucket.fresh.popleft()
+        else:
+            heapq.heappop(bucket.late)
+        self.size -= 1
+        return handle
+
+    def peek(self) -> TaskHandle[Any] | None:
+        """The live ready task `pop` would return, left in place (stale entries are dropped)."""
         priorities = self.priorities
         buckets = self.buckets
         while priorities:
             bucket = buckets[priorities[0]]
-            while bucket:
-                handle = bucket.popleft()
-                if handle._where is READY:
-                    self.size -= 1
-                    return handle
+            fresh, late = bucket.fresh, bucket.late
+            while fresh and fresh[0]._where is not READY:
+                fresh.popleft()
+            while late and late[0][1]._where is not READY:
+                heapq.heappop(late)
+            if fresh:
+                if late and late[0][0] < fresh[0]._seq:
+                    return late[0][1]
+                return fresh[0]
+            if late:
+                return late[0][1]
             del buckets[heapq.heappop(priorities)]
         return None
+
+    def ready(self) -> list[TaskHandle[Any]]:
+        """Every live ready task, in no particular order."""
+        found: list[TaskHandle[Any]] = []
+        for bucket in self.buckets.values():
+            found.extend(h for h in bucket.fresh if h._where is READY)
+            found.extend(h for _, h in bucket.late if h._where is READY)
+        return found
 
     def discard(self, handle: TaskHandle[Any]) -> None:
         """Forget a ready task that is being cancelled (its entry is skipped later)."""
         self.size -= 1
 
     def wake_one(self) -> bool:
-        """Wake one idle worker of this lane; ``False`` if none was idle."""
+        """Wake one idle worker of this lane (active from now on); ``False`` if none was idle."""
         if self.idle:
             self.idle.popleft().set()
+            self.active += 1
             return True
         return False
 

@@ -104,7 +104,9 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             # whole run: timers, run timeouts and other tasks get a turn now and then
             streak = 0
             await checkpoint()
-        if not lane.size or engine.running >= engine.workers:
+        if not lane.size or engine.running >= engine.workers or (len(engine.lanes) > 1 and engine.yields_slot(lane)):
+            if engine.running < engine.workers and len(engine.lanes) > 1:
+                engine.hand_over(lane)
             streak = 0
             event = anyio.Event()
             lane.idle.append(event)
@@ -112,11 +114,13 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             try:
                 await event.wait()
             finally:
-                lane.active += 1
-                # woken by a set(), the event has left `idle`; interrupted, it is still there
-                # (unless the whole service stops, which clears `idle` at once)
-                if not event.is_set() and not engine.stopping and event in lane.idle:
-                    lane.idle.remove(event)
+                # woken by `Lane.wake_one`, the event has left `idle` and the worker counts as
+                # active again; interrupted, it is still there (unless the whole service stops,
+                # which clears `idle` at once)
+                if not event.is_set():
+                    lane.active += 1
+                    if not engine.stopping and event in lane.idle:
+                        lane.idle.remove(event)
             continue
         if limiter is not None:
             await limiter.acquire()

@@ -216,6 +216,35 @@ async def test_workers_start_as_tasks_become_ready(kit: Kit) -> None:
     assert q.stats[kit.backend]["workers"] == 0
 
 
+async def test_the_last_free_slot_goes_to_the_most_urgent_task_of_any_backend(kit: Kit) -> None:
+    """Under the workers cap, tasks of different backends start in priority, then submission, order."""
+    from .kit import a_echo
+
+    order: list[str] = []
+    q = AsyncQueue(workers=1, on_start=lambda h: order.append(h.name))
+    plan = [(kit.echo, 3), (a_echo, 3), (kit.echo, 1), (a_echo, 5), (a_echo, 1), (kit.echo, 5), (kit.echo, 3)]
+    for i, (fn, priority) in enumerate(plan):
+        q.submit(fn, i, name=f"{i}", priority=priority, **({"backend": kit.backend} if fn is kit.echo else {}))
+    await q.run(strict=True)
+    expected = sorted(range(len(plan)), key=lambda i: (plan[i][1], i))
+    assert order == [str(i) for i in expected]
+
+
+async def test_a_pipeline_under_the_workers_cap_moves_early_items_through_first(kit: Kit) -> None:
+    """A freed slot goes to the next step of an early item before the first step of a later one."""
+    from .kit import a_slow
+
+    order: list[str] = []
+    q = AsyncQueue(workers=1, on_start=lambda h: order.append(h.name))
+    for i in range(5):
+        page = q.submit(a_slow, 0.001, i, name=f"fetch-{i}")
+        q.submit(kit.echo, page, name=f"step-{i}", **kit.opts)
+    summary = await q.run(strict=True)
+    assert list(summary.values) == [v for i in range(5) for v in (i, i)]
+    # step-i became ready after fetch-(i+1) was queued, but was submitted before it
+    assert order == [name for i in range(5) for name in (f"fetch-{i}", f"step-{i}")]
+
+
 async def test_reentrant_run_is_refused(kit: Kit) -> None:
     """A second run() while one is in progress raises RuntimeError and the first is unaffected."""
     q = AsyncQueue()
