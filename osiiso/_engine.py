@@ -146,11 +146,13 @@ class Engine:
             self.task_group.start_soon(run_worker, self, lane)
         lane.workers += count
         lane.active += count
+        lane.coming += count
 
     def _grow(self, lane: Lane) -> None:
         """Ask the timer loop for one more worker in ``lane`` (loop thread)."""
         lane.workers += 1
         lane.active += 1
+        lane.coming += 1
         self.wanted.append(lane)
         self.timers.poke()
 
@@ -207,7 +209,7 @@ class Engine:
             self.extras = 0
             for lane in self.lanes.values():
                 lane.started = False
-                lane.workers = lane.active = lane.cap = 0
+                lane.workers = lane.active = lane.coming = lane.cap = 0
                 lane.idle.clear()
 
     async def wait_serving(self) -> None:
@@ -294,8 +296,8 @@ class Engine:
         return best
 
     def summon(self, lane: Lane) -> None:
-        """Make sure a worker of ``lane`` comes to take a task: one awake already, an idle one, or a new one."""
-        if lane.active > lane.running:  # a worker is awake without a task: it will take it
+        """Make sure a worker of ``lane`` comes to take a task: one on its way, an idle one, or a new one."""
+        if lane.coming:  # a worker is on its way to take a task
             return
         if lane.idle:
             lane.wake_one()
@@ -306,8 +308,8 @@ class Engine:
         """Whether a worker of ``lane`` should leave the free slots to more urgent tasks elsewhere.
 
         True when the tasks of other lanes that come before ``lane``'s next one, and whose
-        workers are already on their way (awake without a task, or starting with their
-        lane), would take every free slot.
+        workers are already on their way (woken or started, not yet looking for a task; or
+        starting with their lane), would take every free slot.
         """
         head = lane.peek()
         if head is None:
@@ -321,8 +323,7 @@ class Engine:
             first = other.peek()
             if first is None or (first._options.priority, first._seq) > key:
                 continue
-            coming = other.size if other.cap == 0 else other.active - other.running
-            ahead += min(other.size, coming)
+            ahead += min(other.size, other.size if other.cap == 0 else other.coming)
             if ahead >= free:
                 return True
         return False

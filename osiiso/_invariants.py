@@ -34,4 +34,5 @@ def check_invariants(engine: Engine) -> None:
         assert 0 <= lane.workers <= lane.cap or lane.workers == lane.cap == 0, \
             f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap}"
         assert 0 <= lane.active <= lane.workers, f"lane {name!r}: {lane.active} of {lane.workers} workers active"
+        assert 0 <= lane.coming <= lane.active, f"lane {name!r}: {lane.coming} workers coming, {lane.active} active"
         assert len(lane.idle) <= lane.workers - lane.active, f"lane {name!r}: more idle entries than parked workers"

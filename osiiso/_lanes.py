@@ -48,6 +48,7 @@ class Lane:
         "backend",
         "buckets",
         "cap",
+        "coming",
         "done",
         "idle",
         "priorities",
@@ -69,6 +70,7 @@ class Lane:
         self.done = 0
         self.workers = 0  # worker coroutines started (or asked of the timer loop)
         self.active = 0  # of those, the ones not parked in `idle`
+        self.coming = 0  # of those, the ones started or woken that have not looked for a task yet
         self.cap = 0  # most workers this lane may have; 0 until the lane is open
         self.started = False
 
@@ -137,6 +139,7 @@ class Lane:
         if self.idle:
             self.idle.popleft().set()
             self.active += 1
+            self.coming += 1
             return True
         return False
 

@@ -30,10 +30,11 @@ __all__ = ("Slot", "run_worker")
 class Slot:
     """One worker's cancel scope and the task it is running."""
 
-    __slots__ = ("began", "current", "loop_start", "scope")
+    __slots__ = ("began", "coming", "current", "loop_start", "scope")
 
     def __init__(self) -> None:
         self.scope: anyio.CancelScope | None = None
+        self.coming = True  # started or woken, and not yet at the point of taking a task
         self.current: TaskHandle[Any] | None = None
         self.loop_start = 0.0
         self.began = 0.0
@@ -84,6 +85,8 @@ async def run_worker(engine: Engine, lane: Lane) -> None:
     finally:
         lane.workers -= 1
         lane.active -= 1
+        if slot.coming:
+            lane.coming -= 1
         engine.slots.discard(slot)
         handle = slot.current
         if handle is not None and handle._where is RUNNING:  # the whole service stopped
@@ -98,6 +101,9 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
     run = backend.run
     streak = 0
     while not scope.cancel_called and not engine.stopping:
+        if slot.coming:  # arrived: from here on other lanes no longer count on this worker
+            slot.coming = False
+            lane.coming -= 1
         streak += 1
         if streak >= _YIELD_EVERY:
             # tasks that finish without suspending would otherwise hold the loop for the
@@ -113,6 +119,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             lane.active -= 1
             try:
                 await event.wait()
+                slot.coming = True  # woken by `Lane.wake_one`, which counted it
             finally:
                 # woken by `Lane.wake_one`, the event has left `idle` and the worker counts as
                 # active again; interrupted, it is still there (unless the whole service stops,
