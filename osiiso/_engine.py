@@ -106,12 +106,17 @@ class Engine:
 
     # -- lanes and backends --------------------------------------------------------------
     def lane(self, name: str) -> Lane:
-        """The lane of backend ``name``, created (and its workers started) on first use."""
+        """The lane of backend ``name``, created (and its workers started) on first use.
+
+        Any thread may be first: ``setdefault`` is atomic, so when several threads submit
+        their first task of a backend at once, one lane wins and every thread gets it.
+        """
         lane = self.lanes.get(name)
         if lane is None:
             backend: Backend = backend_class(name)(self.config)
-            lane = self.lanes[name] = Lane(backend)
-            if self.task_group is not None:
+            made = Lane(backend)
+            lane = self.lanes.setdefault(name, made)
+            if lane is made and self.task_group is not None:
                 self.spawn(self._open_lane, lane)
         return lane
 

@@ -22,7 +22,8 @@ def check_invariants(engine: Engine) -> None:
     }
     total = sum(places.values())
     assert total == engine.outstanding, f"{places} accounts for {total} tasks, {engine.outstanding} unfinished"
-    assert engine.running == sum(lane.running for lane in engine.lanes.values()), "running counters disagree"
+    per_lane = {name: lane.running for name, lane in engine.lanes.items()}
+    assert engine.running == sum(per_lane.values()), f"running counters disagree: {engine.running} vs {per_lane}"
     assert engine.running <= engine.workers, "more tasks run than the workers cap allows"
     unfinished = engine.unfinished()
     assert len({id(h) for h in unfinished}) == len(unfinished) == engine.outstanding, "a task is in two places"

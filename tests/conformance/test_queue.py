@@ -146,6 +146,36 @@ async def test_submit_and_cancel_from_other_threads(kit: Kit) -> None:
         await q2.shutdown()
 
 
+async def test_threads_sending_the_first_tasks_of_a_backend_at_once_share_one_lane(kit: Kit) -> None:
+    """Many threads submitting a backend's first task together: one lane, every task runs once."""
+    import sys
+    import threading
+
+    from osiiso._invariants import check_invariants
+
+    for _ in range(5):
+        async with AsyncQueue() as q:  # started: submit() from other threads hands over to the loop
+            barrier = threading.Barrier(8)
+            handles: list[osiiso.TaskHandle[object]] = []
+
+            def producer(i: int) -> None:
+                barrier.wait()
+                handles.append(q.submit(kit.echo, i, **kit.opts))
+
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race, if any, shows
+            try:
+                threads = [threading.Thread(target=producer, args=(i,)) for i in range(8)]
+                for thread in threads:
+                    thread.start()
+                await anyio.to_thread.run_sync(lambda: [t.join() for t in threads])
+            finally:
+                sys.setswitchinterval(interval)
+            assert sorted([(await h).value for h in handles]) == list(range(8))  # type: ignore[type-var]
+            check_invariants(q._engine)
+            assert q.stats[kit.backend]["done"] == 8
+
+
 async def test_queue_cancel_ends_the_run(kit: Kit) -> None:
     """queue.cancel() from another thread cancels everything and run() returns."""
     started = anyio.Event()
