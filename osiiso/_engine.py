@@ -46,6 +46,8 @@ Hook = Callable[..., object]
 
 
 _ki_protected = False
+#: a lane opening with many ready tasks starts this many workers, then lets them run
+_START_BATCH = 32
 
 
 def _protect_from_ki_on_trio() -> None:
@@ -144,14 +146,18 @@ class Engine:
             # attempt fails with the backend's error instead of the run waiting forever
             logger.exception("osiiso: the %r backend failed to start", lane.backend.name)
         lane.cap = min(lane.backend.capacity, self.workers)
-        # workers start as tasks become ready (see `make_ready`): as many as are ready now
+        # workers start as tasks become ready (see `make_ready`): as many as are ready now,
+        # a batch at a time, so the first ones are at work while the rest are being started
         count = min(lane.cap, lane.size)
-        assert self.task_group is not None
-        for _ in range(count):
-            self.task_group.start_soon(run_worker, self, lane)
         lane.workers += count
         lane.active += count
         lane.coming += count
+        tg = self.task_group
+        assert tg is not None
+        for started in range(count):
+            if started and not started % _START_BATCH:
+                await anyio.lowlevel.checkpoint()
+            tg.start_soon(run_worker, self, lane)
 
     def _grow(self, lane: Lane) -> None:
         """Ask the timer loop for one more worker in ``lane`` (loop thread)."""

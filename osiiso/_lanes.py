@@ -86,6 +86,7 @@ class Lane:
         if not fresh or fresh[-1]._seq < handle._seq:
             fresh.append(handle)
         else:  # submitted before tasks already waiting: a dependent, a retry, a delayed task
+            # (submission numbers are unique within a queue: entries never compare handles)
             heapq.heappush(bucket.late, (handle._seq, handle))
         self.size += 1
 

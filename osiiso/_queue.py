@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import weakref
+from _thread import get_ident
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -31,6 +32,8 @@ __all__ = ("AsyncQueue",)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+#: the keyword arguments of a task submitted without any (never mutated: dependencies make a new dict)
+_NO_KWARGS: dict[str, Any] = {}
 
 
 class AsyncQueue:
@@ -90,7 +93,7 @@ class AsyncQueue:
             merged = self._merged(options) if options else self._defaults
         else:
             merged = merge_options(self._defaults, opts, options, "submit()")
-        return self._enqueue(fn, args, {}, merged)
+        return self._enqueue(fn, args, _NO_KWARGS, merged)
 
     def _merged(self, options: dict[str, Any]) -> TaskOptions:
         """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
@@ -184,11 +187,14 @@ class AsyncQueue:
         if self._closed:
             raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                               "(or call reset() once it is idle)")
-        lane, fn_name = self._lane_for(fn, args, kwargs, options)
+        try:
+            lane, fn_name = self._routes[fn, options.backend]  # `_lane_for`, inlined: once per task
+        except (KeyError, TypeError):
+            lane, fn_name = self._route(fn, args, kwargs, options)
         engine = self._engine
         size = self._settings.size
         caller = engine.caller
-        foreign = caller is not None and not caller.in_loop_thread()
+        foreign = caller is not None and caller.thread_id != get_ident()
         if size and engine.outstanding + self._inbound >= size:
             raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
                                  "await q.put(...) to wait for room, or raise size=")
