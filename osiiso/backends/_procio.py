@@ -150,13 +150,18 @@ class IOThread:
     def launch_now(self, slot: int) -> tuple[Any, ...]:
         """Launch a worker in ``slot`` from the calling thread; return its ``up`` event.
 
-        Raises what the launch raised. Meant for ``fork``, where a launch is quick.
+        Raises what the launch raised. Meant for ``fork``, where a launch is quick. Call
+        `watch_launched` next; the first jobs may go out before (the worker runs them while
+        the I/O thread starts).
         """
         with self._lock:
             event = self._launch(slot)
-        self._ensure_started()
-        self.wake()  # the thread watches the new worker from its next turn
         return event
+
+    def watch_launched(self) -> None:
+        """Have the thread watch the workers `launch_now` started (starting it if need be)."""
+        self._ensure_started()
+        self.wake()  # the thread watches the new workers from its next turn
 
     def wake(self) -> None:
         if self._released:

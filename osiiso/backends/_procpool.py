@@ -101,6 +101,7 @@ class Pool:
         self._io = IOThread(ctx, boot, self._report)
         self._launch_here = ctx.get_start_method() == "fork"
         self._launch_error: BaseException | None = None  # the last failed launch, if any
+        self._launched = False  # `launch_now` started a worker the I/O thread does not watch yet
         self._scheduled = False
         self.closing = False
         self._drained: anyio.Event | None = None
@@ -193,6 +194,7 @@ class Pool:
                 batches.setdefault(slot, []).append(self._command(slot, job))
             if not pending or not self._grow():
                 break
+        launched, self._launched = self._launched, False
         for slot, commands in batches.items():
             assert slot.conn is not None
             try:
@@ -204,6 +206,8 @@ class Pool:
                         job.started = False
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
                 self._retire(slot)
+        if launched:  # after the first jobs went out to the new workers
+            self._io.watch_launched()
 
     def _grow(self) -> bool:
         """Launch workers for the jobs no live worker can take, one per job, up to ``processes``.
@@ -232,7 +236,7 @@ class Pool:
                 self._on_spawn_failed(slot.index, exc)
             else:
                 self._on_up(*event[1:])
-                came_up = True
+                came_up = self._launched = True
         if self._launch_error is not None and not any(s.conn is not None or s.starting for s in self._slots):
             self._fail_pending(self._launch_error)  # every launch fails: fail rather than wait forever
         return came_up
