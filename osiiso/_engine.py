@@ -16,6 +16,7 @@ Invariants (checked by ``osiiso._invariants.check_invariants`` in the tests):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import deque
@@ -28,7 +29,7 @@ import anyio.lowlevel
 from ._deps import dependency_done, wait_for
 from ._errors import TaskCancelledError
 from ._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from ._hooks import call_hook, spawn_hook
+from ._hooks import await_hook, call_hook, spawn_hook
 from ._lanes import Lane, Timers
 from ._ratelimit import RateLimiter
 from ._results import TaskResult, TaskStatus
@@ -95,7 +96,8 @@ class Engine:
         self.waiting: set[TaskHandle[Any]] = set()
         self.slots: set[Slot] = set()
         self.idle_waiters: list[anyio.Event] = []
-        self.hooks_running = 0  # on_complete hooks being awaited by workers
+        self.hooks_running = 0  # on_complete hooks being awaited (by workers, or spawned)
+        self.hook_outcomes: set[Any] = set()  # what spawned async hooks returned, until awaited
         self.room_waiters: list[anyio.Event] = []
         self.failure_listener: Callable[[TaskHandle[Any]], None] | None = None
         self.task_group: anyio.abc.TaskGroup | None = None
@@ -134,6 +136,20 @@ class Engine:
             caller.call(self.timers.poke)
         else:
             self.timers.poke()
+
+    def spawn_awaitable(self, hook: Hook, outcome: Any) -> None:
+        """Await an async hook's ``outcome`` in the service; runs wait for it (``hooks_running``)."""
+        self.hooks_running += 1
+        self.hook_outcomes.add(outcome)
+        self.spawn(self._await_hook, hook, outcome)
+
+    async def _await_hook(self, hook: Hook, outcome: Any) -> None:
+        try:
+            await await_hook(hook, outcome)
+        finally:
+            self.hook_outcomes.discard(outcome)
+            self.hooks_running -= 1
+            self._check_idle()
 
     async def _open_lane(self, lane: Lane) -> None:
         if lane.started:
@@ -218,6 +234,12 @@ class Engine:
             self.wanted.clear()
             self.spawns.clear()
             self.extras = 0
+            # hooks the service stopped before awaiting (a forced stop): close, not leak, them
+            for outcome in self.hook_outcomes:
+                if inspect.iscoroutine(outcome):
+                    outcome.close()
+            self.hooks_running -= len(self.hook_outcomes)
+            self.hook_outcomes.clear()
             for lane in self.lanes.values():
                 lane.started = False
                 lane.workers = lane.active = lane.coming = lane.cap = 0
@@ -242,7 +264,7 @@ class Engine:
         tg = self.task_group
         if tg is None:
             return
-        if self.extras or any(lane.active for lane in self.lanes.values()):
+        if self.extras or self.spawns or any(lane.active for lane in self.lanes.values()):
             tg.cancel_scope.cancel()
             return
         for lane in self.lanes.values():
@@ -254,7 +276,7 @@ class Engine:
         timers = self.timers
         spawns = self.spawns
         wanted = self.wanted
-        while True:
+        while not self.stopping:  # stopping: start nothing more (see `stop_serving`)
             for handle in timers.pop_due(time.monotonic()):
                 self.make_ready(handle, self.lanes[handle._backend])
             while wanted:
@@ -263,8 +285,6 @@ class Engine:
                 fn, args = spawns.popleft()
                 self.extras += 1
                 tg.start_soon(self._extra, fn, args)
-            if self.stopping:
-                return
             await timers.wait_next()
 
     async def _extra(self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
@@ -276,12 +296,12 @@ class Engine:
     def release(self, lane: Lane) -> None:
         """A task leaves the running state: free its slot under the ``workers`` cap.
 
-        When the cap was full, the freed slot goes to the most urgent ready task of any
-        lane that can start one (see `urgent_lane`); its lane gets a worker to take it.
+        With several lanes, the freed slot goes to the most urgent ready task of any lane
+        that can start one (see `urgent_lane`); that lane gets workers to take it.
         """
         self.running -= 1
         lane.running -= 1
-        if self.running == self.workers - 1 and len(self.lanes) > 1:
+        if len(self.lanes) > 1:
             target = self.urgent_lane()
             if target is not None and target is not lane:
                 self.summon(target)
@@ -307,13 +327,19 @@ class Engine:
         return best
 
     def summon(self, lane: Lane) -> None:
-        """Make sure a worker of ``lane`` comes to take a task: one on its way, an idle one, or a new one."""
-        if lane.coming:  # a worker is on its way to take a task
-            return
-        if lane.idle:
-            lane.wake_one()
-        elif lane.workers < lane.cap:
-            self._grow(lane)
+        """Have as many workers of ``lane`` on their way as it has ready tasks for the free slots.
+
+        Workers already on their way count; then idle ones are woken, then new ones started.
+        """
+        want = min(lane.size, self.workers - self.running) - lane.coming
+        while want > 0:
+            if lane.idle:
+                lane.wake_one()
+            elif lane.workers < lane.cap:
+                self._grow(lane)
+            else:
+                return
+            want -= 1
 
     def yields_slot(self, lane: Lane) -> bool:
         """Whether a worker of ``lane`` should leave the free slots to more urgent tasks elsewhere.
@@ -334,7 +360,9 @@ class Engine:
             first = other.peek()
             if first is None or (first._options.priority, first._seq) > key:
                 continue
-            ahead += min(other.size, other.size if other.cap == 0 else other.coming)
+            # an open lane brings the workers on their way; one still opening, as many as it may have
+            coming = other.coming if other.cap else min(other.backend.capacity, self.workers)
+            ahead += min(other.size, coming)
             if ahead >= free:
                 return True
         return False
@@ -410,7 +438,8 @@ class Engine:
         return result
 
     def _check_idle(self) -> None:
-        if self.outstanding == 0 and not self.hooks_running and self.idle_waiters:
+        # waiters re-check what they wait for (`wait_idle` may or may not wait for hooks)
+        if self.outstanding == 0 and self.idle_waiters:
             waiters, self.idle_waiters = self.idle_waiters, []
             for event in waiters:
                 event.set()
@@ -472,9 +501,9 @@ class Engine:
         return count
 
     # -- waiting -----------------------------------------------------------------------------
-    async def wait_idle(self) -> None:
-        """Wait until no task is unfinished."""
-        while self.outstanding or self.hooks_running:
+    async def wait_idle(self, *, hooks: bool = True) -> None:
+        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs)."""
+        while self.outstanding or (hooks and self.hooks_running):
             event = anyio.Event()
             self.idle_waiters.append(event)
             await event.wait()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ("call_hook", "spawn_hook")
+__all__ = ("await_hook", "call_hook", "spawn_hook")
 
 logger = logging.getLogger("osiiso")
 
@@ -26,17 +26,23 @@ async def call_hook(hook: Callable[..., object], *args: Any) -> None:
 
 
 def spawn_hook(engine: Engine, hook: Callable[..., object], args: tuple[Any, ...]) -> None:
-    """Call a hook from synchronous engine code: a sync hook now, an async one in the service."""
+    """Call a hook from synchronous engine code: a sync hook now, an async one in the service.
+
+    An async hook counts as a running hook until it ends, so a run waits for it as it waits
+    for the hooks its workers await (`Engine.spawn_awaitable`).
+    """
     try:
         outcome = hook(*args)
     except Exception:
         logger.exception("osiiso: hook %r raised; the queue goes on", hook)
         return
     if inspect.isawaitable(outcome):
-        async def await_it(outcome: Awaitable[Any] = outcome) -> None:
-            try:
-                await outcome
-            except Exception:
-                logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+        engine.spawn_awaitable(hook, outcome)
 
-        engine.spawn(await_it)
+
+async def await_hook(hook: Callable[..., object], outcome: Awaitable[Any]) -> None:
+    """Await what an async hook returned; log and swallow its exceptions."""
+    try:
+        await outcome
+    except Exception:
+        logger.exception("osiiso: hook %r raised; the queue goes on", hook)

@@ -66,7 +66,7 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
         with anyio.CancelScope(shield=True):
             engine.cancel_all("cancelled: the run was interrupted", spare_must_complete=False)
             with anyio.move_on_after(10):
-                await engine.wait_idle()
+                await engine.wait_idle(hooks=False)  # every task ends; hooks are cut short with the service
         raise
     finally:
         results = engine.run_results or []

@@ -1,0 +1,106 @@
+"""How the ``workers`` cap is shared between backends: no slot stays empty while a task waits.
+
+The engine gives a free slot to the most urgent ready task of any backend (see
+docs/internals.md, "Sharing the workers cap between lanes"). These tests hold tasks on
+gates instead of timing them: each waits until every slot that should be busy is busy,
+under a deadline that only a stuck scheduler reaches.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import pytest
+
+from osiiso import AsyncQueue
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+DEADLINE = 10.0  # seconds; a working scheduler needs milliseconds
+
+
+class Gate:
+    """Holds thread tasks and coroutine tasks until opened; counts who is inside."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+
+    def thread_task(self) -> None:
+        with self._lock:
+            self.inside += 1
+        self._open.wait(DEADLINE * 2)
+
+    async def async_task(self) -> None:
+        with self._lock:
+            self.inside += 1
+        while not self._open.is_set():
+            await anyio.sleep(0.005)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+async def wait_for(predicate: object, what: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        while not predicate():  # type: ignore[operator]
+            await anyio.sleep(0.005)
+
+
+async def noop() -> None:
+    pass
+
+
+def thread_noop() -> None:
+    pass
+
+
+async def test_free_slots_go_to_a_backend_whose_lane_opens_with_a_small_cap() -> None:
+    """Twenty thread tasks on one thread leave three of four slots to the coroutines after them."""
+    threads, coroutines = Gate(), Gate()
+    async with AsyncQueue(workers=4, threads=1) as q:
+        await q.submit(noop)  # the async lane is open and its worker parked
+        for _ in range(20):
+            q.submit(threads.thread_task, backend="thread")  # submitted first: more urgent
+        for _ in range(3):
+            q.submit(coroutines.async_task)
+        await wait_for(lambda: threads.inside == 1 and coroutines.inside == 3,
+                       "one thread task and all three coroutines run")
+        threads.open()
+        coroutines.open()
+
+
+async def test_slots_freed_by_one_backend_all_go_to_the_next() -> None:
+    """When two thread tasks end together, both slots go to waiting coroutines, not one."""
+    threads, coroutines = Gate(), Gate()
+    async with AsyncQueue(workers=2, threads=2) as q:
+        await q.submit(noop)
+        await q.submit(thread_noop, backend="thread")  # both lanes open, their workers parked
+        held = [q.submit(threads.thread_task, backend="thread") for _ in range(2)]
+        for _ in range(6):
+            q.submit(coroutines.async_task)
+        await wait_for(lambda: threads.inside == 2, "both thread tasks run")
+        assert coroutines.inside == 0  # the cap is full
+        threads.open()
+        for handle in held:
+            await handle
+        await wait_for(lambda: coroutines.inside == 2, "two coroutines run in the two freed slots")
+        coroutines.open()
+
+
+async def test_a_run_waits_for_the_async_hook_of_a_task_its_timeout_cancelled() -> None:
+    """on_complete runs once per task: for a task the run's timeout cancels, run() awaits it to the end."""
+    ended: list[object] = []
+
+    async def hook(result: object) -> None:
+        await anyio.sleep(0.05)
+        ended.append(result)
+
+    q = AsyncQueue(on_complete=hook)
+    q.submit(noop, delay=30)  # on the timer heap: cancelled by the run's timeout
+    with anyio.fail_after(DEADLINE):
+        summary = await q.run(timeout=0.2)
+    assert summary.cancelled == 1
+    assert len(ended) == 1  # the hook ran to its end before run() returned
+    await q.shutdown()
