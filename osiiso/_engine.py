@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -86,6 +87,10 @@ class Engine:
         self.config = config
         self.workers = config.workers
         self.lanes: dict[str, Lane] = {}
+        # the same lanes as a tuple, replaced (never changed) when a lane is added: the loop
+        # thread iterates it while other threads may add lanes (iterating the dict would fail)
+        self.lane_list: tuple[Lane, ...] = ()
+        self._lane_lock = threading.Lock()
         self.timers = Timers()
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
@@ -112,17 +117,28 @@ class Engine:
     def lane(self, name: str) -> Lane:
         """The lane of backend ``name``, created (and its workers started) on first use.
 
-        Any thread may be first: ``setdefault`` is atomic, so when several threads submit
-        their first task of a backend at once, one lane wins and every thread gets it.
+        Any thread may be first: creation holds a lock, so when several threads submit their
+        first task of a backend at once, one lane is made and every thread gets it.
         """
         lane = self.lanes.get(name)
-        if lane is None:
-            backend: Backend = backend_class(name)(self.config)
-            made = Lane(backend)
-            lane = self.lanes.setdefault(name, made)
-            if lane is made and self.task_group is not None:
-                self.spawn(self._open_lane, lane)
+        if lane is not None:
+            return lane
+        with self._lane_lock:
+            lane = self.lanes.get(name)
+            if lane is None:
+                backend: Backend = backend_class(name)(self.config)
+                lane = Lane(backend)
+                self.lanes[name] = lane
+                self.lane_list = (*self.lane_list, lane)
+                if self.task_group is not None:
+                    self.spawn(self._open_lane, lane)
         return lane
+
+    def forget_lanes(self) -> None:
+        """Drop every lane (a reset queue makes new ones on first use)."""
+        with self._lane_lock:
+            self.lanes.clear()  # in place: the queue's finalizer holds this dict
+            self.lane_list = ()
 
     def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Start ``fn(*args)`` in the service's task group, from any thread or callback.
@@ -226,7 +242,7 @@ class Engine:
                 self.task_group = tg
                 if self.serving is not None:
                     self.serving.set()
-                for lane in list(self.lanes.values()):
+                for lane in self.lane_list:
                     tg.start_soon(self._open_lane, lane)
                 await self._timer_loop(tg)
         finally:
@@ -240,7 +256,7 @@ class Engine:
                     outcome.close()
             self.hooks_running -= len(self.hook_outcomes)
             self.hook_outcomes.clear()
-            for lane in self.lanes.values():
+            for lane in self.lane_list:
                 lane.started = False
                 lane.workers = lane.active = lane.coming = lane.cap = 0
                 lane.idle.clear()
@@ -264,10 +280,10 @@ class Engine:
         tg = self.task_group
         if tg is None:
             return
-        if self.extras or self.spawns or any(lane.active for lane in self.lanes.values()):
+        if self.extras or self.spawns or any(lane.active for lane in self.lane_list):
             tg.cancel_scope.cancel()
             return
-        for lane in self.lanes.values():
+        for lane in self.lane_list:
             while lane.wake_one():
                 pass
         self.timers.poke()
@@ -301,7 +317,7 @@ class Engine:
         """
         self.running -= 1
         lane.running -= 1
-        if len(self.lanes) > 1:
+        if len(self.lane_list) > 1:
             target = self.urgent_lane()
             if target is not None and target is not lane:
                 self.summon(target)
@@ -315,7 +331,7 @@ class Engine:
         """
         best: Lane | None = None
         best_key: tuple[int, int] | None = None
-        for lane in self.lanes.values():
+        for lane in self.lane_list:
             if not lane.size or lane.running >= lane.cap > 0:  # cap 0: opening, its workers are coming
                 continue
             head = lane.peek()
@@ -354,7 +370,7 @@ class Engine:
         key = (head._options.priority, head._seq)
         free = self.workers - self.running
         ahead = 0
-        for other in self.lanes.values():
+        for other in self.lane_list:
             if other is lane or not other.size:
                 continue
             first = other.peek()
@@ -485,7 +501,7 @@ class Engine:
         found: list[TaskHandle[Any]] = [s.current for s in self.slots if s.current is not None]
         found.extend(self.waiting)
         found.extend(h for _, _, h in self.timers.heap if h._where is SCHEDULED)
-        for lane in self.lanes.values():
+        for lane in self.lane_list:
             found.extend(lane.ready())
         return found
 

@@ -367,7 +367,7 @@ class AsyncQueue:
         if self._run_active or self._engine.outstanding:
             raise RuntimeError("reset() needs an idle queue: wait for the run (or join()) first")
         if self._closed:
-            self._engine.lanes.clear()
+            self._engine.forget_lanes()
             self._routes.clear()
         self._closed = False
         self._handovers_open = True
@@ -418,7 +418,7 @@ class AsyncQueue:
         return {
             name: {"pending": lane.queued, "running": lane.running, "done": lane.done,
                    "workers": lane.workers, **lane.backend.stats()}
-            for name, lane in self._engine.lanes.items()
+            for name, lane in list(self._engine.lanes.items())
         }
 
     def __repr__(self) -> str:

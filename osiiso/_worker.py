@@ -110,8 +110,9 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             # whole run: timers, run timeouts and other tasks get a turn now and then
             streak = 0
             await checkpoint()
-        if not lane.size or engine.running >= engine.workers or (len(engine.lanes) > 1 and engine.yields_slot(lane)):
-            if engine.running < engine.workers and len(engine.lanes) > 1:
+        if not lane.size or engine.running >= engine.workers or (
+                len(engine.lane_list) > 1 and engine.yields_slot(lane)):
+            if engine.running < engine.workers and len(engine.lane_list) > 1:
                 engine.hand_over(lane)
             streak = 0
             event = anyio.Event()

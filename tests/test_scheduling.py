@@ -9,6 +9,7 @@ under a deadline that only a stuck scheduler reaches.
 from __future__ import annotations
 
 import threading
+import time
 
 import anyio
 import pytest
@@ -104,3 +105,52 @@ async def test_a_run_waits_for_the_async_hook_of_a_task_its_timeout_cancelled() 
     assert summary.cancelled == 1
     assert len(ended) == 1  # the hook ran to its end before run() returned
     await q.shutdown()
+
+
+async def test_lanes_made_by_another_thread_while_the_loop_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread sending the first task of many backends while two lanes are busy loses nothing."""
+    import logging
+    import sys
+
+    from osiiso.backends import _REGISTRY
+    from osiiso.backends.coroutine import AsyncBackend
+
+    names = [f"lane-race-{i}" for i in range(200)]
+    for name in names:
+        monkeypatch.setitem(_REGISTRY, name, type(name, (AsyncBackend,), {"name": name}))
+    errors: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record)
+
+    keep = Keep(level=logging.ERROR)
+    logging.getLogger("osiiso").addHandler(keep)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # let the other thread cut in as often as possible
+    try:
+        async with AsyncQueue(workers=2, mode="infinite") as q:
+            handles: list[object] = []
+            stop = threading.Event()
+
+            def other_thread() -> None:
+                for name in names:
+                    handles.append(q.submit(noop, backend=name))
+                    time.sleep(0.0005)
+                stop.set()
+
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            while not stop.is_set():  # both lanes stay busy, so the loop compares lanes all along
+                for _ in range(50):
+                    handles.append(q.submit(noop))
+                    handles.append(q.submit(thread_noop, backend="thread"))
+                await anyio.sleep(0)
+            await anyio.to_thread.run_sync(thread.join)
+            with anyio.fail_after(DEADLINE):
+                for handle in handles:
+                    await handle  # type: ignore[misc]
+    finally:
+        sys.setswitchinterval(interval)
+        logging.getLogger("osiiso").removeHandler(keep)
+    assert not errors, [r.getMessage() for r in errors]
