@@ -52,6 +52,11 @@ _ki_protected = False
 _START_BATCH = 32
 
 
+def _order(handle: TaskHandle[Any]) -> tuple[int, int]:
+    """A ready task's place in the queue-wide order: lower priority first, then earlier submission."""
+    return handle._options.priority, handle._seq
+
+
 def _protect_from_ki_on_trio() -> None:
     """On trio, keep Ctrl-C out of the engine's tasks so it reaches the main task.
 
@@ -318,16 +323,14 @@ class Engine:
         self.running -= 1
         lane.running -= 1
         if len(self.lane_list) > 1:
-            target = self.urgent_lane()
-            if target is not None and target is not lane:
-                self.summon(target)
+            self.hand_over(lane)
 
     def urgent_lane(self) -> Lane | None:
         """Among lanes with a ready task and room to run it, the one whose next task comes first.
 
-        "First" is the queue-wide order: lower ``priority``, then earlier submission. Used
-        when only one slot is left under the ``workers`` cap, so that, say, the parse step
-        of an early item does not wait behind the fetches of every later one.
+        "First" is the queue-wide order (`_order`): lower ``priority``, then earlier
+        submission, so that, say, the parse step of an early item does not wait behind the
+        fetches of every later one.
         """
         best: Lane | None = None
         best_key: tuple[int, int] | None = None
@@ -337,7 +340,7 @@ class Engine:
             head = lane.peek()
             if head is None:
                 continue
-            key = (head._options.priority, head._seq)
+            key = _order(head)
             if best_key is None or key < best_key:
                 best, best_key = lane, key
         return best
@@ -367,14 +370,14 @@ class Engine:
         head = lane.peek()
         if head is None:
             return False
-        key = (head._options.priority, head._seq)
+        key = _order(head)
         free = self.workers - self.running
         ahead = 0
         for other in self.lane_list:
             if other is lane or not other.size:
                 continue
             first = other.peek()
-            if first is None or (first._options.priority, first._seq) > key:
+            if first is None or _order(first) > key:
                 continue
             # an open lane brings the workers on their way; one still opening, as many as it may have
             coming = other.coming if other.cap else min(other.backend.capacity, self.workers)
@@ -384,7 +387,7 @@ class Engine:
         return False
 
     def hand_over(self, lane: Lane) -> None:
-        """A worker of ``lane`` parks while slots are free: see that the most urgent other lane is served."""
+        """A slot of ``lane`` is free (released, or its worker parks): serve the most urgent other lane."""
         target = self.urgent_lane()
         if target is not None and target is not lane:
             self.summon(target)

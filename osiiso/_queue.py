@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 import weakref
-from _thread import get_ident
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -187,14 +186,11 @@ class AsyncQueue:
         if self._closed:
             raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                               "(or call reset() once it is idle)")
-        try:
-            lane, fn_name = self._routes[fn, options.backend]  # `_lane_for`, inlined: once per task
-        except (KeyError, TypeError):
-            lane, fn_name = self._route(fn, args, kwargs, options)
+        lane, fn_name = self._lane_for(fn, args, kwargs, options)
         engine = self._engine
         size = self._settings.size
         caller = engine.caller
-        foreign = caller is not None and caller.thread_id != get_ident()
+        foreign = caller is not None and not caller.in_loop_thread()
         if size and engine.outstanding + self._inbound >= size:
             raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
                                  "await q.put(...) to wait for room, or raise size=")

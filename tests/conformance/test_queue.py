@@ -230,13 +230,15 @@ async def test_workers_start_as_tasks_become_ready(kit: Kit) -> None:
 
     q = AsyncQueue(workers=200, threads=6, processes=2, on_start=on_start)
     async with q:
-        q.submit(kit.slow, 0.5, **kit.opts)
+        # held tasks: they run until cancelled below, so none frees its worker for the next
+        held = [q.submit(kit.slow, 30, **kit.opts)]
         await first.wait()
         assert q.stats[kit.backend]["workers"] == 1  # not 200 (async), 6 (thread) or 8 (process)
-        for _ in range(3):
-            q.submit(kit.slow, 0.5, **kit.opts)
+        held += [q.submit(kit.slow, 30, **kit.opts) for _ in range(3)]
         await four.wait()
         assert q.stats[kit.backend]["workers"] == 4
+        for handle in held:
+            handle.cancel()
         cap = {"async": 200, "thread": 6, "process": 8}[kit.backend]
         handles = q.map(kit.echo, range(40), **kit.opts)
         while not all(h.done() for h in handles):
