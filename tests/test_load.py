@@ -57,7 +57,7 @@ def thread_noop() -> None:
 ])
 def test_a_long_stream_keeps_memory_flat_and_throughput_steady(request: pytest.FixtureRequest,
                                                                 consume: str) -> None:
-    """Memory stays flat and the last quarter runs about as fast as the first, for 4 producer threads."""
+    """Memory stays flat and the last quarter runs about as fast as the second, for 4 producer threads."""
     total = 1_000_000 if scale_of(request.config) == "full" else 100_000
     per_producer = total // PRODUCERS
     done = [0]
@@ -118,17 +118,20 @@ def test_a_long_stream_keeps_memory_flat_and_throughput_steady(request: pytest.F
     assert done[0] == total and not failures, failures[:3]
     assert len(queue.results) <= step, "results were not cleared"
 
-    # throughput: the best twentieth of the first quarter against the best of the last quarter
-    # (the best of five is robust to another process taking the CPU for a moment)
+    # throughput: the best twentieth of the second quarter against the best of the last quarter
+    # (the best of five is robust to another process taking the CPU for a moment). The first
+    # quarter is left out: while the producers fill their windows (8,000 tasks in flight) the
+    # queue runs about twice as fast per CPU-second as once the backlog holds steady, so it
+    # measured the start-up, not the stream (seen: 60k/s for three twentieths, then a flat 30k/s)
     def rate(i: int) -> float:
         (n0, t0, _), (n1, t1, _) = marks[i - 1], marks[i]
         return (n1 - n0) / (t1 - t0)
 
-    early, late = max(rate(i) for i in range(1, 5)), max(rate(i) for i in range(15, 20))
+    early, late = max(rate(i) for i in range(5, 10)), max(rate(i) for i in range(15, 20))
     # memory: the peak over the last three quarters against the level a quarter of the way in
     settled = marks[4][2]
     peak = max(m[2] for m in marks[5:])
-    print(f"\nload: {total} tasks in {seconds:.1f}s ({total / seconds:,.0f}/s); first quarter "
+    print(f"\nload: {total} tasks in {seconds:.1f}s ({total / seconds:,.0f}/s); second quarter "
           f"{early:,.0f}/CPU-s, last {late:,.0f}/CPU-s; rss at 25% {settled / 2**20:.1f} MiB, "
           f"peak after {peak / 2**20:.1f} MiB", file=sys.stderr)
     assert late > 0.4 * early, f"throughput decayed: {early:,.0f}/s -> {late:,.0f}/s"
