@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine.run import Run
 
 __all__ = ("ProgressBar",)
 
@@ -17,8 +17,8 @@ __all__ = ("ProgressBar",)
 class ProgressBar:
     """Draws the run's progress with rich when installed, as a plain line otherwise."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, run: Run) -> None:
+        self.run_state = run
         self.began = time.perf_counter()
         self._seen = self._failed = 0
         self._closed = False
@@ -35,13 +35,13 @@ class ProgressBar:
         self._rich.start()
 
     def _counts(self) -> tuple[int, int, int, float]:
-        results = self.engine.run_results or []
+        results = self.run_state.results
         done = len(results)
         self._failed += sum(1 for r in results[self._seen:done] if r.status != "succeeded")
         self._seen = done
         failed = self._failed
         elapsed = max(time.perf_counter() - self.began, 1e-9)
-        return done, done + self.engine.outstanding, failed, done / elapsed
+        return done, done + self.run_state.engine.outstanding, failed, done / elapsed
 
     def draw(self) -> None:
         """Show the current counts once."""

@@ -17,14 +17,12 @@ import anyio.lowlevel
 
 from ._bound import BoundTask, TaskDecorator, make_bound
 from ._config import check_choice, settings_from
-from ._engine import Engine
+from ._engine import Engine, Run
 from ._errors import ClosedError, QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
-from ._loopcall import current_loop_caller
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
-from ._service import spawn_service
 from .backends.coroutine import is_async_callable
 
 __all__ = ("AsyncQueue",)
@@ -71,11 +69,8 @@ class AsyncQueue:
         self._closed = False
         self._inbound = 0
         self._inbound_lock = threading.Lock()
-        self._service_done: anyio.Event | None = None
         self._run_active = False
         self._handovers_open = True
-        self._loop: object | None = None
-        self._stop_run: anyio.Event | None = None
 
     # -- submission ------------------------------------------------------------------------
     @overload
@@ -254,38 +249,13 @@ class AsyncQueue:
     # -- life cycle -------------------------------------------------------------------------
     @property
     def _serving(self) -> bool:
-        return self._service_done is not None and not self._service_done.is_set()
+        return self._engine.service.running
 
     async def start(self) -> None:
         """Start the workers; tasks submitted from now on begin at once."""
         if self._closed:
             raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
-        await self._ensure_service()
-
-    async def _ensure_service(self) -> None:
-        if self._serving:
-            return
-        engine = self._engine
-        caller = current_loop_caller()
-        if self._loop is not None and self._loop is not caller.loop:
-            # pools started on an earlier event loop report to it: restart them on this one
-            for lane in list(engine.lanes.values()):
-                await lane.backend.aclose()
-        self._loop = caller.loop
-        engine.caller = caller
-        engine.stopping = False
-        done = self._service_done = anyio.Event()
-        spawn_service(engine.serve, done)
-        await engine.wait_serving()
-
-    async def _stop_service(self) -> None:
-        done = self._service_done
-        if done is None or done.is_set():
-            return
-        with anyio.CancelScope(shield=True):
-            self._engine.stop_serving()
-            await done.wait()
-        self._engine.caller = None
+        await self._engine.service.start()
 
     async def run(self, timeout: float | None = None, *, strict: bool = False, fail_policy: str | None = None,
                   progress: bool = False) -> RunSummary:
@@ -294,8 +264,6 @@ class AsyncQueue:
         Returns the `RunSummary` of the tasks that ended during this run.
         ``strict=True`` raises `ExecutionError` if any failed.
         """
-        from ._runner import run_queue
-
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
@@ -307,10 +275,13 @@ class AsyncQueue:
             raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
         if self._closed and not self._engine.outstanding:
             raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+        settings = self._settings
+        run = Run(self._engine, timeout=timeout if timeout is not None else settings.timeout,
+                  fail_first=policy == "fail_first", finite=settings.mode == "finite",
+                  spare_on_timeout=settings.on_timeout == "complete")
         self._run_active = True
         try:
-            summary = await run_queue(self, timeout if timeout is not None else self._settings.timeout,
-                                      policy, progress)
+            summary = await run(progress=progress)
         finally:
             self._run_active = False
         if strict:
@@ -320,7 +291,7 @@ class AsyncQueue:
     async def join(self) -> None:
         """Wait until every submitted task has ended (starting the workers if needed)."""
         if self._engine.outstanding:
-            await self._ensure_service()
+            await self._engine.service.start()
             await self._engine.wait_idle()
 
     async def shutdown(self, *, force: bool = False) -> None:
@@ -329,18 +300,18 @@ class AsyncQueue:
         engine = self._engine
         for event in engine.room_waiters:
             event.set()
-        if self._stop_run is not None:
-            self._stop_run.set()
+        if engine.run is not None:
+            engine.run.end()
         with anyio.CancelScope(shield=force):
             while self._inbound:  # tasks handed over by other threads before the close: let them in
                 await anyio.lowlevel.checkpoint()
             if force:
                 engine.cancel_all("cancelled: the queue was shut down (force=True)", spare_must_complete=False)
             if engine.outstanding:
-                await self._ensure_service()
+                await engine.service.start()
                 await engine.wait_idle()
         self._handovers_open = False
-        await self._stop_service()
+        await engine.service.stop()
         with anyio.CancelScope(shield=True):
             for lane in list(engine.lanes.values()):
                 await lane.backend.aclose(force=force)
@@ -354,9 +325,10 @@ class AsyncQueue:
             self._cancel_now()
 
     def _cancel_now(self) -> None:
-        self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        if self._stop_run is not None:
-            self._stop_run.set()
+        engine = self._engine
+        engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
+        if engine.run is not None:
+            engine.run.end()
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
@@ -375,9 +347,10 @@ class AsyncQueue:
         A long-running (``mode="infinite"``) queue calls this now and then to keep memory flat;
         the run's summary then holds only the results recorded after the last call.
         """
-        self._engine.results.clear()
-        if self._engine.run_results is not None:
-            self._engine.run_results.clear()
+        engine = self._engine
+        engine.results.clear()
+        if engine.run is not None:
+            engine.run.results.clear()
 
     async def __aenter__(self) -> AsyncQueue:
         await self.start()

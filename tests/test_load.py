@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from osiiso import AsyncQueue, TaskResult
-from osiiso._invariants import check_invariants
+from osiiso._engine.invariants import check_invariants
 
 PRODUCERS = 4
 WINDOW = 2000  # most tasks one producer has in flight: keeps the backlog (and memory) bounded

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osiiso import AsyncQueue, TaskOptions
-from osiiso._ratelimit import RateLimiter
+from osiiso._engine.ratelimit import RateLimiter
 
 pytestmark = [pytest.mark.timeout(60)]
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 
 from .._errors import ClosedError, WorkerCrashedError
-from .._loopcall import current_loop_caller
+from .._loops import current_loop_caller
 from ._procio import IOThread, kill_group
 from ._procjob import FunctionEntry, Job, crash_error
 from ._procwire import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function

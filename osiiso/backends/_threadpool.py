@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._cancel import CancelToken, use_token
-from .._loopcall import LoopCaller
+from .._loops import LoopCaller
 from .coroutine import is_async_callable
 
 __all__ = ("Job", "ThreadPool")

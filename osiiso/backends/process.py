@@ -49,10 +49,10 @@ import inspect
 from typing import Any
 
 from .._errors import ClosedError
+from .._loops import Waiter, waiter_for_running_loop
 from ._procio import resolve_context
 from ._procpool import DEPTH, Pool
 from ._procwire import dumps_function
-from ._waiters import Waiter, waiter_for_running_loop
 from .base import Attempt, Backend, BackendConfig
 
 __all__ = ("ProcessBackend",)

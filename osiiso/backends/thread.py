@@ -22,9 +22,8 @@ from typing import Any
 import anyio
 
 from .._errors import TaskCancelledError
-from .._loopcall import current_loop_caller
+from .._loops import Waiter, current_loop_caller, waiter_for_running_loop
 from ._threadpool import Job, ThreadPool
-from ._waiters import Waiter, waiter_for_running_loop
 from .base import Attempt, Backend, BackendConfig
 
 __all__ = ("ThreadBackend",)

@@ -46,8 +46,8 @@ from osiiso import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from osiiso._invariants import check_invariants
-from osiiso._loopcall import current_loop_caller
+from osiiso._engine.invariants import check_invariants
+from osiiso._loops import current_loop_caller
 
 from . import tasks
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from osiiso import AsyncQueue, TaskHandle, TaskResult
-from osiiso._invariants import check_invariants
+from osiiso._engine.invariants import check_invariants
 
 from .kit import Kit
 

@@ -151,7 +151,7 @@ async def test_threads_sending_the_first_tasks_of_a_backend_at_once_share_one_la
     import sys
     import threading
 
-    from osiiso._invariants import check_invariants
+    from osiiso._engine.invariants import check_invariants
 
     for _ in range(5):
         async with AsyncQueue() as q:  # started: submit() from other threads hands over to the loop

@@ -1,4 +1,4 @@
-"""Ready queues: one `Lane` per backend, and the timer heap for tasks that start later.
+"""Ready tasks: one `Lane` per backend, holding its ready tasks, its parked workers, its counters.
 
 A lane orders its ready tasks by priority, then by submission (a task submitted earlier
 starts earlier, even if it became ready later: a pipeline's later steps for early items go
@@ -11,18 +11,16 @@ count drops at once, and the stale entry is skipped when it reaches the front.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ._handle import READY, SCHEDULED, TaskHandle
+from .._handle import READY, TaskHandle
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from ..backends.base import Backend
+    from .worker import Worker
 
-__all__ = ("Bucket", "Lane", "Timers")
+__all__ = ("Bucket", "Lane")
 
 
 class Bucket:
@@ -41,21 +39,23 @@ class Bucket:
 
 
 class Lane:
-    """The ready tasks of one backend, its idle workers, and its counters."""
+    """The ready tasks of one backend, its parked workers, and its counters.
+
+    Only `osiiso._engine.engine.Engine` changes the counters; a lane's own methods keep
+    ``size`` (its live ready tasks) in step with its buckets.
+    """
 
     __slots__ = (
-        "active",
         "backend",
         "buckets",
         "cap",
-        "coming",
         "done",
         "idle",
+        "open",
         "priorities",
         "queued",
         "running",
         "size",
-        "started",
         "workers",
     )
 
@@ -64,15 +64,13 @@ class Lane:
         self.buckets: dict[int, Bucket] = {}
         self.priorities: list[int] = []
         self.size = 0  # live ready tasks
-        self.idle: deque[anyio.Event] = deque()
+        self.idle: deque[Worker] = deque()  # parked workers, waiting to be handed a task
         self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
-        self.running = 0
+        self.running = 0  # tasks handed to a worker and not yet released
         self.done = 0
-        self.workers = 0  # worker coroutines started (or asked of the timer loop)
-        self.active = 0  # of those, the ones not parked in `idle`
-        self.coming = 0  # of those, the ones started or woken that have not looked for a task yet
-        self.cap = 0  # most workers this lane may have; 0 until the lane is open
-        self.started = False
+        self.workers = 0  # worker coroutines started and not yet returned
+        self.cap = 0  # most workers (and running tasks) this lane may have; set when it opens
+        self.open = False  # its backend has started: the engine may hand its tasks out
 
     def push(self, handle: TaskHandle[Any]) -> None:
         """Make ``handle`` ready, in submission order within its priority."""
@@ -134,73 +132,3 @@ class Lane:
     def discard(self, handle: TaskHandle[Any]) -> None:
         """Forget a ready task that is being cancelled (its entry is skipped later)."""
         self.size -= 1
-
-    def wake_one(self) -> bool:
-        """Wake one idle worker of this lane (active from now on); ``False`` if none was idle."""
-        if self.idle:
-            self.idle.popleft().set()
-            self.active += 1
-            self.coming += 1
-            return True
-        return False
-
-
-class Timers:
-    """Tasks that start later (``delay``, ``run_at``, retry delays), soonest first.
-
-    Due times are ``time.monotonic()`` values, so they mean the same on every event loop.
-    """
-
-    __slots__ = ("counter", "heap", "live", "wakeup")
-
-    def __init__(self) -> None:
-        self.heap: list[tuple[float, int, TaskHandle[Any]]] = []
-        self.live = 0
-        self.counter = 0
-        self.wakeup: anyio.Event | None = None
-
-    def schedule(self, handle: TaskHandle[Any], due: float) -> None:
-        """Hold ``handle`` until the monotonic time ``due``."""
-        handle._where = SCHEDULED
-        self.counter += 1
-        is_first = not self.heap or due < self.heap[0][0]
-        heapq.heappush(self.heap, (due, self.counter, handle))
-        self.live += 1
-        if is_first and self.wakeup is not None:
-            self.wakeup.set()
-
-    def poke(self) -> None:
-        """Wake the timer loop now (it also starts tasks the engine asked for)."""
-        if self.wakeup is not None:
-            self.wakeup.set()
-
-    def discard(self, handle: TaskHandle[Any]) -> None:
-        """Forget a scheduled task that is being cancelled."""
-        self.live -= 1
-
-    def pop_due(self, now: float) -> list[TaskHandle[Any]]:
-        """Remove and return the live tasks due by ``now``."""
-        due: list[TaskHandle[Any]] = []
-        heap = self.heap
-        while heap and heap[0][0] <= now:
-            handle = heapq.heappop(heap)[2]
-            if handle._where is SCHEDULED:
-                self.live -= 1
-                due.append(handle)
-        while heap and heap[0][2]._where is not SCHEDULED:
-            heapq.heappop(heap)
-        return due
-
-    def next_due(self) -> float | None:
-        """The monotonic time of the soonest entry, if any."""
-        return self.heap[0][0] if self.heap else None
-
-    async def wait_next(self) -> None:
-        """Sleep until the soonest entry is due or an earlier one is scheduled."""
-        self.wakeup = anyio.Event()
-        due = self.next_due()
-        if due is None:
-            await self.wakeup.wait()
-            return
-        with anyio.move_on_after(max(0.0, due - time.monotonic())):
-            await self.wakeup.wait()

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._handle import READY, RUNNING, SCHEDULED, WAITING
+from .._handle import READY, RUNNING, SCHEDULED, WAITING
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .engine import Engine
 
 __all__ = ("check_invariants",)
 
 
 def check_invariants(engine: Engine) -> None:
     """Assert that every unfinished task is in exactly one place and the counters agree."""
+    held = [w.current for w in engine.crew if w.current is not None and w.current._where is RUNNING]
     places = {
         READY: sum(lane.size for lane in engine.lanes.values()),
         SCHEDULED: engine.timers.live,
         WAITING: len(engine.waiting),
-        RUNNING: sum(1 for slot in engine.slots if slot.current is not None),
+        RUNNING: len(held),
     }
     total = sum(places.values())
     assert total == engine.outstanding, f"{places} accounts for {total} tasks, {engine.outstanding} unfinished"
     per_lane = {name: lane.running for name, lane in engine.lanes.items()}
-    assert engine.running == sum(per_lane.values()), f"running counters disagree: {engine.running} vs {per_lane}"
+    assert engine.running == sum(per_lane.values()) == len(held), \
+        f"running counters disagree: {engine.running} vs {per_lane} vs {len(held)} held by workers"
     assert engine.running <= engine.workers, "more tasks run than the workers cap allows"
     unfinished = engine.unfinished()
     assert len({id(h) for h in unfinished}) == len(unfinished) == engine.outstanding, "a task is in two places"
@@ -32,8 +34,15 @@ def check_invariants(engine: Engine) -> None:
     queued = sum(lane.queued for lane in engine.lanes.values())
     assert queued + engine.running == engine.outstanding, "queued + running != unfinished"
     for name, lane in engine.lanes.items():
+        assert 0 <= lane.running <= lane.cap or lane.running == lane.cap == 0, \
+            f"lane {name!r} runs {lane.running} tasks, more than its cap of {lane.cap}"
         assert 0 <= lane.workers <= lane.cap or lane.workers == lane.cap == 0, \
             f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap}"
-        assert 0 <= lane.active <= lane.workers, f"lane {name!r}: {lane.active} of {lane.workers} workers active"
-        assert 0 <= lane.coming <= lane.active, f"lane {name!r}: {lane.coming} workers coming, {lane.active} active"
-        assert len(lane.idle) <= lane.workers - lane.active, f"lane {name!r}: more idle entries than parked workers"
+        assert len(lane.idle) <= lane.workers, f"lane {name!r}: more parked workers than workers"
+        for worker in lane.idle:
+            assert worker.current is None, f"lane {name!r}: a parked worker holds {worker.current!r}"
+        if (lane.open and lane.size and engine.running < engine.workers and lane.running < lane.cap
+                and all(other.open or not other.size for other in engine.lane_list)):
+            # a slot is free and a task of this lane could take it: a dispatch must be on its way
+            assert engine.dispatch_wanted or engine.dispatch_at is not None or not lane.idle, \
+                f"lane {name!r}: a ready task, a free slot and a parked worker, and no dispatch asked"

@@ -1,0 +1,502 @@
+"""`Engine`: where every task of one queue waits, is handed to a worker, retries and ends.
+
+One engine serves every backend (``docs/internals.md`` draws it). It owns the places a task
+can be in and every counter about them: admission (`admit`: waiting on dependencies, on the
+timer heap, or ready in its backend's `Lane`), handing out worker slots (`dispatch`, the only
+place that gives one out, and `next_task`, its fast path for a worker that just finished),
+retries (`retry`), results (`finish`, the only place that makes a `TaskResult`) and
+cancellation (`cancel`). Workers (`osiiso._engine.worker`) run the attempts; the `Service`
+runs the workers; a `Run` is one ``run()`` watching the engine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import TaskCancelledError
+from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from .._results import TaskResult, TaskStatus
+from ..backends import backend_class
+from ..backends.base import Backend, BackendConfig
+from .deps import dependencies_of, dependency_error, resolve_arguments
+from .hooks import await_hook, call_hook, spawn_hook
+from .lanes import Lane
+from .ratelimit import RateLimiter
+from .timers import Timers
+from .worker import Worker
+
+if TYPE_CHECKING:
+    from .._loops import LoopCaller
+    from .run import Run
+    from .service import Service
+
+__all__ = ("Engine",)
+
+logger = logging.getLogger("osiiso")
+Hook = Callable[..., object]
+
+#: one dispatch starts at most this many new workers, then lets them run and goes on next turn
+_START_BATCH = 32
+
+
+class Engine:
+    """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
+
+    def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
+                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None) -> None:
+        from .service import Service
+
+        self.config = config
+        self.workers = config.workers
+        self.lanes: dict[str, Lane] = {}
+        # the same lanes as a tuple, replaced (never changed) when a lane is added: the loop
+        # thread iterates it while other threads may add lanes (iterating the dict would fail)
+        self.lane_list: tuple[Lane, ...] = ()
+        self._lane_lock = threading.Lock()
+        self.timers = Timers()
+        self.limiter = RateLimiter(rate, burst) if rate else None
+        self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
+        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
+        self.outstanding = 0  # tasks without a result
+        self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
+        self.run: Run | None = None  # the run in progress, if any
+        self.waiting: set[TaskHandle[Any]] = set()
+        self.crew: set[Worker] = set()  # every live worker
+        self.idle_waiters: list[anyio.Event] = []
+        self.room_waiters: list[anyio.Event] = []
+        self.hooks_running = 0  # on_complete hooks being awaited (by workers, or spawned)
+        self.hook_outcomes: set[Any] = set()  # what spawned async hooks returned, until awaited
+        self.dispatch_wanted = False  # a dispatch is asked of the service's loop task
+        self.dispatch_at: float | None = None  # monotonic time the rate limiter allows the next start
+        self.stopping = False
+        self.service: Service = Service(self)
+
+    @property
+    def caller(self) -> LoopCaller | None:
+        """How other threads reach the loop of the running service (``None`` when stopped)."""
+        return self.service.caller
+
+    # -- lanes -----------------------------------------------------------------------------
+    def lane(self, name: str) -> Lane:
+        """The lane of backend ``name``, created (and opened, if the service runs) on first use.
+
+        Any thread may be first: creation holds a lock, so when several threads submit their
+        first task of a backend at once, one lane is made and every thread gets it.
+        """
+        lane = self.lanes.get(name)
+        if lane is not None:
+            return lane
+        with self._lane_lock:
+            lane = self.lanes.get(name)
+            if lane is None:
+                backend: Backend = backend_class(name)(self.config)
+                lane = Lane(backend)
+                self.lanes[name] = lane
+                self.lane_list = (*self.lane_list, lane)
+                self.service.open_later(lane)
+        return lane
+
+    def forget_lanes(self) -> None:
+        """Drop every lane (a reset queue makes new ones on first use)."""
+        with self._lane_lock:
+            self.lanes.clear()  # in place: the queue's finalizer holds this dict
+            self.lane_list = ()
+
+    def opened(self, lane: Lane) -> None:
+        """``lane``'s backend has started: its tasks may be handed out (a task of the service)."""
+        lane.cap = min(lane.backend.capacity, self.workers)
+        lane.open = True
+        self.dispatch()
+
+    def closed(self) -> None:
+        """The service stopped: no lane is open and no worker is left (ready tasks stay)."""
+        self.dispatch_wanted = False
+        self.dispatch_at = None
+        for lane in self.lane_list:
+            lane.open = False
+            lane.workers = lane.cap = 0
+            lane.idle.clear()
+
+    # -- admission -------------------------------------------------------------------------
+    def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """Place a new task: waiting on dependencies, on the timer heap, or ready."""
+        self.outstanding += 1
+        lane.queued += 1
+        deps = dependencies_of(handle)
+        if deps:
+            self._wait_for(handle, deps)
+        elif handle._options.delay is None and handle._options.run_at is None:
+            self.make_ready(handle, lane)
+        else:
+            self.schedule_or_ready(handle, lane)
+
+    def _wait_for(self, handle: TaskHandle[Any], deps: list[TaskHandle[Any]]) -> None:
+        handle._where = WAITING
+        self.waiting.add(handle)
+        handle._deps = len(deps)
+        for dep in deps:
+            if dep._result is not None:  # it ended before this task was submitted
+                self._settle(dep, [handle])
+                continue
+            if dep._dependents is None:
+                dep._dependents = []
+            dep._dependents.append(handle)
+
+    def schedule_or_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """Hold ``handle`` on the timer heap until its ``delay``/``run_at``, or make it ready now."""
+        options = handle._options
+        if options.delay is not None or options.run_at is not None:
+            start = options.delay if options.delay is not None else options.run_at - time.time()  # type: ignore[operator]
+            if start > 0:
+                self.timers.schedule(handle, time.monotonic() + start)
+                return
+        self.make_ready(handle, lane)
+
+    def make_ready(self, handle: TaskHandle[Any], lane: Lane) -> None:
+        """Put ``handle`` in its lane; if a slot is free, ask for one dispatch on the loop's next turn.
+
+        A burst of submissions is therefore dispatched together, most urgent first.
+        """
+        lane.push(handle)
+        if self.running < self.workers and not self.dispatch_wanted:
+            self.dispatch_wanted = True
+            self.timers.poke()
+
+    # -- handing out slots -----------------------------------------------------------------
+    def urgent_lane(self, free: Lane | None = None) -> Lane | None:
+        """The lane whose next ready task comes first queue-wide, among lanes that could run it now.
+
+        "First" is the queue-wide order: lower ``priority``, then earlier submission. A lane can
+        run a task when it has room under its cap and a worker to give it to (a parked one, one it
+        may still start, or the free worker of lane ``free``). A lane still opening competes too:
+        when its task comes first, the caller waits for it to open rather than give the slot away.
+        """
+        best: Lane | None = None
+        best_key: tuple[int, int] | None = None
+        for lane in self.lane_list:
+            if not lane.size:
+                continue
+            if lane.open and (lane.running >= lane.cap or (
+                    lane is not free and not lane.idle and lane.workers >= lane.cap)):
+                continue
+            head = lane.peek()
+            if head is None:
+                continue
+            key = (head._options.priority, head._seq)
+            if best_key is None or key < best_key:
+                best, best_key = lane, key
+        return best
+
+    def dispatch(self) -> None:
+        """Hand each free slot to the most urgent ready task of any lane with room.
+
+        The only place that gives out slots. The task goes, at that moment, to the worker that
+        will run it: a parked worker of its lane, or a new one started with the task in hand.
+        Runs in a task of the service (its loop task, a worker, a lane opening).
+        """
+        self.dispatch_wanted = False
+        if self.stopping:
+            return
+        start = self.service.start_worker
+        started = 0
+        while self.running < self.workers:
+            lane = self.urgent_lane()
+            if lane is None or not lane.open:
+                return
+            idle = lane.idle
+            if not idle and started >= _START_BATCH:
+                self.dispatch_wanted = True  # the rest on the loop's next turn
+                self.timers.poke()
+                return
+            if not self._rate_allows():
+                return
+            handle = lane.pop()
+            assert handle is not None
+            if idle:
+                worker = idle.pop()
+                self._hand(lane, handle, worker)
+                worker.wake()
+            else:
+                worker = Worker(self, lane)
+                lane.workers += 1
+                self.crew.add(worker)
+                self._hand(lane, handle, worker)
+                start(worker)
+                started += 1
+
+    def next_task(self, worker: Worker) -> None:
+        """``worker``'s attempt ended: hand it its lane's next task, or park it.
+
+        The worker keeps its own lane's head when that is the most urgent task anywhere (with
+        one lane, always); otherwise it parks and the free slot is dispatched.
+        """
+        lane = worker.lane
+        if (lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
+                and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane) and self._rate_allows()):
+            handle = lane.pop()
+            if handle is not None:
+                self._hand(lane, handle, worker)
+                return
+        worker.current = None
+        lane.idle.append(worker)
+        if self.running < self.workers:
+            self.dispatch()
+
+    def _hand(self, lane: Lane, handle: TaskHandle[Any], worker: Worker) -> None:
+        """``handle`` takes a slot and goes to ``worker``."""
+        self.running += 1
+        lane.running += 1
+        lane.queued -= 1
+        handle._where = RUNNING
+        handle._slot = worker
+        worker.current = handle
+
+    def _rate_allows(self) -> bool:
+        """Whether the rate limiter lets one more attempt start now (it is then counted)."""
+        limiter = self.limiter
+        if limiter is None:
+            return True
+        now = time.monotonic()
+        wait = limiter.wait(now)
+        if wait > 0:
+            self.dispatch_at = now + wait
+            self.timers.poke()
+            return False
+        limiter.take(now)
+        return True
+
+    def release(self, lane: Lane) -> None:
+        """A task leaves the running state: its slot is free (its worker gives it out next)."""
+        self.running -= 1
+        lane.running -= 1
+
+    def unpark(self, worker: Worker) -> None:
+        """Forget a parked worker that is returning (the service stops)."""
+        try:
+            worker.lane.idle.remove(worker)
+        except ValueError:
+            pass
+
+    def retire(self, worker: Worker) -> None:
+        """``worker`` returns: uncount it; a task it still holds ends cancelled (the service stopped)."""
+        worker.lane.workers -= 1
+        self.crew.discard(worker)
+        if worker in worker.lane.idle:
+            worker.lane.idle.remove(worker)
+        handle = worker.current
+        if handle is not None and handle._where is RUNNING:
+            self.finish_cancelled(handle, handle._cancel_reason or "cancelled: the queue stopped while it ran")
+
+    # -- retries and outcomes --------------------------------------------------------------
+    def retry(self, handle: TaskHandle[Any], delay: float) -> None:
+        """A failed attempt of ``handle`` will be tried again after ``delay`` seconds."""
+        lane = self.lanes[handle._backend]
+        self.release(lane)
+        lane.queued += 1
+        if delay > 0:
+            self.timers.schedule(handle, time.monotonic() + delay)
+        else:
+            self.make_ready(handle, lane)
+
+    def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
+               exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
+        """Record the one result of ``handle`` (loop thread). Later calls do nothing.
+
+        Dependents that can no longer run are recorded too, iteratively (a chain of any length).
+        ``call_hook=False`` leaves ``on_complete`` to the caller (a worker awaits it).
+        """
+        result = self._record(handle, status, value, exc, message)
+        if result is None:
+            return None
+        dependents = handle._dependents
+        if dependents:
+            handle._dependents = None
+            self._settle(handle, dependents)
+        if call_hook and self.on_complete is not None:
+            spawn_hook(self, self.on_complete, (result,))
+        if self.room_waiters:
+            self.room_waiters.pop(0).set()
+        if not self.outstanding:
+            self.check_idle()
+        return result
+
+    def _record(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
+                exc: BaseException | None, message: str | None) -> TaskResult | None:
+        if handle._result is not None:
+            return None
+        lane = self.lanes[handle._backend]
+        if handle._where is RUNNING:
+            self.release(lane)
+        else:
+            lane.queued -= 1
+        now = time.time()
+        started = handle._started_at
+        options = handle._options
+        if message is None:
+            if status is TaskStatus.SUCCEEDED:
+                message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
+            else:
+                message = str(exc)
+        result = TaskResult(
+            f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
+            options.priority, options.group_id, options.metadata, options.detached,
+            options.must_complete, message, handle._created_at, started, now,
+            now - started if started is not None else 0.0,
+        )
+        lane.done += 1
+        self.outstanding -= 1
+        if not options.detached:
+            self.results.append(result)
+            run = self.run
+            if run is not None:
+                run.results.append(result)
+        handle._finish(result)
+        return result
+
+    def _settle(self, done: TaskHandle[Any], dependents: list[TaskHandle[Any]]) -> None:
+        """``done`` ended: release or fail its ``dependents``, and theirs, without recursion."""
+        work = [(done, dependents)]
+        while work:
+            dep, waiting = work.pop()
+            result = dep._result
+            assert result is not None
+            for handle in waiting:
+                if handle._where is not WAITING:
+                    continue
+                if result.status is not TaskStatus.SUCCEEDED:
+                    self.waiting.discard(handle)
+                    error = dependency_error(handle, dep, result)
+                    failed = self._record(handle, TaskStatus.FAILED, None, error, str(error))
+                    if failed is not None and self.on_complete is not None:
+                        spawn_hook(self, self.on_complete, (failed,))
+                    if handle._dependents:
+                        work.append((handle, handle._dependents))
+                        handle._dependents = None
+                    continue
+                handle._deps -= 1
+                if handle._deps == 0:
+                    self.waiting.discard(handle)
+                    resolve_arguments(handle)
+                    self.schedule_or_ready(handle, self.lanes[handle._backend])
+
+    async def complete(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
+                       exc: BaseException | None, message: str | None) -> TaskResult | None:
+        """Record the result, then await ``on_complete``; the queue is idle only after the hook.
+
+        The slot is free while the hook runs, so it is dispatched before the hook is awaited.
+        """
+        hook = self.on_complete
+        if hook is None:
+            return self.finish(handle, status, value, exc, message)
+        self.hooks_running += 1
+        try:
+            result = self.finish(handle, status, value, exc, message, call_hook=False)
+            if self.running < self.workers:
+                self.dispatch()
+            if result is not None:
+                await call_hook(hook, result)
+        finally:
+            self.hooks_running -= 1
+            self.check_idle()
+        return result
+
+    def spawn_awaitable(self, hook: Hook, outcome: Any) -> None:
+        """Await an async hook's ``outcome`` in the service; runs wait for it (``hooks_running``)."""
+        self.hooks_running += 1
+        self.hook_outcomes.add(outcome)
+        self.service.spawn(self._await_hook, hook, outcome)
+
+    async def _await_hook(self, hook: Hook, outcome: Any) -> None:
+        try:
+            await await_hook(hook, outcome)
+        finally:
+            self.hook_outcomes.discard(outcome)
+            self.hooks_running -= 1
+            self.check_idle()
+
+    def drop_hooks(self) -> None:
+        """The service stopped (forced) before awaiting some hooks: close, not leak, them."""
+        for outcome in self.hook_outcomes:
+            if inspect.iscoroutine(outcome):
+                outcome.close()
+        self.hooks_running -= len(self.hook_outcomes)
+        self.hook_outcomes.clear()
+
+    def check_idle(self) -> None:
+        """Wake those waiting for the queue to be idle (they re-check what they wait for)."""
+        if self.outstanding == 0 and self.idle_waiters:
+            waiters, self.idle_waiters = self.idle_waiters, []
+            for event in waiters:
+                event.set()
+
+    # -- cancellation ----------------------------------------------------------------------
+    def request_cancel(self, handle: TaskHandle[Any], reason: str) -> None:
+        """Cancel ``handle`` from any thread."""
+        caller = self.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self.cancel, handle, reason)
+        else:
+            self.cancel(handle, reason)
+
+    def cancel(self, handle: TaskHandle[Any], reason: str) -> None:
+        """Cancel ``handle`` (loop thread): at once if it waits, by interruption if it runs."""
+        where = handle._where
+        if where is DONE:
+            return
+        if not reason.startswith("cancelled"):
+            reason = f"cancelled: {reason}"
+        handle._cancel_reason = reason
+        if where is RUNNING:
+            worker = handle._slot
+            if worker is not None and worker.scope is not None:
+                worker.scope.cancel()
+            return
+        if where is READY:
+            self.lanes[handle._backend].discard(handle)
+        elif where is SCHEDULED:
+            self.timers.discard(handle)
+        elif where is WAITING:
+            self.waiting.discard(handle)
+        self.finish_cancelled(handle, reason)
+
+    def finish_cancelled(self, handle: TaskHandle[Any], reason: str, cause: BaseException | None = None) -> None:
+        """Record ``handle`` as cancelled for ``reason`` (``cause``: what its attempt did meanwhile)."""
+        error = TaskCancelledError(reason)
+        error.__cause__ = cause
+        self.finish(handle, TaskStatus.CANCELLED, None, error, reason)
+
+    def unfinished(self) -> list[TaskHandle[Any]]:
+        """Every task without a result (for cancel-all), in no particular order."""
+        found: list[TaskHandle[Any]] = [w.current for w in self.crew
+                                        if w.current is not None and w.current._where is RUNNING]
+        found.extend(self.waiting)
+        found.extend(h for _, _, h in self.timers.heap if h._where is SCHEDULED)
+        for lane in self.lane_list:
+            found.extend(lane.ready())
+        return found
+
+    def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:
+        """Cancel every unfinished task (optionally sparing ``must_complete`` ones)."""
+        count = 0
+        for handle in self.unfinished():
+            if spare_must_complete and handle._options.must_complete:
+                continue
+            if handle._where is not DONE:
+                self.cancel(handle, reason)
+                count += 1
+        return count
+
+    # -- waiting ---------------------------------------------------------------------------
+    async def wait_idle(self, *, hooks: bool = True) -> None:
+        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs)."""
+        while self.outstanding or (hooks and self.hooks_running):
+            event = anyio.Event()
+            self.idle_waiters.append(event)
+            await event.wait()

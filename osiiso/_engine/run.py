@@ -1,0 +1,104 @@
+"""`Run`: one ``run()`` of a queue — its results, its stop event, fail-first and its time limit.
+
+A run installs itself on the engine (``engine.run``) before the service starts, so a task that
+ends on the service's first turn is already counted in it. It waits on one event, set when the
+work is done (finite mode), or by ``shutdown()``, ``cancel()`` or a fail-first failure. It
+opens no task group of its own, so an exception that interrupts it (Ctrl-C, a cancelled
+caller) comes out as itself, after every unfinished task has been cancelled and recorded.
+A run knows the engine only, never the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._results import RunSummary, TaskResult
+
+if TYPE_CHECKING:
+    from .._handle import TaskHandle
+    from .engine import Engine
+
+__all__ = ("Run",)
+
+
+def _submission_order(result: TaskResult) -> int:
+    return int(result.task_id[5:])
+
+
+class Run:
+    """One run of an engine: what it records, and how it ends."""
+
+    def __init__(self, engine: Engine, *, timeout: float | None, fail_first: bool, finite: bool,
+                 spare_on_timeout: bool) -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self.fail_first = fail_first
+        self.finite = finite
+        self.spare_on_timeout = spare_on_timeout
+        self.results: list[TaskResult] = []  # appended by `Engine.finish`
+        self.stop = anyio.Event()
+        self.began = time.perf_counter()
+
+    def task_failed(self, handle: TaskHandle[Any]) -> None:
+        """A task of this run failed: with fail-first, cancel the rest and end the run."""
+        if not self.fail_first:
+            return
+        self.engine.cancel_all(f"cancelled: fail_first after task {handle.name!r} ({handle.task_id}) failed",
+                               spare_must_complete=True)
+        self.stop.set()
+
+    def end(self) -> None:
+        """End the run early (``shutdown()``, ``cancel()``)."""
+        self.stop.set()
+
+    async def __call__(self, *, progress: bool) -> RunSummary:
+        """Install the run, start the service if needed, wait for the work, return the summary."""
+        engine = self.engine
+        service = engine.service
+        own_service = not service.running
+        engine.run = self  # every piece of run state before the service starts
+        bar = None
+        try:
+            await service.start()
+            if progress:
+                from .._progress import ProgressBar
+
+                bar = ProgressBar(self)
+                service.spawn(bar.run)
+            await self._wait()
+        except BaseException:
+            # Ctrl-C, a cancelled caller: every task still ends with one (cancelled) result
+            with anyio.CancelScope(shield=True):
+                engine.cancel_all("cancelled: the run was interrupted", spare_must_complete=False)
+                with anyio.move_on_after(10):
+                    await engine.wait_idle(hooks=False)  # every task ends; hooks are cut short with the service
+            raise
+        finally:
+            engine.run = None
+            if self.stop in engine.idle_waiters:
+                engine.idle_waiters.remove(self.stop)
+            if bar is not None:
+                bar.close()
+            if own_service:
+                await service.stop()
+        results = self.results
+        results.sort(key=_submission_order)
+        return RunSummary(tuple(results), time.perf_counter() - self.began)
+
+    async def _wait(self) -> None:
+        engine = self.engine
+        timeout = self.timeout
+        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as limit:
+            if self.finite:
+                if engine.outstanding or engine.hooks_running:
+                    engine.idle_waiters.append(self.stop)
+                    await self.stop.wait()
+            else:
+                await self.stop.wait()
+        if limit.cancelled_caught:
+            engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s",
+                              spare_must_complete=self.spare_on_timeout)
+        await engine.wait_idle()

@@ -1,0 +1,186 @@
+"""`Service`: the detached background task in which a queue's workers, timers and hooks live.
+
+The service is one task group inside a detached task of the loop (`osiiso._loops.spawn_detached`),
+so ``await q.start()`` can return while the workers go on, and code in the caller's task (an
+``async with`` body, a cancel scope, an exception) never tangles with the workers' cancel
+scopes. Its loop task serves the timer heap, runs the dispatches the engine asks for, and
+starts the tasks other code asked for from plain callbacks (`Service.spawn`). It owns its task
+group and start/stop; the engine owns everything the tasks do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from .._loops import LoopCaller, current_loop_caller, protect_from_ki, spawn_detached
+from .worker import ENGINE_TASK_CODE, Worker, run_worker
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .lanes import Lane
+
+__all__ = ("Service",)
+
+logger = logging.getLogger("osiiso")
+
+Spawnable = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class Service:
+    """Starts, runs and stops the task group of one engine's workers, timers and hooks."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.caller: LoopCaller | None = None  # set while the service runs
+        self.loop: object | None = None  # the event loop the backends last started on
+        self.spawns: deque[tuple[Spawnable, tuple[Any, ...]]] = deque()
+        self.extras = 0  # tasks of the service besides workers and the loop task (lanes opening, hooks, progress)
+        self._done: anyio.Event | None = None
+        self._serving: anyio.Event | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the service task is alive."""
+        return self._done is not None and not self._done.is_set()
+
+    async def start(self) -> None:
+        """Start the service on the running loop, if it is not running yet."""
+        if self.running:
+            return
+        engine = self.engine
+        caller = current_loop_caller()
+        if self.loop is not None and self.loop is not caller.loop:
+            # pools started on an earlier event loop report to it: restart them on this one
+            for lane in list(engine.lanes.values()):
+                await lane.backend.aclose()
+        self.loop = caller.loop
+        self.caller = caller
+        engine.stopping = False
+        self._done = done = anyio.Event()
+        self._serving = anyio.Event()
+        spawn_detached(self._serve, done.set, "osiiso-queue")
+        await self._serving.wait()
+
+    async def stop(self) -> None:
+        """Stop the workers and the loop task (unfinished tasks stay where they are); wait for them."""
+        done = self._done
+        if done is None or done.is_set():
+            return
+        with anyio.CancelScope(shield=True):
+            self._stop_serving()
+            await done.wait()
+        self.caller = None
+
+    def _stop_serving(self) -> None:
+        """When every worker is parked and nothing else runs in the service (the usual end of a
+        run), the workers are woken to return on their own, which costs a fraction of a
+        cancellation with hundreds of workers; otherwise the task group is cancelled."""
+        engine = self.engine
+        engine.stopping = True
+        tg = self.task_group
+        if tg is None:
+            return
+        if self.extras or self.spawns or any(len(lane.idle) != lane.workers for lane in engine.lane_list):
+            tg.cancel_scope.cancel()
+            return
+        for lane in engine.lane_list:
+            for worker in list(lane.idle):
+                worker.wake()
+        engine.timers.poke()
+
+    async def _serve(self) -> None:
+        protect_from_ki(_PROTECTED)
+        engine = self.engine
+        try:
+            async with anyio.create_task_group() as tg:
+                self.task_group = tg
+                assert self._serving is not None
+                self._serving.set()
+                for lane in engine.lane_list:
+                    self._start_extra(self._open_lane, (lane,))
+                await self._loop_task()
+        finally:
+            self.task_group = None
+            self.spawns.clear()
+            self.extras = 0
+            engine.drop_hooks()
+            engine.closed()
+
+    async def _loop_task(self) -> None:
+        engine = self.engine
+        timers = engine.timers
+        spawns = self.spawns
+        lanes = engine.lanes
+        while not engine.stopping:  # stopping: start nothing more (see `_stop_serving`)
+            now = time.monotonic()
+            for handle in timers.pop_due(now):
+                engine.make_ready(handle, lanes[handle._backend])
+            due = engine.dispatch_at
+            if due is not None and due <= now:
+                engine.dispatch_at = None
+                engine.dispatch_wanted = True
+            if engine.dispatch_wanted:
+                engine.dispatch()
+            while spawns:
+                fn, args = spawns.popleft()
+                self._start_extra(fn, args)
+            await timers.wait_next(engine.dispatch_at)
+
+    # -- starting tasks in the service ----------------------------------------------------------
+    def start_worker(self, worker: Worker) -> None:
+        """Start ``worker`` (it holds its first task) in the task group (from a task of the service)."""
+        assert self.task_group is not None
+        self.task_group.start_soon(run_worker, worker)
+
+    def open_later(self, lane: Lane) -> None:
+        """A lane was just made (from any thread): open it, if the service runs."""
+        if self.task_group is not None:
+            self.spawn(self._open_lane, lane)
+
+    async def _open_lane(self, lane: Lane) -> None:
+        if lane.open:
+            return
+        try:
+            await lane.backend.start()
+        except Exception:
+            # e.g. an initializer that cannot be pickled: the workers still start, and each
+            # attempt fails with the backend's error instead of the run waiting forever
+            logger.exception("osiiso: the %r backend failed to start", lane.backend.name)
+        if not self.engine.stopping:
+            self.engine.opened(lane)
+
+    def spawn(self, fn: Spawnable, *args: Any) -> None:
+        """Start ``fn(*args)`` in the service's task group, from any thread or callback.
+
+        The loop task does the starting: a plain loop callback (a hand-over from another
+        thread) cannot start anyio tasks itself.
+        """
+        self.spawns.append((fn, args))
+        caller = self.caller
+        if caller is not None and not caller.in_loop_thread():
+            caller.call(self.engine.timers.poke)
+        else:
+            self.engine.timers.poke()
+
+    def _start_extra(self, fn: Spawnable, args: tuple[Any, ...]) -> None:
+        assert self.task_group is not None
+        self.extras += 1
+        self.task_group.start_soon(self._extra, fn, args)
+
+    async def _extra(self, fn: Spawnable, args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self.extras -= 1
+
+
+# the engine's own tasks, kept free of Ctrl-C on trio (see `osiiso._loops.protect_from_ki`)
+_PROTECTED = (*ENGINE_TASK_CODE, Service._serve, Service._loop_task, Service._open_lane, Service._extra)

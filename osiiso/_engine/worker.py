@@ -1,0 +1,239 @@
+"""A worker: runs the attempts of the tasks the engine hands it, one at a time, in its cancel scope.
+
+A worker is started with a task in hand (`Engine.dispatch`), runs one attempt through its
+backend, records the outcome (success, failure, retry, interruption) through the engine, and
+asks for its next task (`Engine.next_task`); with none, it parks until the engine hands it
+one. It owns one anyio cancel scope and runs attempt after attempt inside it: for an attempt
+with a timeout the scope's deadline is set, and reset after; cancelling a running task
+cancels the scope, after which the worker records the outcome and opens a fresh one. Tasks
+without a timeout or a cancel never pay for a scope of their own. Counters are the engine's:
+this module changes none.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from .._errors import TaskTimeoutError
+from .._handle import RUNNING, TaskHandle
+from .._results import TaskStatus
+from ..backends.base import Attempt
+from .hooks import call_hook
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .lanes import Lane
+
+__all__ = ("Worker", "run_worker")
+
+_RUNNING, _SUCCEEDED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED
+
+#: a worker yields to the event loop at least once per this many tasks
+_YIELD_EVERY = 64
+#: the longest retry delay (seconds): a big ``backoff`` grows no further
+MAX_RETRY_DELAY = 86_400.0
+
+
+class Worker:
+    """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
+
+    __slots__ = ("began", "current", "engine", "event", "lane", "loop_start", "scope")
+
+    def __init__(self, engine: Engine, lane: Lane) -> None:
+        self.engine = engine
+        self.lane = lane
+        self.scope: anyio.CancelScope | None = None
+        self.current: TaskHandle[Any] | None = None  # handed by the engine, until its outcome is recorded
+        self.event: anyio.Event | None = None  # set while parked
+        self.loop_start = 0.0
+        self.began = 0.0
+
+    def wake(self) -> None:
+        """The engine handed this parked worker a task (or the service stops): resume it."""
+        event = self.event
+        if event is not None:
+            event.set()
+
+    def hold(self, handle: TaskHandle[Any]) -> None:
+        """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
+        if self.current is handle and self.scope is not None and handle._options.timeout is not None:
+            self.scope.deadline = math.inf
+
+    def restart(self, handle: TaskHandle[Any]) -> None:
+        """The backend says ``handle``'s attempt starts only now (it waited for a worker).
+
+        May run in a plain loop callback, where anyio cannot read the loop's clock; the
+        loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
+        """
+        if self.current is not handle:
+            return
+        if handle._attempts == 1:
+            handle._started_at = time.time()
+        timeout = handle._options.timeout
+        if timeout is not None and self.scope is not None:
+            self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
+
+
+_STOP, _FRESH_SCOPE = "stop", "fresh scope"
+
+
+async def run_worker(worker: Worker) -> None:
+    """Run the tasks handed to ``worker`` until the service stops (started with one in hand)."""
+    engine = worker.engine
+    try:
+        while True:
+            outcome = None
+            with anyio.CancelScope() as scope:
+                worker.scope = scope
+                outcome = await _serve(engine, worker, scope)
+            if outcome is _STOP:
+                return
+            if outcome is _FRESH_SCOPE:  # its scope was cancelled, but the attempt had ended anyway
+                continue
+            handle = worker.current  # the scope was cancelled for this task: a timeout or a cancel
+            if handle is not None and handle._where is RUNNING:
+                await _interrupted(engine, handle)
+            engine.next_task(worker)
+    finally:
+        engine.retire(worker)
+
+
+async def _park(engine: Engine, worker: Worker) -> bool:
+    """Wait, parked, until the engine hands ``worker`` a task; ``False`` when the service stops."""
+    if worker.current is not None:
+        return True
+    if engine.stopping:
+        return False
+    event = worker.event = anyio.Event()
+    try:
+        await event.wait()
+    finally:
+        worker.event = None
+        if worker.current is None:
+            engine.unpark(worker)
+    return worker.current is not None
+
+
+async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> str:
+    lane = worker.lane
+    run = lane.backend.run
+    cancelled_exc = anyio.get_cancelled_exc_class()
+    checkpoint = anyio.lowlevel.checkpoint
+    attempt = Attempt(None, (), {}, 0, None, None, worker)  # one per worker, refilled per attempt
+    streak = 0
+    while True:
+        if scope.cancel_called:
+            return _FRESH_SCOPE
+        handle = worker.current
+        if handle is None:
+            streak = 0
+            if not await _park(engine, worker):
+                return _STOP
+            continue
+        if handle._cancel_reason is not None:  # cancelled after it was handed over, before it began
+            engine.finish_cancelled(handle, handle._cancel_reason)
+            engine.next_task(worker)
+            continue
+        streak += 1
+        if streak >= _YIELD_EVERY:
+            # tasks that finish without suspending would otherwise hold the loop for the
+            # whole run: timers, run timeouts and other tasks get a turn now and then
+            streak = 0
+            await checkpoint()
+        number = handle._attempts = handle._attempts + 1
+        handle._status = _RUNNING
+        if handle._started_at is None:
+            handle._started_at = time.time()
+        if engine.on_start is not None:
+            await call_hook(engine.on_start, handle)
+        timeout = handle._options.timeout
+        if timeout is not None:
+            worker.loop_start = anyio.current_time()
+            worker.began = time.monotonic()
+            scope.deadline = worker.loop_start + timeout
+        attempt.fn, attempt.args, attempt.kwargs = handle._fn, handle._args, handle._kwargs
+        attempt.number, attempt.timeout, attempt._task = number, timeout, handle
+        try:
+            value = await run(attempt)
+        except BaseException as exc:
+            if isinstance(exc, cancelled_exc) and (scope.cancel_called or engine.stopping):
+                raise
+            if timeout is not None:
+                scope.deadline = math.inf
+            await _failed(engine, handle, exc)
+        else:
+            if timeout is not None:
+                scope.deadline = math.inf
+            if handle._cancel_reason is not None:  # the value raced a cancel() that was accepted
+                engine.finish_cancelled(handle, handle._cancel_reason)
+            elif engine.on_complete is None:
+                engine.finish(handle, _SUCCEEDED, value, None, None)
+            else:
+                await engine.complete(handle, _SUCCEEDED, value, None, None)
+        engine.next_task(worker)
+
+
+def _format_seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
+    """The worker's scope was cancelled while ``handle`` ran: a timeout or a cancel."""
+    reason = handle._cancel_reason
+    if reason is not None:
+        engine.finish_cancelled(handle, reason)
+        return
+    timeout = handle._options.timeout
+    total = handle._options.retries + 1
+    error = TaskTimeoutError(
+        f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
+        f"(attempt {handle._attempts} of {total}) — raise timeout= or make the task faster"
+    )
+    await _failed(engine, handle, error)
+
+
+def retry_delay(retry_delay: float, backoff: float, attempt: int) -> float:
+    """The wait before the retry after attempt ``attempt``: ``retry_delay * backoff**(attempt-1)``, capped."""
+    if retry_delay <= 0:
+        return 0.0
+    try:
+        delay = retry_delay * backoff ** (attempt - 1)
+    except OverflowError:
+        return MAX_RETRY_DELAY
+    return min(delay, MAX_RETRY_DELAY)
+
+
+async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> None:
+    """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+    if handle._cancel_reason is not None:  # cancel() was accepted while it ran: it ends cancelled
+        engine.finish_cancelled(handle, handle._cancel_reason, exc)
+        return
+    options = handle._options
+    if handle._attempts <= options.retries and isinstance(exc, options.retry_on) and not engine.stopping:
+        handle._status = TaskStatus.RETRYING
+        if engine.on_retry is not None:
+            await call_hook(engine.on_retry, handle, exc)
+        reason = handle._cancel_reason
+        if reason is not None:  # cancelled while its on_retry hook ran
+            engine.finish_cancelled(handle, reason)
+            return
+        engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts))
+        return
+    if isinstance(exc, TaskTimeoutError):
+        message = str(exc)
+    else:
+        tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
+        message = f"failed{tries}: {type(exc).__name__}: {exc}"
+    result = await engine.complete(handle, TaskStatus.FAILED, None, exc, message)
+    run = engine.run
+    if result is not None and run is not None:
+        run.task_failed(handle)
+
+
+#: the worker's code, kept free of Ctrl-C on trio (see `osiiso._loops.protect_from_ki`)
+ENGINE_TASK_CODE = (run_worker, _serve, _park, _interrupted, _failed)
