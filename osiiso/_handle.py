@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -17,7 +17,7 @@ from ._errors import TaskCancelledError
 from ._results import TaskResult, TaskStatus
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._loops import LoopCaller
     from ._options import TaskOptions
 
 __all__ = ("TaskHandle", "as_completed")
@@ -27,6 +27,17 @@ logger = logging.getLogger("osiiso")
 
 # where an unfinished task is: exactly one of these at any time (docs/internals.md)
 WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
+
+
+class TaskOwner(Protocol):
+    """What a handle needs of the engine that owns it (``osiiso._engine.Engine``)."""
+
+    @property
+    def caller(self) -> LoopCaller | None:
+        """How other threads reach the owner's loop (``None`` while it is not running)."""
+
+    def request_cancel(self, handle: TaskHandle[Any], reason: str) -> None:
+        """Cancel ``handle`` from any thread."""
 
 
 class TaskHandle(Generic[T]):
@@ -61,7 +72,7 @@ class TaskHandle(Generic[T]):
         "_where",
     )
 
-    def __init__(self, engine: Engine, seq: int, fn: Callable[..., Any], args: tuple[Any, ...],
+    def __init__(self, engine: TaskOwner, seq: int, fn: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any], options: TaskOptions, backend: str, name: str,
                  created_at: float) -> None:
         self._engine = engine

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 if TYPE_CHECKING:
-    from ._engine.run import Run
+    from ._results import TaskResult
 
 __all__ = ("ProgressBar",)
 
@@ -17,8 +18,9 @@ __all__ = ("ProgressBar",)
 class ProgressBar:
     """Draws the run's progress with rich when installed, as a plain line otherwise."""
 
-    def __init__(self, run: Run) -> None:
-        self.run_state = run
+    def __init__(self, results: list[TaskResult], outstanding: Callable[[], int]) -> None:
+        self._results = results  # the run's results, growing as tasks end
+        self._outstanding = outstanding
         self.began = time.perf_counter()
         self._seen = self._failed = 0
         self._closed = False
@@ -35,13 +37,13 @@ class ProgressBar:
         self._rich.start()
 
     def _counts(self) -> tuple[int, int, int, float]:
-        results = self.run_state.results
+        results = self._results
         done = len(results)
         self._failed += sum(1 for r in results[self._seen:done] if r.status != "succeeded")
         self._seen = done
         failed = self._failed
         elapsed = max(time.perf_counter() - self.began, 1e-9)
-        return done, done + self.run_state.engine.outstanding, failed, done / elapsed
+        return done, done + self._outstanding(), failed, done / elapsed
 
     def draw(self) -> None:
         """Show the current counts once."""

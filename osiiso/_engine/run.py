@@ -66,7 +66,7 @@ class Run:
             if progress:
                 from .._progress import ProgressBar
 
-                bar = ProgressBar(self)
+                bar = ProgressBar(self.results, lambda: engine.outstanding)
                 service.spawn(bar.run)
             await self._wait()
         except BaseException:

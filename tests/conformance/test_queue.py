@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -402,3 +403,46 @@ async def test_dependencies_cross_backends(kit: Kit) -> None:
 
 def _plus_one(x: int) -> int:
     return x + 1
+
+
+def _eager_service_start(monkeypatch: pytest.MonkeyPatch, until: Callable[[], Awaitable[object]]) -> None:
+    """Make the service start as eagerly as it may: work ends before ``start()`` returns."""
+    from osiiso._engine.service import Service
+
+    real_start = Service.start
+
+    async def eager_start(self: Service) -> None:
+        await real_start(self)
+        await until()
+
+    monkeypatch.setattr(Service, "start", eager_start)
+
+
+async def test_a_run_counts_tasks_that_end_while_its_service_starts(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's state is in place before its service starts: tasks that end at once are in its summary."""
+    q = AsyncQueue()
+    handles = [q.submit(kit.echo, i, **kit.opts) for i in range(5)]
+
+    async def all_ended() -> None:
+        for handle in handles:
+            await handle
+
+    _eager_service_start(monkeypatch, all_ended)
+    with anyio.fail_after(30):
+        summary = await q.run()
+    assert summary.values == (0, 1, 2, 3, 4)
+    await q.shutdown()
+
+
+async def test_fail_first_sees_a_failure_that_ends_while_the_service_starts(
+        kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fail-first listener is installed before the service starts, so an early failure still stops the run."""
+    q = AsyncQueue(fail_policy="fail_first")
+    failing = q.submit(kit.fail, "early", **kit.opts)
+    later = q.submit(kit.echo, 1, delay=30, **kit.opts)
+    _eager_service_start(monkeypatch, failing.wait)
+    with anyio.fail_after(30):
+        summary = await q.run()
+    assert failing.result().status == "failed" and later.cancelled()
+    assert summary.failed == 1 and summary.cancelled == 1
+    await q.shutdown()
