@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+from support import ASYNCIO
 
 import osiiso
 from osiiso import AsyncQueue, ClosedError, SerializationError, TaskOptions
@@ -28,7 +29,7 @@ _LOCK = threading.Lock()
 @pytest.fixture
 def anyio_backend() -> object:
     """Bad input is checked before any loop matters: asyncio is enough here."""
-    return ("asyncio", {"use_uvloop": False})
+    return ASYNCIO
 
 
 def plain(x: int = 1) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from support import ASYNCIO, aeventually
 
 from osiiso import AsyncQueue
 
@@ -20,7 +21,7 @@ _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 @pytest.fixture
 def anyio_backend() -> object:
     """Exit behaviour is the pools': asyncio is enough, trio runs in the conformance suite."""
-    return ("asyncio", {"use_uvloop": False})
+    return ASYNCIO
 
 
 def _children(pid: int) -> set[int]:
@@ -48,15 +49,6 @@ def _our_workers() -> set[int]:
         if state != "Z" and not any(helper in cmdline for helper in _MP_HELPERS):
             alive.add(pid)
     return alive
-
-
-def _settle(check: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return bool(check())  # type: ignore[operator]
 
 
 def _pool_threads(ignore: set[threading.Thread]) -> list[str]:
@@ -100,7 +92,9 @@ async def test_no_process_or_thread_survives_the_queue(how: str) -> None:
                 await _use_both(q)
                 q.submit(_sleeper, 30, backend="process")
                 raise RuntimeError("body")
-    assert _settle(lambda: _our_workers() <= before), _our_workers() - before
+    await aeventually(lambda: _our_workers() <= before,
+                      lambda: f"the worker processes to exit (left: {_our_workers() - before})", 10.0)
     # force abandons the thread running _sleeper(30): shutdown does not wait for it, but it sees
     # osiiso.cancelled() and returns, so it is gone soon after
-    assert _settle(lambda: not _pool_threads(old_threads)), _pool_threads(old_threads)
+    await aeventually(lambda: not _pool_threads(old_threads),
+                      lambda: f"the pool threads to exit (left: {_pool_threads(old_threads)})", 10.0)
