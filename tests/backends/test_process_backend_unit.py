@@ -63,8 +63,8 @@ class _Clock:
 
 
 def attempt(fn: Callable[..., Any], *args: Any, timeout: float | None = None,
-            restart: Callable[[], None] | None = None, **kwargs: Any) -> Attempt:
-    return Attempt(fn, args, kwargs, 1, timeout, None, _Clock(restart))
+            restart: Callable[[], None] | None = None, clock: _Clock | None = None, **kwargs: Any) -> Attempt:
+    return Attempt(fn, args, kwargs, 1, timeout, None, clock or _Clock(restart))
 
 
 @asynccontextmanager
@@ -366,12 +366,13 @@ async def test_restart_clock_called_when_a_queued_job_really_starts(tmp_path: Pa
             tg.start_soon(backend.run, attempt(touch_and_wait, started, release))
             await aeventually(lambda: os.path.exists(started), "the long job to start", WAIT)
 
+            clock = _Clock(restart=lambda: restarts.append("restart"))
+
             async def queued() -> None:
-                assert await backend.run(attempt(square, 5, timeout=10.0,
-                                                 restart=lambda: restarts.append("restart"))) == 25
+                assert await backend.run(attempt(square, 5, timeout=10.0, clock=clock)) == 25
 
             tg.start_soon(queued)
-            await anyio.sleep(0.05)
+            await aeventually(lambda: clock.holds == 1, "the backend to hold the queued job's clock", WAIT)
             assert restarts == []  # still waiting behind the long job
             Path(release).write_text("go")
         assert restarts == ["restart"]
@@ -584,7 +585,9 @@ async def test_graceful_aclose_finishes_jobs_in_flight(tmp_path: Path) -> None:
         tg.start_soon(job)
         await aeventually(lambda: os.path.exists(started), "the job to start", WAIT)
         tg.start_soon(backend.aclose)
-        await anyio.sleep(0.05)
+        # aclose has taken the pool (no live worker counted any more) and waits for the job
+        await aeventually(lambda: backend.stats()["processes_live"] == 0, "aclose to take the pool", WAIT)
+        assert results == []
         Path(release).write_text("go")
     assert results == [int(Path(started).read_text())]
 
