@@ -150,29 +150,6 @@ async def test_run_arguments_name_the_bad_value() -> None:
 
 
 @pytest.mark.anyio
-async def test_reentrant_run_is_refused_and_the_first_run_completes() -> None:
-    """A second run() while one is in progress raises RuntimeError; the first run still ends normally."""
-    q = AsyncQueue()
-    gate = anyio.Event()
-
-    async def held() -> str:
-        await gate.wait()
-        return "held"
-
-    handle = q.submit(held)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(q.run)
-        await q.start()
-        with pytest.raises(RuntimeError, match="already in progress"):
-            await q.run()
-        with pytest.raises(RuntimeError, match="idle queue"):
-            q.reset()
-        gate.set()
-    assert handle.value() == "held"
-    await assert_usable(q)
-
-
-@pytest.mark.anyio
 async def test_closed_queue_refuses_every_entry_point_until_reset() -> None:
     """After shutdown() every way to add work raises ClosedError saying what to do; reset() reopens."""
     q = AsyncQueue()

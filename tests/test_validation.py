@@ -103,19 +103,6 @@ def test_sync_function_on_async_backend_is_rejected_at_submit() -> None:
         q.submit(42)  # type: ignore[arg-type]
 
 
-def test_coroutine_object_cannot_be_retried() -> None:
-    """A coroutine object runs once, so retries on it are refused with a clear message."""
-    q = AsyncQueue()
-
-    async def f() -> int:
-        return 1
-
-    coro = f()
-    with pytest.raises(ValueError, match="coroutine object"):
-        q.submit(coro, retries=1)
-    coro.close()
-
-
 def test_value_before_the_end_is_an_error() -> None:
     """Asking a handle for its value before the task ended raises a RuntimeError that says what to do."""
     q = AsyncQueue()
