@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import osiiso
 from osiiso import AsyncQueue, TaskOptions
 
 
@@ -119,9 +118,17 @@ def test_value_before_the_end_is_an_error() -> None:
 @pytest.mark.timeout(10)
 async def test_run_arguments_are_validated() -> None:
     """run() rejects a bad timeout or fail_policy before starting anything."""
+    ran: list[str] = []
+
+    async def f() -> None:
+        ran.append("ran")
+
     q = AsyncQueue()
+    handle = q.submit(f)
     with pytest.raises(ValueError, match="timeout"):
         await q.run(timeout=-1)
     with pytest.raises(ValueError, match="fail_policy"):
         await q.run(fail_policy="never")
-    assert isinstance(osiiso.TaskOptions(), osiiso.TaskOptions)
+    assert handle.status == "pending" and q.pending_count == 1 and ran == [], "a refused run() started the task"
+    await q.run(strict=True)  # a good run() then runs it
+    assert ran == ["ran"]
