@@ -7,25 +7,26 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # shared helpers such as procutil
+sys.path.insert(0, str(Path(__file__).parent))  # shared helpers: support, procutil
 
-LOOPS = [
-    pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop",
-                 marks=pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")),
-    pytest.param(("trio", {}), id="trio"),
-]
+from support import SCALES, loop_params, scale_of  # noqa: E402  (needs the sys.path entry above)
 
 
-@pytest.fixture(params=LOOPS)
+@pytest.fixture(params=loop_params())
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """The event loop a test runs on."""
     return request.param
 
 
+@pytest.fixture
+def chaos_scale(request: pytest.FixtureRequest) -> str:
+    """How big the chaos and load runs are: ``"short"`` (CI) or ``"full"``."""
+    return scale_of(request.config)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add ``--chaos-scale``: ``short`` (the default, CI) or ``full`` (the long chaos and load runs)."""
-    parser.addoption("--chaos-scale", action="store", default="short", choices=("short", "full"),
+    parser.addoption("--chaos-scale", action="store", default="short", choices=SCALES,
                      help="how big the chaos and load runs are: short (CI) or full")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
+from support import ASYNCIO
 
 import osiiso
 from osiiso import AsyncQueue, ClosedError, SerializationError, TaskOptions
@@ -28,7 +29,7 @@ _LOCK = threading.Lock()
 @pytest.fixture
 def anyio_backend() -> object:
     """Bad input is checked before any loop matters: asyncio is enough here."""
-    return ("asyncio", {"use_uvloop": False})
+    return ASYNCIO
 
 
 def plain(x: int = 1) -> int:
@@ -145,29 +146,6 @@ async def test_run_arguments_name_the_bad_value() -> None:
         with pytest.raises(ValueError) as info:
             await q.run(**kwargs)  # type: ignore[arg-type]
         assert needle in str(info.value)
-    await assert_usable(q)
-
-
-@pytest.mark.anyio
-async def test_reentrant_run_is_refused_and_the_first_run_completes() -> None:
-    """A second run() while one is in progress raises RuntimeError; the first run still ends normally."""
-    q = AsyncQueue()
-    gate = anyio.Event()
-
-    async def held() -> str:
-        await gate.wait()
-        return "held"
-
-    handle = q.submit(held)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(q.run)
-        await q.start()
-        with pytest.raises(RuntimeError, match="already in progress"):
-            await q.run()
-        with pytest.raises(RuntimeError, match="idle queue"):
-            q.reset()
-        gate.set()
-    assert handle.value() == "held"
     await assert_usable(q)
 
 

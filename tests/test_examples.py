@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from support import eventually
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -59,10 +59,8 @@ def run_example(name: str, tmp_path: Path) -> str:
     assert "Traceback" not in stderr, stderr
     if sys.platform.startswith("linux"):
         # multiprocessing's helpers (resource tracker, forkserver) exit just after the parent
-        deadline = time.monotonic() + 5
-        while (left := _processes_with(token)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not left, f"{name} left processes behind: {left}"
+        eventually(lambda: not _processes_with(token),
+                   lambda: f"the processes {name} started to exit (left: {_processes_with(token)})", 5.0)
     assert not list(cwd.iterdir()), f"{name} left files in its working directory"
     return stdout
 

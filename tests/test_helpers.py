@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import LOOP_NAMES
 
 import osiiso
 
@@ -40,7 +41,7 @@ def test_map_helpers_raise_execution_error() -> None:
         osiiso.tmap(_fail_on_three, range(5))
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+@pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_amap_and_run(loop: str) -> None:
     """osiiso.run drives an async main on asyncio or trio; amap returns ordered values."""
     async def main(n: int) -> list[int]:

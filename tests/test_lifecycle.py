@@ -6,6 +6,7 @@ import threading
 
 import anyio
 import pytest
+from support import LOOP_NAMES, eventually
 
 from osiiso import AsyncQueue
 
@@ -16,7 +17,7 @@ def _square(x: int) -> int:
     return x * x
 
 
-@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("backend", LOOP_NAMES)
 def test_queue_runs_again_on_a_new_event_loop(backend: str) -> None:
     """Thread tasks run on a second event loop after the first has closed; no pool thread leaks."""
     q = AsyncQueue(threads=2)
@@ -41,7 +42,6 @@ def test_queue_runs_again_on_a_new_event_loop(backend: str) -> None:
 def test_a_dropped_queue_releases_its_pool_threads() -> None:
     """A queue garbage-collected without shutdown() lets its pool threads exit."""
     import gc
-    import time
 
     async def one_run() -> None:
         q = AsyncQueue(threads=3)
@@ -50,10 +50,11 @@ def test_a_dropped_queue_releases_its_pool_threads() -> None:
 
     anyio.run(one_run)
     gc.collect()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(t.name.startswith("osiiso-thread") for t in threading.enumerate()):
-        time.sleep(0.01)
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("osiiso-thread")]
+
+    def pool_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("osiiso-thread")]
+
+    eventually(lambda: not pool_threads(), lambda: f"the pool threads to exit (left: {pool_threads()})", 10.0)
 
 
 def test_done_callbacks_can_be_added_from_another_thread() -> None:

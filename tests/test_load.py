@@ -30,17 +30,6 @@ def rss() -> int:
         return int(f.read().split()[1]) * PAGE
 
 
-def scale_of(config: pytest.Config) -> str:
-    """``--chaos-scale`` when the chaos conftest registered it, else ``$OSIISO_CHAOS_SCALE``."""
-    try:
-        scale = config.getoption("--chaos-scale")
-    except ValueError:
-        scale = None
-    if scale in (None, "short"):
-        scale = os.environ.get("OSIISO_CHAOS_SCALE", "short")
-    return str(scale)
-
-
 async def noop() -> None:
     """The task: nothing at all."""
 
@@ -55,10 +44,9 @@ def thread_noop() -> None:
     "detached",
     "clear_results",
 ])
-def test_a_long_stream_keeps_memory_flat_and_throughput_steady(request: pytest.FixtureRequest,
-                                                                consume: str) -> None:
+def test_a_long_stream_keeps_memory_flat_and_throughput_steady(chaos_scale: str, consume: str) -> None:
     """Memory stays flat and the last quarter runs about as fast as the second, for 4 producer threads."""
-    total = 1_000_000 if scale_of(request.config) == "full" else 100_000
+    total = 1_000_000 if chaos_scale == "full" else 100_000
     per_producer = total // PRODUCERS
     done = [0]
     # (completed, CPU seconds of this process, rss) every 1/20 of the run: CPU time, not wall time,

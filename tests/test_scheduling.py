@@ -13,6 +13,7 @@ import time
 
 import anyio
 import pytest
+from support import aeventually
 
 from osiiso import AsyncQueue
 
@@ -43,12 +44,6 @@ class Gate:
         self._open.set()
 
 
-async def wait_for(predicate: object, what: str) -> None:
-    with anyio.fail_after(DEADLINE):
-        while not predicate():  # type: ignore[operator]
-            await anyio.sleep(0.005)
-
-
 async def noop() -> None:
     pass
 
@@ -66,8 +61,8 @@ async def test_free_slots_go_to_a_backend_whose_lane_opens_with_a_small_cap() ->
             q.submit(threads.thread_task, backend="thread")  # submitted first: more urgent
         for _ in range(3):
             q.submit(coroutines.async_task)
-        await wait_for(lambda: threads.inside == 1 and coroutines.inside == 3,
-                       "one thread task and all three coroutines run")
+        await aeventually(lambda: threads.inside == 1 and coroutines.inside == 3,
+                          "one thread task and all three coroutines to run", DEADLINE)
         threads.open()
         coroutines.open()
 
@@ -81,12 +76,12 @@ async def test_slots_freed_by_one_backend_all_go_to_the_next() -> None:
         held = [q.submit(threads.thread_task, backend="thread") for _ in range(2)]
         for _ in range(6):
             q.submit(coroutines.async_task)
-        await wait_for(lambda: threads.inside == 2, "both thread tasks run")
+        await aeventually(lambda: threads.inside == 2, "both thread tasks to run", DEADLINE)
         assert coroutines.inside == 0  # the cap is full
         threads.open()
         for handle in held:
             await handle
-        await wait_for(lambda: coroutines.inside == 2, "two coroutines run in the two freed slots")
+        await aeventually(lambda: coroutines.inside == 2, "two coroutines to run in the two freed slots", DEADLINE)
         coroutines.open()
 
 

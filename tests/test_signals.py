@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from procutil import proc_state
+from support import LOOP_NAMES, eventually
 
 
 def with_ctrl_c() -> None:
@@ -129,13 +130,6 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def wait_for(predicate, what: str, bound: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + bound
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
-
-
 def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
               must: bool = False) -> tuple[int | None, str, str, float, set[int]]:
     """Run the script, signal it once a process task runs; return (status, stdout, stderr, seconds, pids)."""
@@ -150,7 +144,7 @@ def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
         assert proc.stdout is not None
         first = proc.stdout.readline()  # blocks until the first task starts
         assert first.strip() == "ready", (first, proc.stderr.read() if proc.poll() is not None else "")
-        wait_for(mark.exists, "a process task runs")
+        eventually(mark.exists, "a process task to run", 30.0)
         pids = descendants(proc.pid)
         assert int(mark.read_text()) in pids
         began = time.monotonic()
@@ -169,14 +163,10 @@ def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
 
 def assert_no_survivors(pids: set[int]) -> None:
     """Every process the script had is gone (or a zombie nobody reaps: dead either way)."""
-    def all_dead() -> bool:
-        return all(proc_state(pid) in ("", "Z") for pid in pids)
+    def alive() -> dict[int, str]:
+        return {pid: proc_state(pid) for pid in pids if proc_state(pid) not in ("", "Z")}
 
-    try:
-        wait_for(all_dead, "the script's processes are gone", SETTLE)
-    except AssertionError:
-        alive = {pid: proc_state(pid) for pid in pids if proc_state(pid) not in ("", "Z")}
-        raise AssertionError(f"processes of the script survived it: {alive}") from None
+    eventually(lambda: not alive(), lambda: f"the script's processes to go; these survived it: {alive()}", SETTLE)
 
 
 def results_of(out: str) -> dict[str, str]:
@@ -187,11 +177,7 @@ def results_of(out: str) -> dict[str, str]:
     return {name if name != "quick" else f"quick-{task_id}": status for task_id, name, status in rows}
 
 
-LOOPS = ["asyncio", "trio"]
-SIGINT_LOOPS = ["asyncio", "trio"]
-
-
-@pytest.mark.parametrize("loop", SIGINT_LOOPS)
+@pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_sigint_cancels_the_run_and_the_script_exits_cleanly(tmp_path: Path, loop: str) -> None:
     """On Ctrl-C the run is cancelled, every task ends once, and the script exits within 5 s with no child left."""
     status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGINT)
@@ -206,7 +192,7 @@ def test_sigint_cancels_the_run_and_the_script_exits_cleanly(tmp_path: Path, loo
     assert_no_survivors(pids)
 
 
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_sigterm_ends_the_script_and_its_workers(tmp_path: Path, loop: str) -> None:
     """On SIGTERM the script ends at once (Python's default) and its worker processes follow it."""
     status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGTERM)
@@ -216,7 +202,7 @@ def test_sigterm_ends_the_script_and_its_workers(tmp_path: Path, loop: str) -> N
     assert_no_survivors(pids)
 
 
-@pytest.mark.parametrize("loop", SIGINT_LOOPS)
+@pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_sigint_cancels_must_complete_tasks_too(tmp_path: Path, loop: str) -> None:
     """Ctrl-C is not a run timeout: a running must_complete task is cancelled (its worker killed), not awaited.
 
@@ -261,10 +247,7 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("loop", [
-    "asyncio",
-    "trio",
-])
+@pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_ctrl_c_during_a_coroutine_task_stops_the_run(tmp_path: Path, loop: str) -> None:
     """A SIGINT that arrives while a coroutine task runs interrupts the whole run, not just that task."""
     script = tmp_path / "self_interrupt.py"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import osiiso
 from osiiso import AsyncQueue, TaskOptions
 
 
@@ -103,19 +102,6 @@ def test_sync_function_on_async_backend_is_rejected_at_submit() -> None:
         q.submit(42)  # type: ignore[arg-type]
 
 
-def test_coroutine_object_cannot_be_retried() -> None:
-    """A coroutine object runs once, so retries on it are refused with a clear message."""
-    q = AsyncQueue()
-
-    async def f() -> int:
-        return 1
-
-    coro = f()
-    with pytest.raises(ValueError, match="coroutine object"):
-        q.submit(coro, retries=1)
-    coro.close()
-
-
 def test_value_before_the_end_is_an_error() -> None:
     """Asking a handle for its value before the task ended raises a RuntimeError that says what to do."""
     q = AsyncQueue()
@@ -132,9 +118,17 @@ def test_value_before_the_end_is_an_error() -> None:
 @pytest.mark.timeout(10)
 async def test_run_arguments_are_validated() -> None:
     """run() rejects a bad timeout or fail_policy before starting anything."""
+    ran: list[str] = []
+
+    async def f() -> None:
+        ran.append("ran")
+
     q = AsyncQueue()
+    handle = q.submit(f)
     with pytest.raises(ValueError, match="timeout"):
         await q.run(timeout=-1)
     with pytest.raises(ValueError, match="fail_policy"):
         await q.run(fail_policy="never")
-    assert isinstance(osiiso.TaskOptions(), osiiso.TaskOptions)
+    assert handle.status == "pending" and q.pending_count == 1 and ran == [], "a refused run() started the task"
+    await q.run(strict=True)  # a good run() then runs it
+    assert ran == ["ran"]

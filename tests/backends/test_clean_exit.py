@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-import anyio
 import pytest
+from support import ASYNCIO, aeventually
 
 from osiiso import AsyncQueue
 
@@ -20,7 +20,7 @@ _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 @pytest.fixture
 def anyio_backend() -> object:
     """Exit behaviour is the pools': asyncio is enough, trio runs in the conformance suite."""
-    return ("asyncio", {"use_uvloop": False})
+    return ASYNCIO
 
 
 def _children(pid: int) -> set[int]:
@@ -50,22 +50,15 @@ def _our_workers() -> set[int]:
     return alive
 
 
-def _settle(check: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return bool(check())  # type: ignore[operator]
-
-
 def _pool_threads(ignore: set[threading.Thread]) -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("osiiso") and t not in ignore]
 
 
-def _sleeper(seconds: float) -> float:
+def _sleeper(seconds: float, mark: str | None = None) -> float:
     import osiiso
 
+    if mark is not None:
+        Path(mark).touch()  # the task runs now
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not osiiso.cancelled():  # an abandoned thread stops early
         time.sleep(0.005)
@@ -78,7 +71,7 @@ async def _use_both(q: AsyncQueue) -> None:
 
 
 @pytest.mark.parametrize("how", ["clean", "force", "error"])
-async def test_no_process_or_thread_survives_the_queue(how: str) -> None:
+async def test_no_process_or_thread_survives_the_queue(how: str, tmp_path: Path) -> None:
     """After `async with` (clean or on error) and after shutdown(force=True), no worker or pool thread is left."""
     before = _our_workers()
     old_threads = set(threading.enumerate())  # an earlier test's abandoned sleeper may still run
@@ -88,10 +81,11 @@ async def test_no_process_or_thread_survives_the_queue(how: str) -> None:
     elif how == "force":
         q = AsyncQueue(processes=2, threads=2)
         await q.start()
-        stuck_process = q.submit(_sleeper, 30, backend="process")
-        stuck_thread = q.submit(_sleeper, 30, backend="thread")
+        marks = [tmp_path / "process-runs", tmp_path / "thread-runs"]
+        stuck_process = q.submit(_sleeper, 30, str(marks[0]), backend="process")
+        stuck_thread = q.submit(_sleeper, 30, str(marks[1]), backend="thread")
         await _use_both(q)
-        await anyio.sleep(0.2)
+        await aeventually(lambda: all(mark.exists() for mark in marks), "both long tasks to run", 10.0)
         await q.shutdown(force=True)
         assert stuck_process.cancelled() and stuck_thread.cancelled()
     else:
@@ -100,7 +94,9 @@ async def test_no_process_or_thread_survives_the_queue(how: str) -> None:
                 await _use_both(q)
                 q.submit(_sleeper, 30, backend="process")
                 raise RuntimeError("body")
-    assert _settle(lambda: _our_workers() <= before), _our_workers() - before
+    await aeventually(lambda: _our_workers() <= before,
+                      lambda: f"the worker processes to exit (left: {_our_workers() - before})", 10.0)
     # force abandons the thread running _sleeper(30): shutdown does not wait for it, but it sees
     # osiiso.cancelled() and returns, so it is gone soon after
-    assert _settle(lambda: not _pool_threads(old_threads)), _pool_threads(old_threads)
+    await aeventually(lambda: not _pool_threads(old_threads),
+                      lambda: f"the pool threads to exit (left: {_pool_threads(old_threads)})", 10.0)

@@ -9,6 +9,7 @@ import time
 import anyio
 import cloudpickle
 import pytest
+from support import ASYNCIO
 
 import osiiso
 from osiiso import AsyncQueue
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 @pytest.fixture
 def anyio_backend() -> object:
     """Pool behaviour does not depend on the loop: asyncio only keeps these fast."""
-    return ("asyncio", {"use_uvloop": False})
+    return ASYNCIO
 
 
 def busy(seconds: float) -> float:

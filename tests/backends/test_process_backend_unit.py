@@ -25,6 +25,7 @@ import anyio
 import cloudpickle
 import pytest
 from procutil import proc_state
+from support import ASYNCIO, aeventually, eventually, loop_params
 
 from osiiso._errors import ClosedError, RemoteError, SerializationError, WorkerCrashedError
 from osiiso.backends._procwire import RemoteTraceback
@@ -37,14 +38,10 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 WAIT = 20.0  # generous upper bound for anything crossing a process boundary
 REPO = Path(__file__).resolve().parents[2]
-ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", loop_params(ASYNCIO))
 
 
-@pytest.fixture(params=[
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-])
+@pytest.fixture(params=loop_params())
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """The event loop a test runs on."""
     return request.param
@@ -66,8 +63,8 @@ class _Clock:
 
 
 def attempt(fn: Callable[..., Any], *args: Any, timeout: float | None = None,
-            restart: Callable[[], None] | None = None, **kwargs: Any) -> Attempt:
-    return Attempt(fn, args, kwargs, 1, timeout, None, _Clock(restart))
+            restart: Callable[[], None] | None = None, clock: _Clock | None = None, **kwargs: Any) -> Attempt:
+    return Attempt(fn, args, kwargs, 1, timeout, None, clock or _Clock(restart))
 
 
 @asynccontextmanager
@@ -78,13 +75,6 @@ async def open_backend(processes: int = 2, **config: Any) -> AsyncIterator[Proce
         yield backend
     finally:
         await backend.aclose(force=True)
-
-
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        await anyio.sleep(0.005)
 
 
 def is_dead(pid: int) -> bool:
@@ -282,7 +272,7 @@ async def test_cancel_of_a_queued_job_skips_it_and_kills_nothing(tmp_path: Path)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_job)
-            await wait_until(lambda: os.path.exists(started), "the long job started")
+            await aeventually(lambda: os.path.exists(started), "the long job to start", WAIT)
             with anyio.CancelScope() as scope:
                 scope.cancel()
                 await backend.run(attempt(write_file, skipped))
@@ -299,7 +289,7 @@ async def test_cancel_of_a_job_waiting_in_the_parent_never_sends_it(tmp_path: Pa
     async with open_backend(processes=1) as backend:
         async with anyio.create_task_group() as tg:
             tg.start_soon(backend.run, attempt(touch_and_wait, started, release))
-            await wait_until(lambda: os.path.exists(started), "the long job started")
+            await aeventually(lambda: os.path.exists(started), "the long job to start", WAIT)
             with anyio.move_on_after(0.05):
                 await backend.run(attempt(lambda p: Path(p).write_text("ran"), never))
             Path(release).write_text("go")
@@ -323,7 +313,7 @@ async def test_forced_aclose_kills_running_jobs() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(job)
-        await wait_until(lambda: backend.stats()["processes_live"] == 2, "workers started")
+        await aeventually(lambda: backend.stats()["processes_live"] == 2, "both workers to start", WAIT)
         await backend.aclose(force=True)
     assert len(outcomes) == 3 and all(isinstance(o, ClosedError) for o in outcomes)
     assert backend.stats() == {"processes_live": 0, "processes_crashed": 0, "processes_killed": 0}
@@ -352,16 +342,16 @@ async def test_timeout_kills_worker_and_its_children_and_refills_the_slot(tmp_pa
         with anyio.move_on_after(WAIT) as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(backend.run, attempt(spawn_child_and_hang, marker, timeout=30.0))
-                await wait_until(lambda: os.path.exists(marker), "the task started its child")
+                await aeventually(lambda: os.path.exists(marker), "the task to start its child", WAIT)
                 tg.cancel_scope.cancel()
         assert not scope.cancelled_caught
         worker, child = map(int, Path(marker).read_text().split())
-        await wait_until(lambda: is_dead(worker) and is_dead(child), "worker and child died")
+        await aeventually(lambda: is_dead(worker) and is_dead(child), "the worker and its child to die", WAIT)
         assert backend.stats()["processes_killed"] == 1
         assert backend.stats()["processes_crashed"] == 0
         new_pid = await backend.run(attempt(getpid))
         assert new_pid != worker
-        await wait_until(lambda: backend.stats()["processes_live"] == 1, "the slot was refilled")
+        await aeventually(lambda: backend.stats()["processes_live"] == 1, "the slot to be refilled", WAIT)
 
 
 @ASYNCIO_ONLY
@@ -374,14 +364,15 @@ async def test_restart_clock_called_when_a_queued_job_really_starts(tmp_path: Pa
             await backend.run(attempt(square, 2))
         async with anyio.create_task_group() as tg:
             tg.start_soon(backend.run, attempt(touch_and_wait, started, release))
-            await wait_until(lambda: os.path.exists(started), "the long job started")
+            await aeventually(lambda: os.path.exists(started), "the long job to start", WAIT)
+
+            clock = _Clock(restart=lambda: restarts.append("restart"))
 
             async def queued() -> None:
-                assert await backend.run(attempt(square, 5, timeout=10.0,
-                                                 restart=lambda: restarts.append("restart"))) == 25
+                assert await backend.run(attempt(square, 5, timeout=10.0, clock=clock)) == 25
 
             tg.start_soon(queued)
-            await anyio.sleep(0.05)
+            await aeventually(lambda: clock.holds == 1, "the backend to hold the queued job's clock", WAIT)
             assert restarts == []  # still waiting behind the long job
             Path(release).write_text("go")
         assert restarts == ["restart"]
@@ -414,7 +405,7 @@ async def test_crash_fails_only_that_task_and_the_pool_heals(crash: Callable[[],
         assert (error.exitcode, error.signal_name) == expected[crash]
         assert str(error.pid) in str(error) and crash.__name__ in str(error)
         assert backend.stats()["processes_crashed"] == 1
-        await wait_until(lambda: backend.stats()["processes_live"] == 2, "the pool healed")
+        await aeventually(lambda: backend.stats()["processes_live"] == 2, "the pool to heal", WAIT)
         assert await backend.run(attempt(square, 9)) == 81
 
 
@@ -450,7 +441,7 @@ async def test_initializer_runs_once_in_every_worker(tmp_path: Path) -> None:
             for _ in range(20):
                 tg.start_soon(backend.run, attempt(init_state))
         state = await backend.run(attempt(init_state))
-        await wait_until(lambda: len(log.read_text().split()) == 2, "both workers initialized")
+        await aeventually(lambda: len(log.read_text().split()) == 2, "both workers to initialize", WAIT)
     pids = log.read_text().split()
     assert len(set(pids)) == 2 and state[0] in map(int, pids) and state[1] == "x"
 
@@ -520,7 +511,7 @@ async def test_workers_start_on_demand_up_to_processes(method: str, tmp_path: Pa
         async with anyio.create_task_group() as tg:
             for mark in marks:
                 tg.start_soon(hold, mark)
-            await wait_until(lambda: all(os.path.exists(m) for m in marks), "both tasks run at once")
+            await aeventually(lambda: all(os.path.exists(m) for m in marks), "both tasks to run at once", WAIT)
             assert backend.stats()["processes_live"] == 2
             Path(release).write_text("go")
         assert len(set(pids)) == 2
@@ -592,9 +583,11 @@ async def test_graceful_aclose_finishes_jobs_in_flight(tmp_path: Path) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(job)
-        await wait_until(lambda: os.path.exists(started), "the job started")
+        await aeventually(lambda: os.path.exists(started), "the job to start", WAIT)
         tg.start_soon(backend.aclose)
-        await anyio.sleep(0.05)
+        # aclose has taken the pool (no live worker counted any more) and waits for the job
+        await aeventually(lambda: backend.stats()["processes_live"] == 0, "aclose to take the pool", WAIT)
+        assert results == []
         Path(release).write_text("go")
     assert results == [int(Path(started).read_text())]
 
@@ -681,15 +674,10 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
         """))
     parent = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        deadline = time.monotonic() + WAIT
-        while not marker.exists():
-            assert time.monotonic() < deadline and parent.poll() is None, "the task never started"
-            time.sleep(0.01)
+        eventually(lambda: marker.exists() or parent.poll() is not None, "the task to start", WAIT)
+        assert marker.exists(), f"the parent exited ({parent.returncode}) before the task started"
         worker, child = map(int, marker.read_text().split())
     finally:
         parent.kill()
         parent.wait()
-    deadline = time.monotonic() + WAIT
-    while not (is_dead(worker) and is_dead(child)):
-        assert time.monotonic() < deadline, "orphaned worker kept running"
-        time.sleep(0.01)
+    eventually(lambda: is_dead(worker) and is_dead(child), "the orphaned worker and its child to exit", WAIT)

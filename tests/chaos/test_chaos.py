@@ -33,6 +33,7 @@ import anyio
 import cloudpickle
 import pytest
 from procutil import proc_state
+from support import LOOPS, aeventually, eventually
 
 from osiiso import (
     AsyncQueue,
@@ -57,11 +58,6 @@ pytestmark = [pytest.mark.chaos]
 
 RUN_BOUND = 90.0  # seconds: the longest one run() of a round may take
 SETTLE = 15.0  # seconds: how long abandoned thread attempts get to notice and return
-LOOPS: list[tuple[str, dict[str, Any]]] = [
-    ("asyncio", {"use_uvloop": False}),
-    ("asyncio", {"use_uvloop": True}),
-    ("trio", {}),
-]
 MODES = ("drain", "qcancel", "qcancel_mid", "shutdown", "shutdown_force")
 BACKENDS = ("async", "thread", "process")
 SYNC_ONLY = ("crash_exit", "crash_kill", "crash_segv", "memory", "orphan")
@@ -394,11 +390,8 @@ class Round:
         def wait_started(spec: Spec) -> None:
             """Wait until the task started (or already ended, as a cancel in a messy round does)."""
             event = self.started_thread[spec.index]
-            deadline = time.monotonic() + RUN_BOUND
-            while not event.wait(0.02):
-                if spec.handle is not None and spec.handle.done():
-                    return
-                assert time.monotonic() < deadline, f"{spec.handle!r} never started"
+            eventually(lambda: event.is_set() or (spec.handle is not None and spec.handle.done()),
+                       lambda: f"{spec.handle!r} to start", RUN_BOUND)
 
         self.wait_started = wait_started
         async with anyio.create_task_group() as tg:
@@ -613,11 +606,9 @@ class Round:
             if spec.orphan_file and os.path.exists(spec.orphan_file):
                 pid, started = map(int, Path(spec.orphan_file).read_text().split())
                 # a SIGKILLed process still shows 'R' until it is scheduled to die: give it a moment
-                deadline = time.monotonic() + SETTLE
-                while (tasks.start_time(pid) == started  # not a later process reusing the pid
-                       and proc_state(pid) not in ("", "Z")):
-                    assert time.monotonic() < deadline, f"the child {pid} of a killed worker survived"
-                    await anyio.sleep(0.01)
+                await aeventually(lambda: (tasks.start_time(pid) != started  # a later process reusing the pid
+                                           or proc_state(pid) in ("", "Z")),
+                                  f"the child {pid} of a killed worker to die", SETTLE)
         stats = q.stats
         if "thread" in stats:
             self.tally.abandoned_threads += stats["thread"]["threads_abandoned"]
@@ -710,13 +701,6 @@ def _mark_and_sleep(path: str, seconds: float) -> float:
     return seconds
 
 
-async def _until_exists(*paths: Path) -> None:
-    deadline = time.monotonic() + 20
-    while not all(p.exists() for p in paths):
-        assert time.monotonic() < deadline, f"never created: {paths}"
-        await anyio.sleep(0.005)
-
-
 @pytest.mark.timeout(60)
 def test_short_task_never_waits_behind_a_long_one(tmp_path: Path) -> None:
     """A short process task does not wait for a long task to end while another worker is idle."""
@@ -727,7 +711,7 @@ def test_short_task_never_waits_behind_a_long_one(tmp_path: Path) -> None:
             a, b = tmp_path / "long", tmp_path / "medium"
             long = q.submit(_mark_and_sleep, str(a), 6.0, backend="process")  # slot 0 (the first idle)
             medium = q.submit(_mark_and_sleep, str(b), 1.5, backend="process")  # slot 1
-            await _until_exists(a, b)  # both workers busy
+            await aeventually(lambda: a.exists() and b.exists(), "both workers to be busy")
             began = time.monotonic()
             await q.submit(tasks.s_ok, 1, backend="process")
             waited = time.monotonic() - began

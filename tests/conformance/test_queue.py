@@ -279,7 +279,7 @@ async def test_a_pipeline_under_the_workers_cap_moves_early_items_through_first(
 
 
 async def test_reentrant_run_is_refused(kit: Kit) -> None:
-    """A second run() while one is in progress raises RuntimeError and the first is unaffected."""
+    """A second run() or a reset() while a run is in progress raises RuntimeError and the first is unaffected."""
     q = AsyncQueue()
     started = anyio.Event()
     q2 = AsyncQueue(on_start=lambda h: started.set())
@@ -289,6 +289,8 @@ async def test_reentrant_run_is_refused(kit: Kit) -> None:
         await started.wait()
         with pytest.raises(RuntimeError, match="already in progress"):
             await q2.run()
+        with pytest.raises(RuntimeError, match="idle queue"):
+            q2.reset()
     assert q2.results[0].status == "succeeded"
     await q.shutdown()
     await q2.shutdown()
