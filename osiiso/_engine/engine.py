@@ -11,7 +11,6 @@ runs the workers; a `Run` is one ``run()`` watching the engine.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -20,15 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import TaskCancelledError
-from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from .._results import TaskResult, TaskStatus
+from .._handle import RUNNING, WAITING, TaskHandle
+from .._results import TaskResult
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
-from .deps import dependencies_of, dependency_error, resolve_arguments
-from .hooks import await_hook, call_hook, spawn_hook
+from .deps import dependencies_of
 from .lanes import Lane
 from .ratelimit import RateLimiter
+from .records import Records
 from .timers import Timers
 from .worker import Worker
 
@@ -46,7 +44,7 @@ Hook = Callable[..., object]
 _START_BATCH = 32
 
 
-class Engine:
+class Engine(Records):
     """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
 
     def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
@@ -76,12 +74,11 @@ class Engine:
         self.dispatch_wanted = False  # a dispatch is asked of the service's loop task
         self.dispatch_at: float | None = None  # monotonic time the rate limiter allows the next start
         self.stopping = False
+        #: how other threads reach the loop of the running service (``None`` when stopped)
+        self.caller: LoopCaller | None = None
+        # while `_settle` runs: the dependents still to settle (so `finish` never recurses)
+        self._settling: list[tuple[TaskHandle[Any], list[TaskHandle[Any]]]] | None = None
         self.service: Service = Service(self)
-
-    @property
-    def caller(self) -> LoopCaller | None:
-        """How other threads reach the loop of the running service (``None`` when stopped)."""
-        return self.service.caller
 
     # -- lanes -----------------------------------------------------------------------------
     def lane(self, name: str) -> Lane:
@@ -129,9 +126,9 @@ class Engine:
         """Place a new task: waiting on dependencies, on the timer heap, or ready."""
         self.outstanding += 1
         lane.queued += 1
-        deps = dependencies_of(handle)
-        if deps:
-            self._wait_for(handle, deps)
+        if TaskHandle in map(type, handle._args) or (
+                handle._kwargs and TaskHandle in map(type, handle._kwargs.values())):
+            self._wait_for(handle, dependencies_of(handle))
         elif handle._options.delay is None and handle._options.run_at is None:
             self.make_ready(handle, lane)
         else:
@@ -239,10 +236,16 @@ class Engine:
         """
         lane = worker.lane
         if (lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
-                and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane) and self._rate_allows()):
+                and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
+                and (self.limiter is None or self._rate_allows())):
             handle = lane.pop()
-            if handle is not None:
-                self._hand(lane, handle, worker)
+            if handle is not None:  # handed over as `_hand` does, inline on this per-task path
+                self.running += 1
+                lane.running += 1
+                lane.queued -= 1
+                handle._where = RUNNING
+                handle._slot = worker
+                worker.current = handle
                 return
         worker.current = None
         lane.idle.append(worker)
@@ -304,199 +307,3 @@ class Engine:
             self.timers.schedule(handle, time.monotonic() + delay)
         else:
             self.make_ready(handle, lane)
-
-    def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
-               exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
-        """Record the one result of ``handle`` (loop thread). Later calls do nothing.
-
-        Dependents that can no longer run are recorded too, iteratively (a chain of any length).
-        ``call_hook=False`` leaves ``on_complete`` to the caller (a worker awaits it).
-        """
-        result = self._record(handle, status, value, exc, message)
-        if result is None:
-            return None
-        dependents = handle._dependents
-        if dependents:
-            handle._dependents = None
-            self._settle(handle, dependents)
-        if call_hook and self.on_complete is not None:
-            spawn_hook(self, self.on_complete, (result,))
-        if self.room_waiters:
-            self.room_waiters.pop(0).set()
-        if not self.outstanding:
-            self.check_idle()
-        return result
-
-    def _record(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
-                exc: BaseException | None, message: str | None) -> TaskResult | None:
-        if handle._result is not None:
-            return None
-        lane = self.lanes[handle._backend]
-        if handle._where is RUNNING:
-            self.release(lane)
-        else:
-            lane.queued -= 1
-        now = time.time()
-        started = handle._started_at
-        options = handle._options
-        if message is None:
-            if status is TaskStatus.SUCCEEDED:
-                message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
-            else:
-                message = str(exc)
-        result = TaskResult(
-            f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
-            options.priority, options.group_id, options.metadata, options.detached,
-            options.must_complete, message, handle._created_at, started, now,
-            now - started if started is not None else 0.0,
-        )
-        lane.done += 1
-        self.outstanding -= 1
-        if not options.detached:
-            self.results.append(result)
-            run = self.run
-            if run is not None:
-                run.results.append(result)
-        handle._finish(result)
-        return result
-
-    def _settle(self, done: TaskHandle[Any], dependents: list[TaskHandle[Any]]) -> None:
-        """``done`` ended: release or fail its ``dependents``, and theirs, without recursion."""
-        work = [(done, dependents)]
-        while work:
-            dep, waiting = work.pop()
-            result = dep._result
-            assert result is not None
-            for handle in waiting:
-                if handle._where is not WAITING:
-                    continue
-                if result.status is not TaskStatus.SUCCEEDED:
-                    self.waiting.discard(handle)
-                    error = dependency_error(handle, dep, result)
-                    failed = self._record(handle, TaskStatus.FAILED, None, error, str(error))
-                    if failed is not None and self.on_complete is not None:
-                        spawn_hook(self, self.on_complete, (failed,))
-                    if handle._dependents:
-                        work.append((handle, handle._dependents))
-                        handle._dependents = None
-                    continue
-                handle._deps -= 1
-                if handle._deps == 0:
-                    self.waiting.discard(handle)
-                    resolve_arguments(handle)
-                    self.schedule_or_ready(handle, self.lanes[handle._backend])
-
-    async def complete(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
-                       exc: BaseException | None, message: str | None) -> TaskResult | None:
-        """Record the result, then await ``on_complete``; the queue is idle only after the hook.
-
-        The slot is free while the hook runs, so it is dispatched before the hook is awaited.
-        """
-        hook = self.on_complete
-        if hook is None:
-            return self.finish(handle, status, value, exc, message)
-        self.hooks_running += 1
-        try:
-            result = self.finish(handle, status, value, exc, message, call_hook=False)
-            if self.running < self.workers:
-                self.dispatch()
-            if result is not None:
-                await call_hook(hook, result)
-        finally:
-            self.hooks_running -= 1
-            self.check_idle()
-        return result
-
-    def spawn_awaitable(self, hook: Hook, outcome: Any) -> None:
-        """Await an async hook's ``outcome`` in the service; runs wait for it (``hooks_running``)."""
-        self.hooks_running += 1
-        self.hook_outcomes.add(outcome)
-        self.service.spawn(self._await_hook, hook, outcome)
-
-    async def _await_hook(self, hook: Hook, outcome: Any) -> None:
-        try:
-            await await_hook(hook, outcome)
-        finally:
-            self.hook_outcomes.discard(outcome)
-            self.hooks_running -= 1
-            self.check_idle()
-
-    def drop_hooks(self) -> None:
-        """The service stopped (forced) before awaiting some hooks: close, not leak, them."""
-        for outcome in self.hook_outcomes:
-            if inspect.iscoroutine(outcome):
-                outcome.close()
-        self.hooks_running -= len(self.hook_outcomes)
-        self.hook_outcomes.clear()
-
-    def check_idle(self) -> None:
-        """Wake those waiting for the queue to be idle (they re-check what they wait for)."""
-        if self.outstanding == 0 and self.idle_waiters:
-            waiters, self.idle_waiters = self.idle_waiters, []
-            for event in waiters:
-                event.set()
-
-    # -- cancellation ----------------------------------------------------------------------
-    def request_cancel(self, handle: TaskHandle[Any], reason: str) -> None:
-        """Cancel ``handle`` from any thread."""
-        caller = self.caller
-        if caller is not None and not caller.in_loop_thread():
-            caller.call(self.cancel, handle, reason)
-        else:
-            self.cancel(handle, reason)
-
-    def cancel(self, handle: TaskHandle[Any], reason: str) -> None:
-        """Cancel ``handle`` (loop thread): at once if it waits, by interruption if it runs."""
-        where = handle._where
-        if where is DONE:
-            return
-        if not reason.startswith("cancelled"):
-            reason = f"cancelled: {reason}"
-        handle._cancel_reason = reason
-        if where is RUNNING:
-            worker = handle._slot
-            if worker is not None and worker.scope is not None:
-                worker.scope.cancel()
-            return
-        if where is READY:
-            self.lanes[handle._backend].discard(handle)
-        elif where is SCHEDULED:
-            self.timers.discard(handle)
-        elif where is WAITING:
-            self.waiting.discard(handle)
-        self.finish_cancelled(handle, reason)
-
-    def finish_cancelled(self, handle: TaskHandle[Any], reason: str, cause: BaseException | None = None) -> None:
-        """Record ``handle`` as cancelled for ``reason`` (``cause``: what its attempt did meanwhile)."""
-        error = TaskCancelledError(reason)
-        error.__cause__ = cause
-        self.finish(handle, TaskStatus.CANCELLED, None, error, reason)
-
-    def unfinished(self) -> list[TaskHandle[Any]]:
-        """Every task without a result (for cancel-all), in no particular order."""
-        found: list[TaskHandle[Any]] = [w.current for w in self.crew
-                                        if w.current is not None and w.current._where is RUNNING]
-        found.extend(self.waiting)
-        found.extend(h for _, _, h in self.timers.heap if h._where is SCHEDULED)
-        for lane in self.lane_list:
-            found.extend(lane.ready())
-        return found
-
-    def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:
-        """Cancel every unfinished task (optionally sparing ``must_complete`` ones)."""
-        count = 0
-        for handle in self.unfinished():
-            if spare_must_complete and handle._options.must_complete:
-                continue
-            if handle._where is not DONE:
-                self.cancel(handle, reason)
-                count += 1
-        return count
-
-    # -- waiting ---------------------------------------------------------------------------
-    async def wait_idle(self, *, hooks: bool = True) -> None:
-        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs)."""
-        while self.outstanding or (hooks and self.hooks_running):
-            event = anyio.Event()
-            self.idle_waiters.append(event)
-            await event.wait()

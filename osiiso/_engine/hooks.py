@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .records import Records
 
 __all__ = ("await_hook", "call_hook", "spawn_hook")
 
@@ -25,7 +25,7 @@ async def call_hook(hook: Callable[..., object], *args: Any) -> None:
         logger.exception("osiiso: hook %r raised; the queue goes on", hook)
 
 
-def spawn_hook(engine: Engine, hook: Callable[..., object], args: tuple[Any, ...]) -> None:
+def spawn_hook(engine: Records, hook: Callable[..., object], args: tuple[Any, ...]) -> None:
     """Call a hook from synchronous engine code: a sync hook now, an async one in the service.
 
     An async hook counts as a running hook until it ends, so a run waits for it as it waits

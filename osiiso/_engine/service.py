@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from .._loops import LoopCaller, current_loop_caller, protect_from_ki, spawn_detached
+from .._loops import current_loop_caller, protect_from_ki, spawn_detached
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ class Service:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.task_group: anyio.abc.TaskGroup | None = None
-        self.caller: LoopCaller | None = None  # set while the service runs
         self.loop: object | None = None  # the event loop the backends last started on
         self.spawns: deque[tuple[Spawnable, tuple[Any, ...]]] = deque()
         self.extras = 0  # tasks of the service besides workers and the loop task (lanes opening, hooks, progress)
@@ -62,7 +61,7 @@ class Service:
             for lane in list(engine.lanes.values()):
                 await lane.backend.aclose()
         self.loop = caller.loop
-        self.caller = caller
+        engine.caller = caller
         engine.stopping = False
         self._done = done = anyio.Event()
         self._serving = anyio.Event()
@@ -77,7 +76,7 @@ class Service:
         with anyio.CancelScope(shield=True):
             self._stop_serving()
             await done.wait()
-        self.caller = None
+        self.engine.caller = None
 
     def _stop_serving(self) -> None:
         """When every worker is parked and nothing else runs in the service (the usual end of a
@@ -164,7 +163,7 @@ class Service:
         thread) cannot start anyio tasks itself.
         """
         self.spawns.append((fn, args))
-        caller = self.caller
+        caller = self.engine.caller
         if caller is not None and not caller.in_loop_thread():
             caller.call(self.engine.timers.poke)
         else:

@@ -127,8 +127,6 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
     attempt = Attempt(None, (), {}, 0, None, None, worker)  # one per worker, refilled per attempt
     streak = 0
     while True:
-        if scope.cancel_called:
-            return _FRESH_SCOPE
         handle = worker.current
         if handle is None:
             streak = 0
@@ -138,7 +136,7 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         if handle._cancel_reason is not None:  # cancelled after it was handed over, before it began
             engine.finish_cancelled(handle, handle._cancel_reason)
             engine.next_task(worker)
-            continue
+            return _FRESH_SCOPE  # that cancel hit this scope
         streak += 1
         if streak >= _YIELD_EVERY:
             # tasks that finish without suspending would otherwise hold the loop for the
@@ -175,7 +173,11 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
                 engine.finish(handle, _SUCCEEDED, value, None, None)
             else:
                 await engine.complete(handle, _SUCCEEDED, value, None, None)
+        # a cancel or a deadline may have hit the scope as the attempt ended: the next task gets a fresh one
+        stale = (timeout is not None or handle._cancel_reason is not None) and scope.cancel_called
         engine.next_task(worker)
+        if stale:
+            return _FRESH_SCOPE
 
 
 def _format_seconds(value: float) -> str:
