@@ -27,9 +27,9 @@ import pytest
 from procutil import proc_state
 
 from osiiso._errors import ClosedError, RemoteError, SerializationError, WorkerCrashedError
-from osiiso.backends._procwire import RemoteTraceback
 from osiiso.backends.base import Attempt, BackendConfig
 from osiiso.backends.process import ProcessBackend
+from osiiso.backends.process.codec import RemoteTraceback
 
 # Ship this module's functions by value: workers then never import the test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

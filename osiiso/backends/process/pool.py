@@ -1,6 +1,6 @@
 """The loop-side half of the process pool: jobs, slots, dispatch, crashes and kills.
 
-Everything here runs on the event loop's thread; the I/O thread (`._procio`)
+Everything here runs on the event loop's thread; the I/O thread (`.supervisor`)
 only hands it events through `osiiso._loopcall.LoopCaller`. A *slot* is a
 place for one worker; its worker changes when one dies and a fresh one is started
 (``gen`` tells them apart). A *job* is one attempt, from ``submit`` to its outcome.
@@ -31,13 +31,13 @@ from typing import Any
 
 import anyio
 
-from .._errors import ClosedError, WorkerCrashedError
-from .._loopcall import current_loop_caller
-from ._procio import IOThread, kill_group
-from ._procjob import FunctionEntry, Job, crash_error
-from ._procwire import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
-from ._procworker import FN_TABLE_SIZE
-from .base import Attempt
+from ..._errors import ClosedError, WorkerCrashedError
+from ..._loopcall import current_loop_caller
+from ..base import Attempt
+from .child import FN_TABLE_SIZE
+from .codec import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
+from .jobs import FunctionEntry, Job, crash_error
+from .supervisor import IOThread, kill_group
 
 __all__ = ("DEPTH", "Pool")
 

@@ -5,7 +5,7 @@ worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all t
 reports a worker has written (several per wake-up under load), notices deaths, reaps
 the dead (after draining what they wrote, and killing what is left of their process
 group), starts replacements, and hands each batch of events to the event loop in one
-call. It never touches jobs: the loop thread owns them (see `._procpool`).
+call. It never touches jobs: the loop thread owns them (see `.pool`).
 
 Workers are launched where it is cheapest: with ``fork`` the loop thread forks the
 worker itself (`launch_now`, about a millisecond, and no hop between threads before the
@@ -40,13 +40,13 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from . import _procworker
-from ._procworker import RUN_NAME, worker_main
+from . import child
+from .child import RUN_NAME, worker_main
 
 __all__ = ("IOThread", "kill_group", "resolve_context")
 
 _START_METHODS = ("spawn", "forkserver", "fork")
-_WORKER_FILE = _procworker.__file__ or ""
+_WORKER_FILE = child.__file__ or ""
 _launching = threading.local()
 _original_preparation_data = spawn.get_preparation_data
 

@@ -7,9 +7,9 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import SerializationError, WorkerCrashedError
-from ._procwire import decode_error
-from .base import Attempt
+from ..._errors import SerializationError, WorkerCrashedError
+from ..base import Attempt
+from .codec import decode_error
 
 __all__ = ("FunctionEntry", "Job", "crash_error")
 

@@ -20,19 +20,19 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
 
 * Functions travel with cloudpickle once per worker (the worker keeps a table keyed
   by a number the parent assigns); arguments and results with pickle protocol 5,
-  falling back to cloudpickle. See `._procwire` for the messages.
+  falling back to cloudpickle. See `.codec` for the messages.
 * A job sent to an idle worker is running; one queued behind another (only for
   short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
   first (riding on the previous ``DONE``), so a cancel before that just skips it, and
   the timeout clock restarts when it really starts.
 * Workers start on demand, one per job that no live worker can take, up to
-  ``processes`` slots (with ``fork`` the loop thread forks them itself, see `._procio`).
+  ``processes`` slots (with ``fork`` the loop thread forks them itself, see `.supervisor`).
 * Cancelling a running job SIGKILLs its worker's process group; a worker that dies
   fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
   other workers, and the I/O thread starts a fresh worker in the slot.
 * Workers are started with the chosen start method (forkserver by default where it
   exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
-  them (see `._procio._preparation_data`), and they load their own code by
+  them (see `.supervisor._preparation_data`), and they load their own code by
   path, so a worker's start-up never imports the ``osiiso`` package.
 * Workers watch their parent: if it dies without closing the pool they kill their
   own process group within half a second; an un-closed pool is killed at exit.
@@ -48,12 +48,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .._errors import ClosedError
-from ._procio import resolve_context
-from ._procpool import DEPTH, Pool
-from ._procwire import dumps_function
-from ._waiters import Waiter, waiter_for_running_loop
-from .base import Attempt, Backend, BackendConfig
+from ..._errors import ClosedError
+from .._waiters import Waiter, waiter_for_running_loop
+from ..base import Attempt, Backend, BackendConfig
+from .codec import dumps_function
+from .pool import DEPTH, Pool
+from .supervisor import resolve_context
 
 __all__ = ("ProcessBackend",)
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import cloudpickle
 
-from .._errors import RemoteError, SerializationError
-from ._procworker import (
+from ..._errors import RemoteError, SerializationError
+from .child import (
     CANCEL,
     DONE,
     JOB,

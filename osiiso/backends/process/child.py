@@ -1,7 +1,7 @@
 """The main loop of a process-backend worker (runs in the child process).
 
 The worker owns two pipe ends: ``task_r`` (commands from the parent, see
-`._procwire`) and ``result_w`` (its reports). It runs jobs one at a time in the
+`.codec`) and ``result_w`` (its reports). It runs jobs one at a time in the
 order they were sent. Before starting each job it drains the pipe without blocking,
 so a ``CANCEL`` that arrived in time turns the job into ``SKIPPED``; and it writes
 everything it owes the parent (the previous job's ``DONE``, this job's ``STARTED``)
@@ -55,7 +55,7 @@ def dumps_value(value: object) -> bytes:
 
 
 def encode_error(exc: BaseException) -> tuple[Any, ...]:
-    """Turn a task's exception into an error record (see `._procwire`).
+    """Turn a task's exception into an error record (see `.codec`).
 
     The exception travels as itself only if it survives a pickle round trip here:
     an ``__init__`` with extra required arguments pickles fine but fails to load, and
