@@ -1,7 +1,7 @@
 """The thread backend: sync callables (and coroutine functions) on a persistent thread pool.
 
 The pool (`osiiso.backends._threadpool`) keeps ``threads`` daemon threads. An
-attempt becomes a `osiiso.backends._threadpool.Job`; the awaiting coroutine
+attempt becomes a `osiiso.backends._threadpool.ThreadJob`; the awaiting coroutine
 parks on a waiter that the pool wakes from the loop thread (through
 `osiiso._loopcall.LoopCaller`) when the job ends. On asyncio and uvloop the
 waiter is a plain loop future, on trio a parked task: both are cheaper than an
@@ -23,7 +23,7 @@ import anyio
 
 from .._errors import TaskCancelledError
 from .._loopcall import current_loop_caller
-from ._threadpool import Job, ThreadPool
+from ._threadpool import ThreadJob, ThreadPool
 from ._waiters import Waiter, waiter_for_running_loop
 from .base import Attempt, Backend, BackendConfig
 
@@ -71,7 +71,7 @@ class ThreadBackend(Backend):
 
     async def run(self, attempt: Attempt) -> Any:
         pool, waiter = self._open()
-        job = Job(attempt.fn, attempt.args, attempt.kwargs)
+        job = ThreadJob(attempt.fn, attempt.args, attempt.kwargs)
         waiter.prepare(job)
         pool.submit(job)
         try:

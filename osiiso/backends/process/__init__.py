@@ -5,7 +5,7 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
     event loop thread                      I/O thread                 worker processes
     -----------------                      ----------                 ----------------
     run(attempt)                                                      +-- worker 0 --+
-      Pool.submit -> Job                                              | setsid,      |
+      Pool.submit -> ProcessJob                                       | setsid,      |
         cloudpickle fn (once per worker)                              | SIGINT ign., |
         pickle args      +----------+   task pipe (JOB, CANCEL)       | initializer  |
         _dispatch ------>| slot 0.. |=================================> run jobs in  |

@@ -11,7 +11,7 @@ from ..._errors import SerializationError, WorkerCrashedError
 from ..base import Attempt
 from .codec import decode_error
 
-__all__ = ("FunctionEntry", "Job", "crash_error")
+__all__ = ("FunctionEntry", "ProcessJob", "crash_error")
 
 
 class FunctionEntry:
@@ -24,7 +24,7 @@ class FunctionEntry:
         self.ewma: float | None = None  # recent run time in seconds
 
 
-class Job:
+class ProcessJob:
     """One attempt travelling through the pool."""
 
     __slots__ = (
@@ -46,7 +46,7 @@ class Job:
     def __init__(self, seq: int, attempt: Attempt, fn: FunctionEntry, args: bytes) -> None:
         self.seq, self.attempt, self.fn, self.args = seq, attempt, fn, args
         self.waiter: Any = None  # set by the backend's waiter (a loop future, or a parked trio task)
-        self.wake: Callable[[Job], None] | None = None
+        self.wake: Callable[[ProcessJob], None] | None = None
         self.started = self.announce = self.cancelled = self.done = self.ok = False
         self.payload: Any = None
         self.size = 0  # bytes of it still unread in the worker's pipe (announced jobs)
@@ -73,7 +73,7 @@ class Job:
         raise error
 
 
-def crash_error(job: Job, pid: int, exitcode: int | None, killed: bool,
+def crash_error(job: ProcessJob, pid: int, exitcode: int | None, killed: bool,
                  booted: bool) -> WorkerCrashedError:
     signal_name = None
     if exitcode is not None and exitcode < 0:

@@ -36,7 +36,7 @@ from ..._loopcall import current_loop_caller
 from ..base import Attempt
 from .child import FN_TABLE_SIZE
 from .codec import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
-from .jobs import FunctionEntry, Job, crash_error
+from .jobs import FunctionEntry, ProcessJob, crash_error
 from .supervisor import IOThread, kill_group
 
 __all__ = ("DEPTH", "Pool")
@@ -77,7 +77,7 @@ class _Slot:
         self.gen = 0
         self.pid = 0
         self.conn: Connection | None = None
-        self.inflight: deque[Job] = deque()
+        self.inflight: deque[ProcessJob] = deque()
         self.known: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's LRU table
         self.unread = self.budget = self.sent = 0
         self.ready = self.dying = self.killed = False
@@ -93,7 +93,7 @@ class Pool:
                  max_tasks_per_child: int | None) -> None:
         self._slots = [_Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
-        self._pending: deque[Job] = deque()
+        self._pending: deque[ProcessJob] = deque()
         self._fns: dict[int, FunctionEntry] = {}
         self._seq = itertools.count()
         self._keys = itertools.count()
@@ -113,11 +113,11 @@ class Pool:
         return sum(1 for s in self._slots if s.conn is not None and not s.dying)
 
     # -- submitting and cancelling -------------------------------------------------
-    def submit(self, attempt: Attempt) -> Job:
+    def submit(self, attempt: Attempt) -> ProcessJob:
         """Encode ``attempt`` (raising SerializationError) and queue it for a worker."""
         fn = self._function(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
-        job = Job(next(self._seq), attempt, fn, args)
+        job = ProcessJob(next(self._seq), attempt, fn, args)
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker really starts it (restart_clock)
         pending = self._pending
@@ -153,7 +153,7 @@ class Pool:
         entry = self._fns[fid] = FunctionEntry(next(self._keys), blob, ref)
         return entry
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: ProcessJob) -> None:
         """The attempt's scope was cancelled: drop it, or kill its worker if it runs."""
         if job.done or job.cancelled:
             return
@@ -241,7 +241,7 @@ class Pool:
             self._fail_pending(self._launch_error)  # every launch fails: fail rather than wait forever
         return came_up
 
-    def _choose(self, job: Job) -> _Slot | None:
+    def _choose(self, job: ProcessJob) -> _Slot | None:
         best: _Slot | None = None
         ewma = job.fn.ewma
         short = ewma is not None and ewma < PRESEND_BELOW
@@ -261,7 +261,7 @@ class Pool:
                 best = slot
         return best
 
-    def _command(self, slot: _Slot, job: Job) -> tuple[Any, ...]:
+    def _command(self, slot: _Slot, job: ProcessJob) -> tuple[Any, ...]:
         fn = job.fn
         fn_blob: bytes | None = fn.blob
         if fn.key is not None:
