@@ -156,6 +156,7 @@ async def _serve_lane(engine: Engine, lane: Lane, slot: Slot, scope: anyio.Cance
             scope.deadline = slot.loop_start + timeout
         attempt.fn, attempt.args, attempt.kwargs = handle._fn, handle._args, handle._kwargs
         attempt.number, attempt.timeout, attempt._task = number, timeout, handle
+        attempt.name, attempt.task_id, attempt.priority = handle._name, handle.task_id, handle._options.priority
         try:
             value = await run(attempt)
         except BaseException as exc:

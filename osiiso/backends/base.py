@@ -41,38 +41,29 @@ class Attempt:
 
     ``fn(*args, **kwargs)`` is the call to make (dependencies already replaced by
     their values). ``timeout`` is the per-attempt limit in seconds, or ``None``;
-    ``number`` counts attempts from 1. A backend that queues work before it really
-    starts (a busy process worker) calls `hold_clock` when it queues the attempt
-    and `restart_clock` when the attempt begins executing, so the timeout (and the
-    task's ``started_at``) count execution only.
+    ``number`` counts attempts from 1. ``name`` and ``task_id`` name the task in
+    messages; ``priority`` (lower runs first) is for a backend that queues attempts
+    itself. The engine fills every field before each attempt. A backend that queues
+    work before it really starts (a busy process worker) calls `hold_clock` when it
+    queues the attempt and `restart_clock` when the attempt begins executing, so the
+    timeout (and the task's ``started_at``) count execution only.
     """
 
-    __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "number", "timeout")
+    __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "name", "number", "priority", "task_id", "timeout")
 
     def __init__(self, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
-                 timeout: float | None, task: Any = None, clock: Any = None) -> None:
+                 timeout: float | None, task: Any = None, clock: Any = None, *, name: str | None = None,
+                 task_id: str = "task-?", priority: int = 3) -> None:
         self.fn: Callable[..., Any] = fn  # type: ignore[assignment]  # None only in a blank the engine refills
         self.args = args
         self.kwargs = kwargs
         self.number = number
         self.timeout = timeout
-        self._task = task
+        self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
+        self.task_id = task_id
+        self.priority = priority
+        self._task = task  # handed back to the clock, never read by a backend
         self._clock = clock
-
-    @property
-    def task_id(self) -> str:
-        """The id of the task this attempt belongs to (for messages)."""
-        return str(self._task.task_id) if self._task is not None else "task-?"
-
-    @property
-    def name(self) -> str:
-        """The name of the task this attempt belongs to (for messages)."""
-        return str(self._task.name) if self._task is not None else getattr(self.fn, "__name__", repr(self.fn))
-
-    @property
-    def priority(self) -> int:
-        """The task's priority (lower runs first), for a backend that queues attempts itself."""
-        return int(self._task._options.priority) if self._task is not None else 3
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until
