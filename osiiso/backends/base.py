@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ("Attempt", "Backend", "BackendConfig")
+from .._errors import TaskCancelledError
+
+__all__ = ("Attempt", "Backend", "BackendConfig", "forced_close_error")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ class Backend(ABC):
         """
 
     async def aclose(self, *, force: bool = False) -> None:  # noqa: B027 - optional hook
-        """Release resources. ``force`` means do not wait for attempts in flight."""
+        """Release resources. ``force`` means do not wait for attempts in flight.
+
+        A backend that holds attempts of its own (a pool's queue, its running calls) fails
+        those still there after a forced close with `forced_close_error`.
+        """
 
     def close_now(self) -> None:  # noqa: B027 - optional hook
         """Release resources at once, without awaiting (the queue was garbage-collected).
@@ -118,3 +124,15 @@ class Backend(ABC):
     def stats(self) -> dict[str, int]:
         """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
         return {}
+
+
+def forced_close_error(backend: str) -> TaskCancelledError:
+    """The error of an attempt still queued or running when ``backend`` was closed with ``force=True``.
+
+    One error for every backend: the thread and process pools fail such attempts with it
+    (the async backend holds none: the engine cancels its coroutines). A fresh exception
+    per attempt, so no two tasks share a traceback.
+    """
+    return TaskCancelledError(
+        f"the {backend} backend was closed with force=True while this attempt was queued or running, "
+        "so it was stopped — shut down without force=True to let running tasks finish")

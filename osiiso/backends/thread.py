@@ -17,22 +17,17 @@ thread takes its place so the pool keeps ``threads`` working threads. Neither
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
 
-from .._errors import TaskCancelledError
 from .._loopcall import current_loop_caller
 from ._threadpool import ThreadJob, ThreadPool
 from ._waiters import Waiter, waiter_for_running_loop
-from .base import Attempt, Backend, BackendConfig
+from .base import Attempt, Backend, BackendConfig, forced_close_error
 
 __all__ = ("ThreadBackend",)
-
-
-def _closed_error() -> TaskCancelledError:
-    return TaskCancelledError("the thread backend was closed with force=True while this attempt "
-                              "was queued or running; its thread was abandoned")
 
 
 class ThreadBackend(Backend):
@@ -93,13 +88,13 @@ class ThreadBackend(Backend):
         pool, self._pool, self._waiter = self._pool, None, None
         if pool is None:
             return
-        self._abandoned += pool.close(force=force, error=_closed_error)
+        self._abandoned += pool.close(force=force, error=partial(forced_close_error, self.name))
         await _join(pool)
 
     def close_now(self) -> None:
         pool, self._pool, self._waiter = self._pool, None, None
         if pool is not None:
-            pool.close(force=False, error=_closed_error)
+            pool.close(force=False, error=partial(forced_close_error, self.name))
 
     def stats(self) -> dict[str, int]:
         pool = self._pool

@@ -26,8 +26,8 @@ import cloudpickle
 import pytest
 from procutil import proc_state
 
-from osiiso._errors import ClosedError, RemoteError, SerializationError, WorkerCrashedError
-from osiiso.backends.base import Attempt, BackendConfig
+from osiiso._errors import ClosedError, RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
+from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.process import ProcessBackend
 from osiiso.backends.process.codec import RemoteTraceback
 
@@ -310,14 +310,14 @@ async def test_cancel_of_a_job_waiting_in_the_parent_never_sends_it(tmp_path: Pa
 
 @ASYNCIO_ONLY
 async def test_forced_aclose_kills_running_jobs() -> None:
-    """aclose(force=True) fails jobs in flight with ClosedError and leaves no worker."""
+    """aclose(force=True) fails jobs in flight with TaskCancelledError and leaves no worker."""
     outcomes: list[object] = []
     backend = ProcessBackend(BackendConfig(workers=2, threads=1, processes=2))
 
     async def job() -> None:
         try:
             outcomes.append(await backend.run(attempt(time.sleep, 30)))
-        except ClosedError as exc:
+        except TaskCancelledError as exc:
             outcomes.append(exc)
 
     async with anyio.create_task_group() as tg:
@@ -325,7 +325,8 @@ async def test_forced_aclose_kills_running_jobs() -> None:
             tg.start_soon(job)
         await wait_until(lambda: backend.stats()["processes_live"] == 2, "workers started")
         await backend.aclose(force=True)
-    assert len(outcomes) == 3 and all(isinstance(o, ClosedError) for o in outcomes)
+    assert len(outcomes) == 3 and all(isinstance(o, TaskCancelledError) for o in outcomes)
+    assert {str(o) for o in outcomes} == {str(forced_close_error("process"))}
     assert backend.stats() == {"processes_live": 0, "processes_crashed": 0, "processes_killed": 0}
 
 

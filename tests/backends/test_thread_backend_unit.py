@@ -16,7 +16,7 @@ import pytest
 
 from osiiso._cancel import cancelled, check_cancelled
 from osiiso._errors import TaskCancelledError
-from osiiso.backends.base import Attempt, BackendConfig
+from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.thread import ThreadBackend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -308,6 +308,7 @@ async def test_forced_aclose_fails_running_attempt() -> None:
         await wait_for(started)
         await backend.aclose(force=True)
     assert len(errors) == 1
+    assert str(errors[0]) == str(forced_close_error("thread"))
     await wait_for(saw_cancel)
     assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1}
     release.set()

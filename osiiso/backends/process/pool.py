@@ -31,9 +31,9 @@ from typing import Any
 
 import anyio
 
-from ..._errors import ClosedError, WorkerCrashedError
+from ..._errors import WorkerCrashedError
 from ..._loopcall import current_loop_caller
-from ..base import Attempt
+from ..base import Attempt, forced_close_error
 from .child import FN_TABLE_SIZE
 from .codec import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
 from .jobs import FunctionEntry, ProcessJob, crash_error
@@ -424,9 +424,8 @@ class Pool:
                 for slot in self._slots:  # these deaths are neither crashes nor cancel kills
                     slot.killed = True
                 self._io.kill_all()
-                error = ClosedError("process backend was closed with force=True while the task ran")
                 for job in list(self._pending) + [j for s in self._slots for j in s.inflight]:
-                    job.finish(False, error)
+                    job.finish(False, forced_close_error("process"))
             for slot in self._slots:
                 self._retire(slot)
             if not self._io.close_unstarted():  # no worker ever launched: no thread to wait for
