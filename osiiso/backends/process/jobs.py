@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 import signal
 from collections.abc import Callable
 from typing import Any
 
-from ..._errors import SerializationError, WorkerCrashedError
+from ..._errors import WorkerCrashedError
 from ..base import Attempt
-from .codec import decode_error
+from .codec import decode_error, loads_result
 
 __all__ = ("FunctionEntry", "ProcessJob", "crash_error")
 
@@ -60,13 +59,7 @@ class ProcessJob:
     def outcome(self) -> Any:
         """Return the value, or raise the error, of a finished job."""
         if self.ok:
-            try:
-                return pickle.loads(self.payload)
-            except Exception as exc:
-                raise SerializationError(
-                    f"process backend could not unpickle the result of {self.attempt.name!r} "
-                    f"in the parent ({exc!r}) — return plain data, or types importable here"
-                ) from exc
+            return loads_result(self.payload, self.attempt.name)
         error = self.payload
         if isinstance(error, tuple):
             error = decode_error(error, self.attempt.name)

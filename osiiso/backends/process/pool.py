@@ -34,8 +34,8 @@ import anyio
 from ..._errors import WorkerCrashedError
 from ..._loopcall import current_loop_caller
 from ..base import Attempt, forced_close_error
-from .child import FN_TABLE_SIZE
-from .codec import CANCEL, DONE, JOB, SKIPPED, STARTED, dumps_args, dumps_function
+from .child import CANCEL, DONE, FN_TABLE_SIZE, JOB, SKIPPED, STARTED
+from .codec import dumps_args, dumps_function
 from .jobs import FunctionEntry, ProcessJob, crash_error
 from .supervisor import IOThread, kill_group
 
