@@ -2,8 +2,8 @@
 
 Data flow (compare CPython's ``concurrent/futures/process.py``)::
 
-    event loop thread                      I/O thread                 worker processes
-    -----------------                      ----------                 ----------------
+    event loop thread                      supervisor thread          worker processes
+    -----------------                      -----------------          ----------------
     run(attempt)                                                      +-- worker 0 --+
       Pool.submit -> ProcessJob                                       | setsid,      |
         cloudpickle fn (once per worker)                              | SIGINT ign., |
@@ -29,7 +29,7 @@ Data flow (compare CPython's ``concurrent/futures/process.py``)::
   ``processes`` slots (with ``fork`` the loop thread forks them itself, see `.supervisor`).
 * Cancelling a running job SIGKILLs its worker's process group; a worker that dies
   fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
-  other workers, and the I/O thread starts a fresh worker in the slot.
+  other workers, and the supervisor starts a fresh worker in the slot.
 * Workers are started with the chosen start method (forkserver by default where it
   exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
   them (see `.supervisor._preparation_data`), and they load their own code by

@@ -1,6 +1,6 @@
 """The loop-side half of the process pool: jobs, slots, dispatch, crashes and kills.
 
-Everything here runs on the event loop's thread; the I/O thread (`.supervisor`)
+Everything here runs on the event loop's thread; the supervisor thread (`.supervisor`)
 only hands it events through `osiiso._loopcall.LoopCaller`. A *slot* is a
 place for one worker; its worker changes when one dies and a fresh one is started
 (``gen`` tells them apart). A *job* is one attempt, from ``submit`` to its outcome.
@@ -37,7 +37,7 @@ from ..base import Attempt, forced_close_error
 from .child import CANCEL, DONE, FN_TABLE_SIZE, JOB, SKIPPED, STARTED
 from .codec import dumps_args, dumps_function
 from .jobs import FunctionEntry, ProcessJob, crash_error
-from .supervisor import IOThread, kill_group
+from .supervisor import Dead, Event, Reports, SpawnFailed, Stopped, Supervisor, Up, kill_group
 
 __all__ = ("DEPTH", "Pool")
 
@@ -82,7 +82,7 @@ class _Slot:
         self.unread = self.budget = self.sent = 0
         self.ready = self.dying = self.killed = False
         self.starting = False  # a launch was asked for and has not reported yet
-        self.used = False  # has had a worker: the I/O thread keeps it filled from then on
+        self.used = False  # has had a worker: the supervisor keeps it filled from then on
         self.retry_at = 0.0  # monotonic time before which a failed launch is not retried
 
 
@@ -98,10 +98,10 @@ class Pool:
         self._seq = itertools.count()
         self._keys = itertools.count()
         self._caller = current_loop_caller()
-        self._io = IOThread(ctx, boot, self._report)
+        self._supervisor = Supervisor(ctx, boot, self._report)
         self._launch_here = ctx.get_start_method() == "fork"
         self._launch_error: BaseException | None = None  # the last failed launch, if any
-        self._launched = False  # `launch_now` started a worker the I/O thread does not watch yet
+        self._launched = False  # `launch_now` started a worker the supervisor does not watch yet
         self._scheduled = False
         self.closing = False
         self._drained: anyio.Event | None = None
@@ -207,7 +207,7 @@ class Pool:
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
                 self._retire(slot)
         if launched:  # after the first jobs went out to the new workers
-            self._io.watch_launched()
+            self._supervisor.watch_launched()
 
     def _grow(self) -> bool:
         """Launch workers for the jobs no live worker can take, one per job, up to ``processes``.
@@ -216,7 +216,7 @@ class Pool:
         whether a worker came up at once (a ``fork`` launch), so the caller places jobs again.
         """
         want = len(self._pending) - sum(1 for slot in self._slots if slot.starting)
-        if want <= 0 or self._io.closing:
+        if want <= 0 or self._supervisor.closing:
             return False
         now = time.monotonic()
         came_up = False
@@ -228,14 +228,14 @@ class Pool:
             want -= 1
             slot.starting = True
             if not self._launch_here:
-                self._io.spawn(slot.index)
+                self._supervisor.spawn(slot.index)
                 continue
             try:
-                event = self._io.launch_now(slot.index)
+                event = self._supervisor.launch_now(slot.index)
             except Exception as exc:
-                self._on_spawn_failed(slot.index, exc)
+                self._on_spawn_failed(SpawnFailed(slot.index, exc))
             else:
-                self._on_up(*event[1:])
+                self._on_up(event)
                 came_up = self._launched = True
         if self._launch_error is not None and not any(s.conn is not None or s.starting for s in self._slots):
             self._fail_pending(self._launch_error)  # every launch fails: fail rather than wait forever
@@ -290,53 +290,52 @@ class Pool:
             slot.dying = True
             slot.conn.close()
 
-    # -- events from the I/O thread ------------------------------------------------
-    def _report(self, events: list[tuple[Any, ...]]) -> None:  # I/O thread
+    # -- events from the supervisor ------------------------------------------------
+    def _report(self, events: list[Event]) -> None:  # supervisor thread
         self._caller.call(self._on_events, events)
 
-    def _on_events(self, events: list[tuple[Any, ...]]) -> None:
+    def _on_events(self, events: list[Event]) -> None:
         try:
             self._handle(events)
         except Exception:  # a bug here must not take the event loop down with it
             logger.exception("process backend: could not handle worker events %r", events)
 
-    def _handle(self, events: list[tuple[Any, ...]]) -> None:
+    def _handle(self, events: list[Event]) -> None:
         for event in events:
-            kind = event[0]
-            if kind == "msgs":
-                self._on_reports(self._slots[event[1]], event[2], event[3])
-            elif kind == "up":
-                self._on_up(*event[1:])
-            elif kind == "dead":
-                self._on_death(self._slots[event[1]], *event[2:])
-            elif kind == "spawn_failed":
-                self._on_spawn_failed(event[1], event[2])
-            elif kind == "stopped":
+            if isinstance(event, Reports):
+                self._on_reports(self._slots[event.slot], event)
+            elif isinstance(event, Up):
+                self._on_up(event)
+            elif isinstance(event, Dead):
+                self._on_death(self._slots[event.slot], event)
+            elif isinstance(event, SpawnFailed):
+                self._on_spawn_failed(event)
+            elif isinstance(event, Stopped):
                 self._stopped.set()
         self._dispatch()
         if self._drained is not None and not self.outstanding():
             self._drained.set()
 
-    def _on_up(self, index: int, gen: int, pid: int, conn: Connection) -> None:
-        slot = self._slots[index]
-        slot.gen, slot.pid, slot.conn = gen, pid, conn
+    def _on_up(self, event: Up) -> None:
+        slot = self._slots[event.slot]
+        slot.gen, slot.pid, slot.conn = event.gen, event.pid, event.conn
         slot.ready = slot.dying = slot.killed = slot.starting = False
         slot.used = True
         self._launch_error = None
         slot.unread = slot.sent = 0
         slot.known.clear()
         try:
-            slot.budget = fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ) // 2
+            slot.budget = fcntl.fcntl(event.conn.fileno(), fcntl.F_GETPIPE_SZ) // 2
         except (AttributeError, OSError):
             slot.budget = 8192
         if self.closing and not self.outstanding():
             self._retire(slot)
 
-    def _on_reports(self, slot: _Slot, gen: int, reports: list[tuple[Any, ...]]) -> None:
-        if gen != slot.gen:
+    def _on_reports(self, slot: _Slot, event: Reports) -> None:
+        if event.gen != slot.gen:
             return
         slot.ready = True
-        for report in reports:
+        for report in event.reports:
             kind = report[0]
             if kind == DONE:
                 job = slot.inflight.popleft()
@@ -361,8 +360,8 @@ class Pool:
                 self._max_tasks is not None and slot.sent >= self._max_tasks)):
             self._retire(slot)
 
-    def _on_death(self, slot: _Slot, gen: int, pid: int, exitcode: int | None) -> None:
-        if gen != slot.gen:
+    def _on_death(self, slot: _Slot, event: Dead) -> None:
+        if event.gen != slot.gen:
             return
         lost = False
         requeue = []
@@ -371,27 +370,27 @@ class Pool:
                 continue
             if job.started:
                 lost = True
-                job.finish(False, crash_error(job, pid, exitcode, slot.killed, slot.ready))
+                job.finish(False, crash_error(job, event.pid, event.exitcode, slot.killed, slot.ready))
             else:
                 requeue.append(job)
         self._pending.extendleft(reversed(requeue))
-        if not slot.killed and (lost or exitcode != 0):
+        if not slot.killed and (lost or event.exitcode != 0):
             self.crashed += 1
         if slot.conn is not None:
             slot.conn.close()
         slot.conn = None
         slot.inflight.clear()
         slot.dying = True
-        slot.starting = not self._io.closing  # the I/O thread launches its replacement
+        slot.starting = not self._supervisor.closing  # the supervisor launches its replacement
 
-    def _on_spawn_failed(self, index: int, exc: BaseException) -> None:
-        slot = self._slots[index]
+    def _on_spawn_failed(self, event: SpawnFailed) -> None:
+        slot = self._slots[event.slot]
         slot.starting = slot.used = False  # on demand again, after a pause
         slot.retry_at = time.monotonic() + RETRY_LAUNCH_AFTER
-        self._launch_error = exc
-        logger.warning("osiiso: could not start a worker process: %r", exc)
+        self._launch_error = event.error
+        logger.warning("osiiso: could not start a worker process: %r", event.error)
         if not any(s.conn is not None or s.starting for s in self._slots):
-            self._fail_pending(exc)  # no worker at all: fail rather than wait forever
+            self._fail_pending(event.error)  # no worker at all: fail rather than wait forever
 
     def _fail_pending(self, exc: BaseException) -> None:
         while self._pending:
@@ -403,8 +402,8 @@ class Pool:
     def kill_now(self) -> None:
         """Kill every worker now, from any thread (the queue was garbage-collected)."""
         self.closing = True
-        if not self._io.close_unstarted():
-            self._io.kill_all()
+        if not self._supervisor.close_unstarted():
+            self._supervisor.kill_all()
 
     def outstanding(self) -> int:
         return len(self._pending) + sum(len(s.inflight) for s in self._slots)
@@ -419,19 +418,19 @@ class Pool:
             force = True
             raise
         finally:
-            self._io.closing = True
+            self._supervisor.closing = True
             if force:
                 for slot in self._slots:  # these deaths are neither crashes nor cancel kills
                     slot.killed = True
-                self._io.kill_all()
+                self._supervisor.kill_all()
                 for job in list(self._pending) + [j for s in self._slots for j in s.inflight]:
                     job.finish(False, forced_close_error("process"))
             for slot in self._slots:
                 self._retire(slot)
-            if not self._io.close_unstarted():  # no worker ever launched: no thread to wait for
-                self._io.wake()
+            if not self._supervisor.close_unstarted():  # no worker ever launched: no thread to wait for
+                self._supervisor.wake()
                 with anyio.CancelScope(shield=True):
                     await self._stopped.wait()
-                self._io.join()
+                self._supervisor.join()
             for slot in self._slots:
                 self._retire(slot)
