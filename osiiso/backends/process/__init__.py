@@ -1,26 +1,39 @@
-"""The process backend: sync (and async) callables run in a pool of worker processes.
+"""The process backend: sync (and async) callables run in a pool of persistent worker processes.
 
-Data flow (compare CPython's ``concurrent/futures/process.py``)::
+This package owns everything about running an attempt in another process. `ProcessBackend`
+(here) is what the engine sees; `.pool` decides, on the loop thread, where each job goes and
+what the workers' events mean; `.jobs` holds the records it keeps (jobs, shipped functions,
+slots); `.supervisor` is the thread that launches, watches and reaps the workers; `.codec`
+pickles calls and rebuilds results and errors in the parent; `.child` is the worker process
+and the wire protocol, stdlib only.
 
-    event loop thread                      supervisor thread          worker processes
-    -----------------                      -----------------          ----------------
-    run(attempt)                                                      +-- worker 0 --+
-      Pool.submit -> ProcessJob                                       | setsid,      |
-        cloudpickle fn (once per worker)                              | SIGINT ign., |
-        pickle args      +----------+   task pipe (JOB, CANCEL)       | initializer  |
-        _dispatch ------>| slot 0.. |=================================> run jobs in  |
-                         +----------+  (one write per batch)          | send order   |
-      await job.waiter       ^                                        +------+-------+
-        <- job.outcome()     |  LoopCaller.call(events)                      |
-                             |                        result pipe (READY,    |
-      _on_events  <----------+---- wait(result pipes  STARTED, SKIPPED,      |
-        finish jobs              + sentinels + wake)  DONE)  <---------------+
-        requeue / fail           reap the dead, killpg leftovers,
-        kill on cancel           start replacements
+Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py``)::
 
-* Functions travel with cloudpickle once per worker (the worker keeps a table keyed
-  by a number the parent assigns); arguments and results with pickle protocol 5,
-  falling back to cloudpickle. See `.codec` for the messages.
+    event loop thread                    supervisor thread          worker processes
+    pool.py, jobs.py, codec.py           supervisor.py              child.py
+    --------------------------           -----------------          ----------------
+    ProcessBackend.run(attempt)                                     +-- worker 0 --+
+      Pool.submit -> ProcessJob                                     | setsid,      |
+        cloudpickle fn (codec, once                                 | SIGINT ign., |
+          per pool: FunctionTable)                                  | initializer  |
+        pickle args (codec)  +----------+  task pipe (JOB, CANCEL)  |              |
+        Pool._dispatch ----->| Slot 0.. |===========================> worker_main: |
+          _choose, _command  +----------+  one write per batch      | run jobs in  |
+                                   ^                                | send order   |
+      await job.waiter             |                                +------+-------+
+        <- job.outcome()           |  LoopCaller.call(events)              |
+           (codec decodes errors)  |  Up, Reports, Dead,                   |
+                                   |  SpawnFailed, Stopped      result pipe|
+      Pool._handle  <--------------+---- Supervisor._loop:      (READY,    |
+        _on_reports: finish jobs           wait(result pipes    STARTED,   |
+        _on_death: fail / requeue          + sentinels + wake)  SKIPPED,   |
+        cancel: CANCEL or kill             reap the dead,       DONE) <----+
+                                           killpg leftovers,
+                                           start replacements
+
+* A function is cloudpickled once per pool and sent once per worker (the worker keeps a
+  table keyed by a number the parent assigns); arguments and results travel with pickle
+  protocol 5, falling back to cloudpickle. See `.child` for the messages.
 * A job sent to an idle worker is running; one queued behind another (only for
   short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
   first (riding on the previous ``DONE``), so a cancel before that just skips it, and
@@ -103,6 +116,7 @@ class ProcessBackend(Backend):
             self._waiter = waiter_for_running_loop()
 
     async def run(self, attempt: Attempt) -> Any:
+        """Send the attempt to the pool and park until its job ends; a cancelled wait cancels the job."""
         pool = self._pool
         if pool is None:
             await self.start()
