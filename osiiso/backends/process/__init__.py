@@ -106,6 +106,7 @@ class ProcessBackend(Backend):
                 "cannot be sent to a process: pass the coroutine function and its arguments instead")
 
     async def start(self) -> None:
+        """Create the pool (its workers start on demand) and the waiter of the running loop."""
         if self._closed:
             raise ClosedError("the process backend is closed — create a new queue")
         if self._pool is None:
@@ -138,6 +139,7 @@ class ProcessBackend(Backend):
         return job.outcome()
 
     async def aclose(self, *, force: bool = False) -> None:
+        """Close the pool for good (see `.pool.Pool.aclose`); its crash and kill counts stay in `stats`."""
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -148,6 +150,7 @@ class ProcessBackend(Backend):
                 self._killed += pool.killed
 
     def close_now(self) -> None:
+        """Kill every worker now, from any thread (the queue was garbage-collected)."""
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
