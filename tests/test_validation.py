@@ -29,6 +29,7 @@ from osiiso import AsyncQueue, TaskOptions
         ({"initargs": [1]}, "initargs"),
         ({"mp_context": "threads"}, "mp_context"),
         ({"max_tasks_per_child": 0}, "max_tasks_per_child"),
+        ({"dask": "tcp://scheduler:8786"}, "dask"),
     ],
 )
 def test_queue_arguments_are_validated(kwargs: dict[str, object], needle: str) -> None:
@@ -36,6 +37,13 @@ def test_queue_arguments_are_validated(kwargs: dict[str, object], needle: str) -
     with pytest.raises(ValueError, match=needle) as info:
         AsyncQueue(**kwargs)  # type: ignore[arg-type]
     assert repr(next(iter(kwargs.values()))) in str(info.value)
+
+
+def test_dask_argument_is_refused_until_it_is_supported() -> None:
+    """dask=None is accepted; any other value is a ValueError saying dask= is not supported yet."""
+    AsyncQueue(dask=None)
+    with pytest.raises(ValueError, match="dask= is not supported yet"):
+        AsyncQueue(dask="tcp://scheduler:8786")
 
 
 @pytest.mark.parametrize(

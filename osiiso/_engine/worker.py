@@ -156,6 +156,7 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             scope.deadline = worker.loop_start + timeout
         attempt.fn, attempt.args, attempt.kwargs = handle._fn, handle._args, handle._kwargs
         attempt.number, attempt.timeout, attempt._task = number, timeout, handle
+        attempt.name, attempt.seq, attempt.priority = handle._name, handle._seq, handle._options.priority
         try:
             value = await run(attempt)
         except BaseException as exc:

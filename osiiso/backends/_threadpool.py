@@ -31,14 +31,14 @@ from .._cancel import CancelToken, use_token
 from .._loops import LoopCaller
 from .coroutine import is_async_callable
 
-__all__ = ("Job", "ThreadPool")
+__all__ = ("ThreadJob", "ThreadPool")
 
 logger = logging.getLogger("osiiso")
 _QUEUED, _RUNNING, _DONE, _ABANDONED = range(4)
 _thread_numbers = itertools.count(1)
 
 
-class Job:
+class ThreadJob:
     """One call handed to the pool; ``waiter`` is whatever the loop side parks on."""
 
     __slots__ = ("args", "error", "fn", "kwargs", "state", "token", "value", "waiter", "worker")
@@ -60,7 +60,7 @@ class _Worker(threading.Thread):
         super().__init__(target=pool._work, args=(self,), daemon=True,
                          name=f"osiiso-thread-{next(_thread_numbers)}")
         self.abandoned = False
-        self.job: Job | None = None
+        self.job: ThreadJob | None = None
 
 
 class ThreadPool:
@@ -69,20 +69,20 @@ class ThreadPool:
     ``wake(job)`` is called on the loop thread for each finished job (not for abandoned ones).
     """
 
-    def __init__(self, size: int, caller: LoopCaller, wake: Callable[[Job], object],
+    def __init__(self, size: int, caller: LoopCaller, wake: Callable[[ThreadJob], object],
                  initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
         self._caller, self._wake = caller, wake
         self._initializer, self._initargs = initializer, initargs
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[ThreadJob | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._finished: collections.deque[Job] = collections.deque()
+        self._finished: collections.deque[ThreadJob] = collections.deque()
         self._drain_scheduled = False
         self._closed = False
         self.workers: set[_Worker] = set()
         for _ in range(size):
             self._spawn()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: ThreadJob) -> None:
         """Queue ``job`` for the next free thread."""
         self._queue.put(job)
 
@@ -91,7 +91,7 @@ class ThreadPool:
         with self._lock:
             return list(self.workers)
 
-    def abandon(self, job: Job, reason: str) -> bool:
+    def abandon(self, job: ThreadJob, reason: str) -> bool:
         """Give up on ``job``: raise its token, drop its result; if it runs, replace its thread (→ True)."""
         with self._lock:
             state, job.state = job.state, _ABANDONED
@@ -182,7 +182,7 @@ class ThreadPool:
             wake(job)
 
 
-def _call(job: Job) -> None:
+def _call(job: ThreadJob) -> None:
     """Run ``job`` in this thread with its token installed; store its value or exception."""
     use_token(job.token)
     try:

@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ("Attempt", "Backend", "BackendConfig")
+from .._errors import TaskCancelledError
+
+__all__ = ("Attempt", "Backend", "BackendConfig", "forced_close_error")
 
 
 @dataclass(frozen=True)
@@ -41,38 +43,35 @@ class Attempt:
 
     ``fn(*args, **kwargs)`` is the call to make (dependencies already replaced by
     their values). ``timeout`` is the per-attempt limit in seconds, or ``None``;
-    ``number`` counts attempts from 1. A backend that queues work before it really
-    starts (a busy process worker) calls `hold_clock` when it queues the attempt
-    and `restart_clock` when the attempt begins executing, so the timeout (and the
-    task's ``started_at``) count execution only.
+    ``number`` counts attempts from 1. ``name`` and ``task_id`` (made from the
+    task's submission number ``seq``) name the task in messages; ``priority``
+    (lower runs first) is for a backend that queues attempts itself. The engine
+    fills every field before each attempt. A backend that queues work before it
+    really starts (a busy process worker) calls `hold_clock` when it queues the
+    attempt and `restart_clock` when the attempt begins executing, so the timeout
+    (and the task's ``started_at``) count execution only.
     """
 
-    __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "number", "timeout")
+    __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "name", "number", "priority", "seq", "timeout")
 
     def __init__(self, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any], number: int,
-                 timeout: float | None, task: Any = None, clock: Any = None) -> None:
+                 timeout: float | None, task: Any = None, clock: Any = None, *, name: str | None = None,
+                 seq: int = 0, priority: int = 3) -> None:
         self.fn: Callable[..., Any] = fn  # type: ignore[assignment]  # None only in a blank the engine refills
         self.args = args
         self.kwargs = kwargs
         self.number = number
         self.timeout = timeout
-        self._task = task
+        self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
+        self.seq = seq
+        self.priority = priority
+        self._task = task  # handed back to the clock, never read by a backend
         self._clock = clock
 
     @property
     def task_id(self) -> str:
-        """The id of the task this attempt belongs to (for messages)."""
-        return str(self._task.task_id) if self._task is not None else "task-?"
-
-    @property
-    def name(self) -> str:
-        """The name of the task this attempt belongs to (for messages)."""
-        return str(self._task.name) if self._task is not None else getattr(self.fn, "__name__", repr(self.fn))
-
-    @property
-    def priority(self) -> int:
-        """The task's priority (lower runs first), for a backend that queues attempts itself."""
-        return int(self._task._options.priority) if self._task is not None else 3
+        """The id of the task this attempt belongs to (``"task-<seq>"``), for messages."""
+        return f"task-{self.seq}" if self.seq else "task-?"
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until
@@ -116,7 +115,11 @@ class Backend(ABC):
         """
 
     async def aclose(self, *, force: bool = False) -> None:  # noqa: B027 - optional hook
-        """Release resources. ``force`` means do not wait for attempts in flight."""
+        """Release resources. ``force`` means do not wait for attempts in flight.
+
+        A backend that holds attempts of its own (a pool's queue, its running calls) fails
+        those still there after a forced close with `forced_close_error`.
+        """
 
     def close_now(self) -> None:  # noqa: B027 - optional hook
         """Release resources at once, without awaiting (the queue was garbage-collected).
@@ -127,3 +130,15 @@ class Backend(ABC):
     def stats(self) -> dict[str, int]:
         """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
         return {}
+
+
+def forced_close_error(backend: str) -> TaskCancelledError:
+    """The error of an attempt still queued or running when ``backend`` was closed with ``force=True``.
+
+    One error for every backend: the thread and process pools fail such attempts with it
+    (the async backend holds none: the engine cancels its coroutines). A fresh exception
+    per attempt, so no two tasks share a traceback.
+    """
+    return TaskCancelledError(
+        f"the {backend} backend was closed with force=True while this attempt was queued or running, "
+        "so it was stopped — shut down without force=True to let running tasks finish")

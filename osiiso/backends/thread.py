@@ -1,9 +1,9 @@
 """The thread backend: sync callables (and coroutine functions) on a persistent thread pool.
 
 The pool (`osiiso.backends._threadpool`) keeps ``threads`` daemon threads. An
-attempt becomes a `osiiso.backends._threadpool.Job`; the awaiting coroutine
+attempt becomes a `osiiso.backends._threadpool.ThreadJob`; the awaiting coroutine
 parks on a waiter that the pool wakes from the loop thread (through
-`osiiso._loopcall.LoopCaller`) when the job ends. On asyncio and uvloop the
+`osiiso._loops.LoopCaller`) when the job ends. On asyncio and uvloop the
 waiter is a plain loop future, on trio a parked task: both are cheaper than an
 ``anyio.Event`` per attempt and both are cancelled by the engine's anyio cancel scope.
 
@@ -17,21 +17,16 @@ thread takes its place so the pool keeps ``threads`` working threads. Neither
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
 
-from .._errors import TaskCancelledError
 from .._loops import Waiter, current_loop_caller, waiter_for_running_loop
-from ._threadpool import Job, ThreadPool
-from .base import Attempt, Backend, BackendConfig
+from ._threadpool import ThreadJob, ThreadPool
+from .base import Attempt, Backend, BackendConfig, forced_close_error
 
 __all__ = ("ThreadBackend",)
-
-
-def _closed_error() -> TaskCancelledError:
-    return TaskCancelledError("the thread backend was closed with force=True while this attempt "
-                              "was queued or running; its thread was abandoned")
 
 
 class ThreadBackend(Backend):
@@ -70,7 +65,7 @@ class ThreadBackend(Backend):
 
     async def run(self, attempt: Attempt) -> Any:
         pool, waiter = self._open()
-        job = Job(attempt.fn, attempt.args, attempt.kwargs)
+        job = ThreadJob(attempt.fn, attempt.args, attempt.kwargs)
         waiter.prepare(job)
         pool.submit(job)
         try:
@@ -92,13 +87,13 @@ class ThreadBackend(Backend):
         pool, self._pool, self._waiter = self._pool, None, None
         if pool is None:
             return
-        self._abandoned += pool.close(force=force, error=_closed_error)
+        self._abandoned += pool.close(force=force, error=partial(forced_close_error, self.name))
         await _join(pool)
 
     def close_now(self) -> None:
         pool, self._pool, self._waiter = self._pool, None, None
         if pool is not None:
-            pool.close(force=False, error=_closed_error)
+            pool.close(force=False, error=partial(forced_close_error, self.name))
 
     def stats(self) -> dict[str, int]:
         pool = self._pool

@@ -27,10 +27,10 @@ import pytest
 from procutil import proc_state
 from support import ASYNCIO, aeventually, eventually, loop_params
 
-from osiiso._errors import ClosedError, RemoteError, SerializationError, WorkerCrashedError
-from osiiso.backends._procwire import RemoteTraceback
-from osiiso.backends.base import Attempt, BackendConfig
+from osiiso._errors import ClosedError, RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
+from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.process import ProcessBackend
+from osiiso.backends.process.codec import RemoteTraceback
 
 # Ship this module's functions by value: workers then never import the test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -300,14 +300,14 @@ async def test_cancel_of_a_job_waiting_in_the_parent_never_sends_it(tmp_path: Pa
 
 @ASYNCIO_ONLY
 async def test_forced_aclose_kills_running_jobs() -> None:
-    """aclose(force=True) fails jobs in flight with ClosedError and leaves no worker."""
+    """aclose(force=True) fails jobs in flight with TaskCancelledError and leaves no worker."""
     outcomes: list[object] = []
     backend = ProcessBackend(BackendConfig(workers=2, threads=1, processes=2))
 
     async def job() -> None:
         try:
             outcomes.append(await backend.run(attempt(time.sleep, 30)))
-        except ClosedError as exc:
+        except TaskCancelledError as exc:
             outcomes.append(exc)
 
     async with anyio.create_task_group() as tg:
@@ -315,7 +315,8 @@ async def test_forced_aclose_kills_running_jobs() -> None:
             tg.start_soon(job)
         await aeventually(lambda: backend.stats()["processes_live"] == 2, "both workers to start", WAIT)
         await backend.aclose(force=True)
-    assert len(outcomes) == 3 and all(isinstance(o, ClosedError) for o in outcomes)
+    assert len(outcomes) == 3 and all(isinstance(o, TaskCancelledError) for o in outcomes)
+    assert {str(o) for o in outcomes} == {str(forced_close_error("process"))}
     assert backend.stats() == {"processes_live": 0, "processes_crashed": 0, "processes_killed": 0}
 
 

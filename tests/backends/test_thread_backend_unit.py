@@ -13,11 +13,10 @@ from typing import Any
 
 import anyio
 import pytest
-from support import aeventually
 
 from osiiso._cancel import cancelled, check_cancelled
 from osiiso._errors import TaskCancelledError
-from osiiso.backends.base import Attempt, BackendConfig
+from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.thread import ThreadBackend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -36,6 +35,14 @@ async def open_backend(threads: int = 2, **config: Any) -> AsyncIterator[ThreadB
         yield backend
     finally:
         await backend.aclose(force=True)
+
+
+async def wait_for(event: threading.Event) -> None:
+    """Wait for a thread-side event without blocking the loop."""
+    deadline = time.monotonic() + WAIT
+    while not event.is_set():
+        assert time.monotonic() < deadline, "event was never set"
+        await anyio.sleep(0.001)
 
 
 _EARLIER: set[threading.Thread] = set()
@@ -149,7 +156,7 @@ async def test_cancel_abandons_attempt_and_keeps_capacity() -> None:
                 tg.start_soon(_cancel_when_set, started, scope)
                 await backend.run(attempt(block_until_cancelled, started, saw_cancel, release, outcome))
             assert scope.cancelled_caught
-        await aeventually(saw_cancel.is_set, "the attempt to see its cancel signal", WAIT)
+        await wait_for(saw_cancel)
         assert outcome == ["check_cancelled raised"]
         assert backend.stats() == {"threads_live": 2, "threads_abandoned": 1}
 
@@ -163,7 +170,7 @@ async def test_cancel_abandons_attempt_and_keeps_capacity() -> None:
 
 
 async def _cancel_when_set(event: threading.Event, scope: anyio.CancelScope) -> None:
-    await aeventually(event.is_set, "the attempt to start", WAIT)
+    await wait_for(event)
     scope.cancel()
 
 
@@ -174,7 +181,7 @@ async def test_timeout_abandons_attempt() -> None:
     async with open_backend(threads=1) as backend:
         with anyio.move_on_after(0.05):
             await backend.run(attempt(block_until_cancelled, started, saw_cancel, release, outcome))
-        await aeventually(saw_cancel.is_set, "the attempt to see its cancel signal", WAIT)
+        await wait_for(saw_cancel)
         release.set()
         assert await backend.run(attempt(lambda: "next")) == "next"
         assert backend.stats() == {"threads_live": 1, "threads_abandoned": 1}
@@ -193,7 +200,7 @@ async def test_cancel_of_queued_attempt_never_runs_it() -> None:
     async with open_backend(threads=1) as backend:
         async with anyio.create_task_group() as tg:
             tg.start_soon(backend.run, attempt(hold))
-            await aeventually(started.is_set, "the attempt to start", WAIT)
+            await wait_for(started)
             with anyio.CancelScope() as scope:
                 scope.cancel()
                 await backend.run(attempt(ran.append, "queued"))
@@ -271,10 +278,10 @@ async def test_aclose_stops_waiting_for_an_attempt_abandoned_meanwhile() -> None
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_in_scope)
-        await aeventually(started.is_set, "the attempt to start", WAIT)
+        await wait_for(started)
         tg.start_soon(close_then_flag)
-        # aclose has taken the pool and is joining it
-        await aeventually(lambda: not backend.stats()["threads_live"], "aclose to take the pool", WAIT)
+        while backend.stats()["threads_live"]:  # aclose has taken the pool and is joining it
+            await anyio.sleep(0.001)
         assert not closed.is_set()  # it waits for the running attempt...
         scope.cancel()  # ...until that attempt is abandoned
         with anyio.fail_after(WAIT):
@@ -298,10 +305,11 @@ async def test_forced_aclose_fails_running_attempt() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_it)
-        await aeventually(started.is_set, "the attempt to start", WAIT)
+        await wait_for(started)
         await backend.aclose(force=True)
     assert len(errors) == 1
-    await aeventually(saw_cancel.is_set, "the attempt to see its cancel signal", WAIT)
+    assert str(errors[0]) == str(forced_close_error("thread"))
+    await wait_for(saw_cancel)
     assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1}
     release.set()
     await _wait_gone()
@@ -309,4 +317,7 @@ async def test_forced_aclose_fails_running_attempt() -> None:
 
 async def _wait_gone() -> None:
     """Wait until every pool thread (abandoned ones included) has exited."""
-    await aeventually(lambda: not pool_threads(), lambda: f"every pool thread to exit (left: {pool_threads()})", WAIT)
+    deadline = time.monotonic() + WAIT
+    while pool_threads():
+        assert time.monotonic() < deadline, f"threads left: {pool_threads()}"
+        await anyio.sleep(0.001)

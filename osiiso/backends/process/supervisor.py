@@ -1,26 +1,22 @@
-"""Starting, watching and reaping worker processes: the process pool's I/O thread.
+"""The supervisor thread of the process pool: it starts, watches and reaps the worker processes.
 
-One daemon thread per pool blocks in ``multiprocessing.connection.wait`` on every
-worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all the
-reports a worker has written (several per wake-up under load), notices deaths, reaps
-the dead (after draining what they wrote, and killing what is left of their process
-group), starts replacements, and hands each batch of events to the event loop in one
-call. It never touches jobs: the loop thread owns them (see `._procpool`).
+One daemon thread per pool (`Supervisor`) blocks in ``multiprocessing.connection.wait`` on
+every worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all the
+reports a worker has written (several per wake-up under load), notices deaths, reaps the
+dead (after draining what they wrote, and killing what is left of their process group),
+starts replacements, and hands each batch of events (the named tuples below) to the event
+loop in one call. It never touches jobs: the loop thread owns them (see `.pool`). This
+module also owns how a worker is launched: the start method (`resolve_context`), the
+child loaded by path from `.child`, and the user's ``__main__`` kept out of it.
 
 Workers are launched where it is cheapest: with ``fork`` the loop thread forks the
-worker itself (`launch_now`, about a millisecond, and no hop between threads before the
-first job goes out); with ``spawn`` and ``forkserver``, whose launches take tens of
-milliseconds, the I/O thread does it (`spawn`). Launches and the table of workers are
-guarded by one lock, so a fork never happens while another launch has pipes half made.
-The thread itself starts with the first launch.
+worker itself (`Supervisor.launch_now`, about a millisecond, and no hop between threads
+before the first job goes out); with ``spawn`` and ``forkserver``, whose launches take
+tens of milliseconds, the supervisor thread does it (`Supervisor.spawn`). Launches and
+the table of workers are guarded by one lock, so a fork never happens while another
+launch has pipes half made. The thread itself starts with the first launch.
 
-Events handed to the loop::
-
-    ("up", slot, gen, pid, task_w)     a worker started; task_w is the pipe to it
-    ("msgs", slot, gen, [reports])     reports decoded from the worker's pipe
-    ("dead", slot, gen, pid, exitcode) the worker exited and was reaped
-    ("spawn_failed", slot, exc)        could not start a worker
-    ("stopped",)                       closing, and every worker is gone
+Events handed to the loop: `Up`, `Reports`, `Dead`, `SpawnFailed`, `Stopped`.
 """
 
 from __future__ import annotations
@@ -38,15 +34,17 @@ from collections.abc import Callable
 from multiprocessing import spawn
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import _procworker
-from ._procworker import RUN_NAME, worker_main
+from . import child
+from .child import RUN_NAME, worker_main
 
-__all__ = ("IOThread", "kill_group", "resolve_context")
+__all__ = (
+    "Dead", "Event", "Reports", "SpawnFailed", "Stopped", "Supervisor", "Up", "kill_group", "resolve_context",
+)
 
 _START_METHODS = ("spawn", "forkserver", "fork")
-_WORKER_FILE = _procworker.__file__ or ""
+_WORKER_FILE = child.__file__ or ""
 _launching = threading.local()
 _original_preparation_data = spawn.get_preparation_data
 
@@ -93,6 +91,47 @@ def resolve_context(mp_context: object) -> BaseContext:
     )
 
 
+class Up(NamedTuple):
+    """A worker started in ``slot`` (its ``gen``-th); ``conn`` is the pipe to send it commands."""
+
+    slot: int
+    gen: int
+    pid: int
+    conn: Connection
+
+
+class Reports(NamedTuple):
+    """The reports read from a worker's result pipe, in the order it wrote them."""
+
+    slot: int
+    gen: int
+    reports: list[tuple[Any, ...]]
+
+
+class Dead(NamedTuple):
+    """The worker exited and was reaped; every report it wrote came before this event."""
+
+    slot: int
+    gen: int
+    pid: int
+    exitcode: int | None
+
+
+class SpawnFailed(NamedTuple):
+    """A worker could not be started in ``slot``."""
+
+    slot: int
+    error: BaseException
+
+
+class Stopped(NamedTuple):
+    """The pool is closing and every worker is gone: the supervisor thread has ended."""
+
+
+#: what the supervisor hands to the loop, in batches
+Event = Up | Reports | Dead | SpawnFailed | Stopped
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL a worker's process group (the worker and the processes it started)."""
     try:
@@ -107,6 +146,8 @@ def kill_group(pid: int) -> None:
 
 
 class _Worker:
+    """A live worker process as the supervisor knows it: its process, result pipe and sentinel."""
+
     __slots__ = ("conn", "gen", "pid", "proc", "sentinel", "slot", "task_fd")
 
     def __init__(self, slot: int, gen: int, proc: Any, conn: Connection, task_fd: int) -> None:
@@ -115,11 +156,10 @@ class _Worker:
         self.sentinel: int = proc.sentinel
 
 
-class IOThread:
+class Supervisor:
     """Launches and watches the workers of one pool; reports to ``report(events)``."""
 
-    def __init__(self, ctx: BaseContext, boot: bytes,
-                 report: Callable[[list[tuple[Any, ...]]], None]) -> None:
+    def __init__(self, ctx: BaseContext, boot: bytes, report: Callable[[list[Event]], None]) -> None:
         self._ctx, self._boot, self._report = ctx, boot, report
         self._requests: deque[int] = deque()
         self._workers: dict[int, _Worker] = {}  # by slot
@@ -138,21 +178,22 @@ class IOThread:
         return self._thread.ident is not None
 
     def _ensure_started(self) -> None:
+        """Start the thread on the first launch (never after `close_unstarted`)."""
         if self._thread.ident is None and not self._released:
             self._thread.start()
 
     def spawn(self, slot: int) -> None:
-        """Ask the I/O thread for a worker in ``slot`` (it reports ``up`` or ``spawn_failed``)."""
+        """Ask the supervisor thread for a worker in ``slot`` (it reports `Up` or `SpawnFailed`)."""
         self._requests.append(slot)
         self._ensure_started()
         self.wake()
 
-    def launch_now(self, slot: int) -> tuple[Any, ...]:
-        """Launch a worker in ``slot`` from the calling thread; return its ``up`` event.
+    def launch_now(self, slot: int) -> Up:
+        """Launch a worker in ``slot`` from the calling thread; return its `Up` event.
 
         Raises what the launch raised. Meant for ``fork``, where a launch is quick. Call
         `watch_launched` next; the first jobs may go out before (the worker runs them while
-        the I/O thread starts).
+        the supervisor thread starts).
         """
         with self._lock:
             event = self._launch(slot)
@@ -164,6 +205,7 @@ class IOThread:
         self.wake()  # the thread watches the new workers from its next turn
 
     def wake(self) -> None:
+        """Make the thread look at its requests and its workers again (any thread)."""
         if self._released:
             return
         try:
@@ -172,6 +214,7 @@ class IOThread:
             pass
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after `Stopped`, or at exit)."""
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -182,7 +225,6 @@ class IOThread:
             kill_group(worker.pid)
         self.wake()
 
-    # -- the thread ---------------------------------------------------------------
     def close_unstarted(self) -> bool:
         """Release the wake-up pipe of a pool that never launched a worker; ``False`` if it did."""
         with self._lock:
@@ -194,7 +236,9 @@ class IOThread:
             os.close(self._wake_w)
             return True
 
+    # -- the thread ---------------------------------------------------------------
     def _main(self) -> None:
+        """The thread: serve until closing leaves no worker, then report `Stopped`."""
         try:
             self._loop()
         finally:
@@ -202,9 +246,9 @@ class IOThread:
                 kill_group(worker.pid)
             os.close(self._wake_r)
             os.close(self._wake_w)
-            self._report([("stopped",)])
+            self._report([Stopped()])
 
-    def _launch(self, slot: int) -> tuple[Any, ...]:
+    def _launch(self, slot: int) -> Up:
         """Start a worker in ``slot`` (holding ``_lock``) and register it."""
         if self.closing:
             raise RuntimeError("the process pool is closing")
@@ -244,20 +288,22 @@ class IOThread:
         result_w.close()
         gen = self._gens[slot] = self._gens.get(slot, 0) + 1
         self._workers[slot] = _Worker(slot, gen, proc, result_r, task_w.fileno())
-        return ("up", slot, gen, proc.pid, task_w)
+        return Up(slot, gen, proc.pid, task_w)
 
     def _loop(self) -> None:
+        """Launch what was asked for, then wait on every pipe and sentinel and report what happened."""
         while True:
-            events: list[tuple[Any, ...]] = []
+            events: list[Event] = []
             while self._requests:
                 slot = self._requests.popleft()
                 if self.closing or slot in self._workers:
                     continue
+                launched: Up | SpawnFailed
                 try:
                     with self._lock:
                         launched = self._launch(slot)
                 except Exception as exc:
-                    launched = ("spawn_failed", slot, exc)
+                    launched = SpawnFailed(slot, exc)
                 # report each worker as soon as it exists: the first job need not wait for the rest
                 self._report([launched])
             if self.closing and not self._workers:
@@ -285,7 +331,7 @@ class IOThread:
                 self._report(events)
 
     @staticmethod
-    def _read(worker: _Worker, events: list[tuple[Any, ...]], *, readable: bool = True) -> None:
+    def _read(worker: _Worker, events: list[Event], *, readable: bool = True) -> None:
         """Read every report waiting in the worker's pipe (without blocking on an empty one)."""
         reports: list[Any] = []
         conn = worker.conn
@@ -296,10 +342,11 @@ class IOThread:
         except (EOFError, OSError):
             conn.close()
         if reports:
-            events.append(("msgs", worker.slot, worker.gen, reports))
+            events.append(Reports(worker.slot, worker.gen, reports))
 
-    def _bury(self, worker: _Worker) -> list[tuple[Any, ...]]:
-        events: list[tuple[Any, ...]] = []
+    def _bury(self, worker: _Worker) -> list[Event]:
+        """Reap a dead worker: what it wrote, then `Dead`, then its replacement's `Up` (or `SpawnFailed`)."""
+        events: list[Event] = []
         kill_group(worker.pid)  # whatever the worker started dies with it
         if not worker.conn.closed:
             self._read(worker, events, readable=False)  # everything it wrote before dying
@@ -309,17 +356,17 @@ class IOThread:
         worker.proc.close()
         with self._lock:
             del self._workers[worker.slot]
-        events.append(("dead", worker.slot, worker.gen, worker.pid, exitcode))
+        events.append(Dead(worker.slot, worker.gen, worker.pid, exitcode))
         if not self.closing:  # keep a slot that had a worker filled
             try:
                 with self._lock:
                     events.append(self._launch(worker.slot))
             except Exception as exc:
-                events.append(("spawn_failed", worker.slot, exc))
+                events.append(SpawnFailed(worker.slot, exc))
         return events
 
 
-_live: weakref.WeakSet[IOThread] = weakref.WeakSet()
+_live: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 
 
 @atexit.register
@@ -329,7 +376,7 @@ def _kill_unclosed_pools() -> None:
     Registered after ``multiprocessing`` is imported, so it runs before
     multiprocessing's own exit hook, which would otherwise wait for our workers.
     """
-    for io in list(_live):
-        io.kill_all()
-    for io in list(_live):
-        io.join(5.0)
+    for supervisor in list(_live):
+        supervisor.kill_all()
+    for supervisor in list(_live):
+        supervisor.join(5.0)

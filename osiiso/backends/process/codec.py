@@ -1,32 +1,13 @@
-"""What crosses the pipes of the process backend, and how errors travel back.
+"""Pickling on the parent's side of the process backend: calls out, results and errors back.
 
-Both sides import this module; it must stay light (the worker imports it before
-its first task). Every message on a pipe is one ``pickle`` (protocol 5) of a list
-of commands — plain tuples of ints and ``bytes`` — so a pipe is never blocked by a
-user object that fails to (un)pickle: user data is pickled separately, into the
-``bytes`` fields, and a failure there fails that one task only.
-
-Parent → worker::
-
-    (JOB, seq, key, fn_blob | None, args_blob, announce)
-    (CANCEL, seq)
-
-Worker → parent::
-
-    (READY,)                              start-up (and initializer) done
-    (STARTED, seq)                        only for jobs sent with ``announce``
-    (SKIPPED, seq)                        a cancelled job that never ran
-    (DONE, seq, ok, blob | error, secs)   ``ok``: blob is the pickled result
-
-An error from the worker is one of::
-
-    ("exc", blob, traceback_text)         the exception pickles and round-trips
-    ("remote", type_name, message, traceback_text)
-    ("serial", what, type_name, detail)   a function/argument/result did not (un)pickle
-    ("init", error)                       the worker's initializer raised ``error``
-
-The parent rebuilds ``"exc"`` as the exception itself with the worker's traceback
-as its ``__cause__`` (as CPython's ``concurrent.futures.process._RemoteTraceback``).
+`dumps_function` cloudpickles a task's callable (once per pool, see `.jobs.FunctionTable`),
+`dumps_args` pickles a call's arguments and names the one that cannot travel, `loads_result`
+unpickles a value, and `decode_error` turns a worker's error record (see `.child`) back into
+an exception: the task's own, with the worker's traceback as its ``__cause__`` (a
+`RemoteTraceback`, as CPython's ``concurrent.futures.process._RemoteTraceback``), or a
+`RemoteError` or `SerializationError` saying what could not travel. Every failure names the
+task and ends with the fix. The worker never imports this module: its half of the encoding
+(`.child.dumps_value`, `.child.encode_error`) is stdlib only.
 """
 
 from __future__ import annotations
@@ -36,25 +17,11 @@ from typing import Any
 
 import cloudpickle
 
-from .._errors import RemoteError, SerializationError
-from ._procworker import (
-    CANCEL,
-    DONE,
-    JOB,
-    PROTOCOL,
-    READY,
-    SKIPPED,
-    STARTED,
-    dumps_value,
-    encode_error,
-    type_name,
-)
+from ..._errors import RemoteError, SerializationError
+from .child import PROTOCOL, dumps_value, type_name
 
-__all__ = (
-    "CANCEL", "DONE", "JOB", "READY", "SKIPPED", "STARTED",
-    "RemoteTraceback", "decode_error", "describe", "dumps_args", "dumps_function",
-    "dumps_value", "encode_error", "type_name",
-)
+__all__ = ("RemoteTraceback", "decode_error", "describe", "dumps_args", "dumps_function", "loads_result")
+
 
 class RemoteTraceback(Exception):
     """The worker's formatted traceback, attached as ``__cause__`` of a re-raised error."""
@@ -104,6 +71,17 @@ def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> byte
     raise SerializationError(
         f"process backend could not pickle the arguments of {name!r} ({error}) — pass plain data"
     ) from error
+
+
+def loads_result(blob: bytes, name: str) -> Any:
+    """In the parent: unpickle a task's result, or raise `SerializationError` saying why."""
+    try:
+        return pickle.loads(blob)
+    except Exception as exc:
+        raise SerializationError(
+            f"process backend could not unpickle the result of {name!r} in the parent ({exc!r}) — "
+            "return plain data, or types importable here"
+        ) from exc
 
 
 def decode_error(record: tuple[Any, ...], name: str) -> BaseException:

@@ -1,38 +1,51 @@
-"""The process backend: sync (and async) callables run in a pool of worker processes.
+"""The process backend: sync (and async) callables run in a pool of persistent worker processes.
 
-Data flow (compare CPython's ``concurrent/futures/process.py``)::
+This package owns everything about running an attempt in another process. `ProcessBackend`
+(here) is what the engine sees; `.pool` decides, on the loop thread, where each job goes and
+what the workers' events mean; `.jobs` holds the records it keeps (jobs, shipped functions,
+slots); `.supervisor` is the thread that launches, watches and reaps the workers; `.codec`
+pickles calls and rebuilds results and errors in the parent; `.child` is the worker process
+and the wire protocol, stdlib only.
 
-    event loop thread                      I/O thread                 worker processes
-    -----------------                      ----------                 ----------------
-    run(attempt)                                                      +-- worker 0 --+
-      Pool.submit -> Job                                              | setsid,      |
-        cloudpickle fn (once per worker)                              | SIGINT ign., |
-        pickle args      +----------+   task pipe (JOB, CANCEL)       | initializer  |
-        _dispatch ------>| slot 0.. |=================================> run jobs in  |
-                         +----------+  (one write per batch)          | send order   |
-      await job.waiter       ^                                        +------+-------+
-        <- job.outcome()     |  LoopCaller.call(events)                      |
-                             |                        result pipe (READY,    |
-      _on_events  <----------+---- wait(result pipes  STARTED, SKIPPED,      |
-        finish jobs              + sentinels + wake)  DONE)  <---------------+
-        requeue / fail           reap the dead, killpg leftovers,
-        kill on cancel           start replacements
+Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py``)::
 
-* Functions travel with cloudpickle once per worker (the worker keeps a table keyed
-  by a number the parent assigns); arguments and results with pickle protocol 5,
-  falling back to cloudpickle. See `._procwire` for the messages.
+    event loop thread                    supervisor thread          worker processes
+    pool.py, jobs.py, codec.py           supervisor.py              child.py
+    --------------------------           -----------------          ----------------
+    ProcessBackend.run(attempt)                                     +-- worker 0 --+
+      Pool.submit -> ProcessJob                                     | setsid,      |
+        cloudpickle fn (codec, once                                 | SIGINT ign., |
+          per pool: FunctionTable)                                  | initializer  |
+        pickle args (codec)  +----------+  task pipe (JOB, CANCEL)  |              |
+        Pool._dispatch ----->| Slot 0.. |===========================> worker_main: |
+          _choose, _command  +----------+  one write per batch      | run jobs in  |
+                                   ^                                | send order   |
+      await job.waiter             |                                +------+-------+
+        <- job.outcome()           |  LoopCaller.call(events)              |
+           (codec decodes errors)  |  Up, Reports, Dead,                   |
+                                   |  SpawnFailed, Stopped      result pipe|
+      Pool._handle  <--------------+---- Supervisor._loop:      (READY,    |
+        _on_reports: finish jobs           wait(result pipes    STARTED,   |
+        _on_death: fail / requeue          + sentinels + wake)  SKIPPED,   |
+        cancel: CANCEL or kill             reap the dead,       DONE) <----+
+                                           killpg leftovers,
+                                           start replacements
+
+* A function is cloudpickled once per pool and sent once per worker (the worker keeps a
+  table keyed by a number the parent assigns); arguments and results travel with pickle
+  protocol 5, falling back to cloudpickle. See `.child` for the messages.
 * A job sent to an idle worker is running; one queued behind another (only for
   short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
   first (riding on the previous ``DONE``), so a cancel before that just skips it, and
   the timeout clock restarts when it really starts.
 * Workers start on demand, one per job that no live worker can take, up to
-  ``processes`` slots (with ``fork`` the loop thread forks them itself, see `._procio`).
+  ``processes`` slots (with ``fork`` the loop thread forks them itself, see `.supervisor`).
 * Cancelling a running job SIGKILLs its worker's process group; a worker that dies
   fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
-  other workers, and the I/O thread starts a fresh worker in the slot.
+  other workers, and the supervisor starts a fresh worker in the slot.
 * Workers are started with the chosen start method (forkserver by default where it
   exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
-  them (see `._procio._preparation_data`), and they load their own code by
+  them (see `.supervisor._preparation_data`), and they load their own code by
   path, so a worker's start-up never imports the ``osiiso`` package.
 * Workers watch their parent: if it dies without closing the pool they kill their
   own process group within half a second; an un-closed pool is killed at exit.
@@ -48,12 +61,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .._errors import ClosedError
-from .._loops import Waiter, waiter_for_running_loop
-from ._procio import resolve_context
-from ._procpool import DEPTH, Pool
-from ._procwire import dumps_function
-from .base import Attempt, Backend, BackendConfig
+from ..._errors import ClosedError
+from ..._loops import Waiter, waiter_for_running_loop
+from ..base import Attempt, Backend, BackendConfig
+from .codec import dumps_function
+from .pool import DEPTH, Pool
+from .supervisor import resolve_context
 
 __all__ = ("ProcessBackend",)
 
@@ -93,6 +106,7 @@ class ProcessBackend(Backend):
                 "cannot be sent to a process: pass the coroutine function and its arguments instead")
 
     async def start(self) -> None:
+        """Create the pool (its workers start on demand) and the waiter of the running loop."""
         if self._closed:
             raise ClosedError("the process backend is closed — create a new queue")
         if self._pool is None:
@@ -103,6 +117,7 @@ class ProcessBackend(Backend):
             self._waiter = waiter_for_running_loop()
 
     async def run(self, attempt: Attempt) -> Any:
+        """Send the attempt to the pool and park until its job ends; a cancelled wait cancels the job."""
         pool = self._pool
         if pool is None:
             await self.start()
@@ -124,6 +139,7 @@ class ProcessBackend(Backend):
         return job.outcome()
 
     async def aclose(self, *, force: bool = False) -> None:
+        """Close the pool for good (see `.pool.Pool.aclose`); its crash and kill counts stay in `stats`."""
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -134,6 +150,7 @@ class ProcessBackend(Backend):
                 self._killed += pool.killed
 
     def close_now(self) -> None:
+        """Kill every worker now, from any thread (the queue was garbage-collected)."""
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:

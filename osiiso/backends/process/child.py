@@ -1,13 +1,44 @@
-"""The main loop of a process-backend worker (runs in the child process).
+"""The worker process: its main loop, and the wire protocol both ends of the pipes speak.
 
-The worker owns two pipe ends: ``task_r`` (commands from the parent, see
-`._procwire`) and ``result_w`` (its reports). It runs jobs one at a time in the
-order they were sent. Before starting each job it drains the pipe without blocking,
-so a ``CANCEL`` that arrived in time turns the job into ``SKIPPED``; and it writes
-everything it owes the parent (the previous job's ``DONE``, this job's ``STARTED``)
-*before* calling the task, so that if the task crashes the process the parent knows
-exactly which job was running. EOF on ``task_r`` means "finish what you have and
-exit": that is how the parent retires a worker or closes the pool.
+A worker runs `worker_main`: it sets itself up (own process group, SIGINT ignored, parent
+watch, initializer), then runs jobs one at a time in the order they were sent until EOF on
+its command pipe. The module also defines what crosses the pipes (the constants and the
+records below) and the worker's half of the encoding (`dumps_value`, `encode_error`); the
+parent's half is in `.codec`. It imports the standard library only (cloudpickle lazily, for a
+value plain pickle refuses): with spawn and forkserver a worker loads this file by path
+(``RUN_NAME``), so its start-up never imports the ``osiiso`` package.
+
+The worker owns two pipe ends: ``task_r`` (commands from the parent) and ``result_w`` (its
+reports). Before starting each job it drains ``task_r`` without blocking, so a ``CANCEL``
+that arrived in time turns the job into ``SKIPPED``; and it writes everything it owes the
+parent (the previous job's ``DONE``, this job's ``STARTED``) *before* calling the task, so
+that if the task crashes the process the parent knows exactly which job was running. EOF
+on ``task_r`` means "finish what you have and exit": that is how the parent retires a
+worker or closes the pool.
+
+Every message on a pipe is one ``pickle`` (protocol 5) of a list of commands — plain tuples
+of ints and ``bytes`` — so a pipe is never blocked by a user object that fails to (un)pickle:
+user data is pickled separately, into the ``bytes`` fields, and a failure there fails that
+one task only.
+
+Parent → worker::
+
+    (JOB, seq, key, fn_blob | None, args_blob, announce)
+    (CANCEL, seq)
+
+Worker → parent::
+
+    (READY,)                              start-up (and initializer) done
+    (STARTED, seq)                        only for jobs sent with ``announce``
+    (SKIPPED, seq)                        a cancelled job that never ran
+    (DONE, seq, ok, blob | error, secs)   ``ok``: blob is the pickled result
+
+An error from the worker is one of::
+
+    ("exc", blob, traceback_text)         the exception pickles and round-trips
+    ("remote", type_name, message, traceback_text)
+    ("serial", what, type_name, detail)   a function/argument/result did not (un)pickle
+    ("init", error)                       the worker's initializer raised ``error``
 """
 
 from __future__ import annotations
@@ -28,8 +59,11 @@ __all__ = (
     "dumps_value", "encode_error", "type_name", "worker_main",
 )
 
+#: commands, parent → worker
 JOB, CANCEL = 1, 2
+#: reports, worker → parent
 READY, STARTED, SKIPPED, DONE = 10, 11, 12, 13
+#: the pickle protocol of everything on the pipes
 PROTOCOL = 5
 #: the ``__name__`` this file runs under when a worker loads it by path
 RUN_NAME = "__osiiso_worker__"
@@ -55,7 +89,7 @@ def dumps_value(value: object) -> bytes:
 
 
 def encode_error(exc: BaseException) -> tuple[Any, ...]:
-    """Turn a task's exception into an error record (see `._procwire`).
+    """Turn a task's exception into an error record (see the module docstring).
 
     The exception travels as itself only if it survives a pickle round trip here:
     an ``__init__`` with extra required arguments pickles fine but fails to load, and
