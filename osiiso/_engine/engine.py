@@ -239,13 +239,8 @@ class Engine(Records):
                 and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
                 and (self.limiter is None or self._rate_allows())):
             handle = lane.pop()
-            if handle is not None:  # handed over as `_hand` does, inline on this per-task path
-                self.running += 1
-                lane.running += 1
-                lane.queued -= 1
-                handle._where = RUNNING
-                handle._slot = worker
-                worker.current = handle
+            if handle is not None:
+                self._hand(lane, handle, worker)
                 return
         worker.current = None
         lane.idle.append(worker)

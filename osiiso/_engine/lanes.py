@@ -90,6 +90,13 @@ class Lane:
 
     def pop(self) -> TaskHandle[Any] | None:
         """The first live ready task (lowest priority, then earliest submitted), or ``None``."""
+        priorities = self.priorities
+        if priorities:  # the usual case, in a few steps: the head of the first deque, no latecomers
+            bucket = self.buckets[priorities[0]]
+            fresh = bucket.fresh
+            if fresh and not bucket.late and fresh[0]._where is READY:
+                self.size -= 1
+                return fresh.popleft()
         handle = self.peek()
         if handle is None:
             return None
