@@ -86,36 +86,39 @@ def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskRes
 class RunSummary:
     """What a run (or a group) produced: its results in submission order, and counts.
 
-    ``timed_out`` counts tasks whose last attempt hit its ``timeout`` (they are also
-    counted as failed). ``ok`` is true when nothing failed and nothing was cancelled.
+    ``timed_out`` says whether the run stopped at its time limit (``run(timeout=)`` or
+    the queue's ``timeout``); ``timeouts`` counts the tasks whose last attempt hit its own
+    ``timeout`` (they are also counted as failed). ``ok`` is true when nothing failed,
+    nothing was cancelled and the run did not time out.
     """
 
     results: tuple[TaskResult, ...]
     duration: float
+    timed_out: bool = False
     total_submitted: int = field(init=False)
     succeeded: int = field(init=False)
     failed: int = field(init=False)
     cancelled: int = field(init=False)
-    timed_out: int = field(init=False)
+    timeouts: int = field(init=False)
 
     def __post_init__(self) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
-        timed_out = 0
+        timeouts = 0
         for result in self.results:
             counts[result.status] += 1
             if isinstance(result.exception, TaskTimeoutError):
-                timed_out += 1
+                timeouts += 1
         set_ = object.__setattr__
         set_(self, "total_submitted", len(self.results))
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
         set_(self, "cancelled", counts[TaskStatus.CANCELLED])
-        set_(self, "timed_out", timed_out)
+        set_(self, "timeouts", timeouts)
 
     @property
     def ok(self) -> bool:
-        """True when every task succeeded."""
-        return self.failed == 0 and self.cancelled == 0
+        """True when every task succeeded and the run did not stop at its time limit."""
+        return self.failed == 0 and self.cancelled == 0 and not self.timed_out
 
     @property
     def values(self) -> tuple[Any, ...]:
@@ -123,9 +126,17 @@ class RunSummary:
         return tuple(r.value for r in self.results if r.status is TaskStatus.SUCCEEDED)
 
     @property
-    def errors(self) -> tuple[BaseException, ...]:
-        """The exceptions of the tasks that failed, in submission order."""
-        return tuple(r.exception for r in self.results if r.status is TaskStatus.FAILED and r.exception)
+    def errors(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that failed, in submission order (``r.name``, ``r.exception``…)."""
+        return tuple(r for r in self.results if r.status is TaskStatus.FAILED)
+
+    def successes(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that succeeded, in submission order."""
+        return tuple(r for r in self.results if r.status is TaskStatus.SUCCEEDED)
+
+    def cancellations(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that were cancelled, in submission order."""
+        return tuple(r for r in self.results if r.status is TaskStatus.CANCELLED)
 
     def by_task_id(self) -> dict[str, TaskResult]:
         """Results keyed by task id."""
@@ -169,6 +180,6 @@ class RunSummary:
     def __repr__(self) -> str:
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
-            f"failed={self.failed}, cancelled={self.cancelled}, timed_out={self.timed_out}, "
-            f"duration={self.duration:.3f}s)"
+            f"failed={self.failed}, cancelled={self.cancelled}, timeouts={self.timeouts}, "
+            f"timed_out={self.timed_out}, duration={self.duration:.3f}s)"
         )

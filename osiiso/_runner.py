@@ -35,6 +35,7 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
     engine.run_results = []
     stop = queue._stop_run = anyio.Event()
     began = time.perf_counter()
+    timed_out = False
 
     def fail_first(handle: TaskHandle[Any]) -> None:
         engine.cancel_all(f"cancelled: fail_first after task {handle.name!r} ({handle.task_id}) failed",
@@ -58,6 +59,7 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
             else:
                 await stop.wait()
         if limit.cancelled_caught:
+            timed_out = True
             spare = settings.on_timeout == "complete"
             engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s", spare_must_complete=spare)
         await engine.wait_idle()
@@ -80,4 +82,4 @@ async def run_queue(queue: AsyncQueue, timeout: float | None, policy: str, progr
         if own_service:
             await queue._stop_service()
     results.sort(key=_submission_order)
-    return RunSummary(tuple(results), time.perf_counter() - began)
+    return RunSummary(tuple(results), time.perf_counter() - began, timed_out=timed_out)

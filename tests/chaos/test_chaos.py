@@ -531,7 +531,7 @@ class Round:
             stopper.join(RUN_BOUND)
         self.elapsed = elapsed
         assert summary.total_submitted == summary.succeeded + summary.failed + summary.cancelled
-        assert summary.timed_out == sum(isinstance(r.exception, TaskTimeoutError) for r in summary.results)
+        assert summary.timeouts == sum(isinstance(r.exception, TaskTimeoutError) for r in summary.results)
         assert all(not r.detached for r in summary.results)
         ids = [r.task_id for r in summary.results]
         assert len(ids) == len(set(ids)), "a task appears twice in the summary"

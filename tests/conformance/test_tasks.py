@@ -109,7 +109,7 @@ async def test_timeout_fails_the_attempt_and_names_the_limit(kit: Kit) -> None:
     error = handle.exception()
     assert isinstance(error, TaskTimeoutError) and isinstance(error, TimeoutError)
     assert "0.2s" in str(error) and "0.2s" in handle.result().message
-    assert summary.timed_out == 1 and summary.failed == 1
+    assert summary.timeouts == 1 and summary.failed == 1 and summary.timed_out is False
     await q.shutdown()
 
 

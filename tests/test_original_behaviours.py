@@ -1,0 +1,112 @@
+"""Where osiiso 1.x (the original) and this package once disagreed, behave as the original (issue 11).
+
+Each test states the original's behaviour in its docstring; scripts written for the original
+rely on it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import anyio
+import pytest
+
+import osiiso
+from osiiso import AsyncQueue
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+
+
+async def _sleep(seconds: float) -> str:
+    await anyio.sleep(seconds)
+    return "slept"
+
+
+# -- RunSummary.timed_out -------------------------------------------------------------------
+async def test_timed_out_is_true_when_the_run_stops_at_its_limit() -> None:
+    """Original: ``RunSummary.timed_out`` is a bool, true when run(timeout=) cut the run short; ok is false."""
+    q = AsyncQueue()
+    q.submit(_sleep, 20)
+    summary = await q.run(timeout=0.05)
+    assert summary.timed_out is True and summary.ok is False
+    assert summary.cancelled == 1 and summary.timeouts == 0
+    await q.shutdown()
+
+
+async def test_timed_out_follows_the_queue_timeout() -> None:
+    """Original: the queue's ``timeout`` is the default run limit, and hitting it sets timed_out."""
+    q = AsyncQueue(timeout=0.05)
+    q.submit(_sleep, 20)
+    summary = await q.run()
+    assert summary.timed_out is True and not summary.ok
+    await q.shutdown()
+
+
+async def test_timed_out_even_when_only_must_complete_tasks_were_left() -> None:
+    """Original: a run that hit its limit is not ok, even if the must_complete tasks it waited for succeeded."""
+    q = AsyncQueue()
+    keep = q.submit(_sleep, 0.3, must_complete=True)
+    summary = await q.run(timeout=0.05)
+    assert keep.value() == "slept"
+    assert summary.succeeded == 1 and summary.failed == summary.cancelled == 0
+    assert summary.timed_out is True and summary.ok is False
+    await q.shutdown()
+
+
+async def test_a_run_that_ends_in_time_did_not_time_out() -> None:
+    """Original: timed_out is False when the work ended before the limit; attempt timeouts count in ``timeouts``."""
+    q = AsyncQueue()
+    q.submit(_sleep, 20, timeout=0.05)
+    q.submit(_sleep, 0)
+    summary = await q.run(timeout=10)
+    assert summary.timed_out is False and summary.timeouts == 1 and summary.failed == 1
+    await q.shutdown()
+
+
+async def test_display_shows_the_run_timeout_and_the_attempt_timeouts() -> None:
+    """display() reports both whether the run timed out and how many attempts hit their own timeout."""
+    from osiiso._display import summary_lines
+
+    q = AsyncQueue()
+    q.submit(_sleep, 20, timeout=0.01)
+    q.submit(_sleep, 20)
+    summary = await q.run(timeout=0.2)
+    text = "\n".join(summary_lines(summary))
+    assert "timeouts 1" in text and "run timed out: yes" in text
+    out = io.StringIO()
+    summary.display(file=out)
+    assert "timeouts" in out.getvalue() and "timed out" in out.getvalue()
+    await q.shutdown()
+
+
+# -- RunSummary.errors, successes(), cancellations() ----------------------------------------
+async def _now(value: str) -> str:
+    return value
+
+
+async def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+async def test_errors_are_the_failed_results() -> None:
+    """Original: ``summary.errors`` holds the failed TaskResults, so ``r.name`` and ``r.message`` work."""
+    q = AsyncQueue()
+    q.submit(_fail, "broken", name="bad")
+    q.submit(_sleep, 0, name="good")
+    summary = await q.run()
+    (error,) = summary.errors
+    assert isinstance(error, osiiso.TaskResult)
+    assert error.name == "bad" and "broken" in error.message and isinstance(error.exception, ValueError)
+    await q.shutdown()
+
+
+async def test_successes_and_cancellations_list_results_by_status() -> None:
+    """Original: ``successes()`` and ``cancellations()`` give the succeeded and the cancelled results."""
+    q = AsyncQueue()
+    ok = q.submit(_now, "done")
+    gone = q.submit(_sleep, 20)
+    q.submit(_fail, "x")
+    summary = await q.run(fail_policy="fail_first")
+    assert [r.task_id for r in summary.successes()] == [ok.task_id]
+    assert [r.task_id for r in summary.cancellations()] == [gone.task_id]
+    await q.shutdown()
