@@ -422,10 +422,9 @@ class Engine:
         )
         lane.done += 1
         self.outstanding -= 1
-        if not options.detached:
-            self.results.append(result)
-            if self.run_results is not None:
-                self.run_results.append(result)
+        self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
+        if self.run_results is not None and not options.detached:
+            self.run_results.append(result)
         handle._finish(result)
         dependents = handle._dependents
         if dependents:

@@ -405,7 +405,7 @@ class AsyncQueue:
 
     @property
     def results(self) -> tuple[TaskResult, ...]:
-        """Every result since the last ``clear_results()``/``reset()`` (detached tasks left out)."""
+        """Every result since the last ``clear_results()``/``reset()``, detached tasks included."""
         return tuple(self._engine.results)
 
     @property

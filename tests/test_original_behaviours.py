@@ -110,3 +110,19 @@ async def test_successes_and_cancellations_list_results_by_status() -> None:
     assert [r.task_id for r in summary.successes()] == [ok.task_id]
     assert [r.task_id for r in summary.cancellations()] == [gone.task_id]
     await q.shutdown()
+
+
+# -- queue.results --------------------------------------------------------------------------
+async def test_queue_results_include_detached_tasks() -> None:
+    """Original: ``queue.results`` holds every result since clear_results()/reset(), detached ones too;
+    the run's summary still leaves detached tasks out."""
+    q = AsyncQueue()
+    hidden = q.submit(_now, "hidden", detached=True)
+    q.submit(_now, "shown")
+    summary = await q.run()
+    assert summary.values == ("shown",)
+    assert [r.value for r in q.results] == ["hidden", "shown"]
+    assert q.results[0] is hidden.result() and q.results[0].detached
+    q.clear_results()
+    assert q.results == ()
+    await q.shutdown()

@@ -605,9 +605,9 @@ class Round:
                 self.tally.timeouts += 1
             if result.status == "cancelled":
                 self.tally.cancellations += 1
-        kept = [r for r in q.results]
-        assert len(kept) == sum(1 for s in submitted if s.kind != "detached"), "queue.results lost or doubled"
-        assert {r.task_id for r in kept} == {s.handle.task_id for s in submitted if s.kind != "detached"}  # type: ignore[union-attr]
+        kept = [r for r in q.results]  # detached tasks included (SPEC section 8)
+        assert len(kept) == len(submitted), "queue.results lost or doubled"
+        assert {r.task_id for r in kept} == {s.handle.task_id for s in submitted}  # type: ignore[union-attr]
         self.tally.tasks += len(submitted)
         for spec in submitted:
             if spec.orphan_file and os.path.exists(spec.orphan_file):
