@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Generic, TypeVar
 
-from ._errors import ExecutionError
+from ._errors import ExecutionError, describe_failures
 from ._handle import TaskHandle, as_completed
 from ._results import RunSummary, TaskResult, TaskStatus
 
@@ -45,12 +45,8 @@ class TaskGroup(Generic[T]):
         summary = await self.wait()
         bad = [r for r in summary.results if r.status is not TaskStatus.SUCCEEDED]
         if bad:
-            first = bad[0]
-            raise ExecutionError(
-                f"{len(bad)} of {len(summary.results)} tasks in group {self.group_id!r} did not succeed; "
-                f"first: {first.name!r} ({first.task_id}) {first.message}",
-                bad,
-            ) from first.exception
+            raise ExecutionError(bad, describe_failures(tuple(bad), len(summary.results),
+                                                        f" in group {self.group_id!r}")) from bad[0].exception
         return tuple(r.value for r in summary.results)
 
     def as_completed(self) -> AsyncIterator[TaskHandle[T]]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ._errors import ExecutionError, TaskTimeoutError
+from ._errors import ExecutionError, TaskTimeoutError, describe_failures
 
 __all__ = ("RunSummary", "TaskResult", "TaskStatus")
 
@@ -161,12 +161,7 @@ class RunSummary:
             if r.status is TaskStatus.FAILED or (include_cancelled and r.status is TaskStatus.CANCELLED)
         ]
         if bad:
-            first = bad[0]
-            raise ExecutionError(
-                f"{len(bad)} of {self.total_submitted} tasks did not succeed; first: "
-                f"{first.name!r} ({first.task_id}) {first.message}",
-                bad,
-            ) from first.exception
+            raise ExecutionError(bad, describe_failures(tuple(bad), self.total_submitted)) from bad[0].exception
 
     def display(self, *, file: Any = None, limit: int = 20) -> None:
         """Print a readable report: counts, then the tasks that did not succeed.

@@ -126,3 +126,28 @@ async def test_queue_results_include_detached_tasks() -> None:
     q.clear_results()
     assert q.results == ()
     await q.shutdown()
+
+
+# -- ExecutionError(results) ----------------------------------------------------------------
+async def test_execution_error_takes_the_results_first() -> None:
+    """Original: ``ExecutionError(results)`` takes the results; ``exc.results`` holds them; the message comes from them."""
+    import pickle
+
+    q = AsyncQueue()
+    q.submit(_fail, "broken", name="bad")
+    q.submit(_sleep, 20, name="slow")
+    summary = await q.run(fail_policy="fail_first")
+    bad = summary.errors + summary.cancellations()
+    exc = osiiso.ExecutionError(bad)
+    assert exc.results == bad
+    assert str(exc).startswith("2 tasks did not succeed (1 failed, 1 cancelled); first: 'bad'")
+    assert "broken" in str(exc)
+    again = pickle.loads(pickle.dumps(exc))
+    assert str(again) == str(exc) and [r.task_id for r in again.results] == [r.task_id for r in bad]
+    assert str(osiiso.ExecutionError(bad, "my words")) == "my words"
+    with pytest.raises(TypeError, match="results first"):
+        osiiso.ExecutionError("a message", bad)  # type: ignore[arg-type]
+    with pytest.raises(osiiso.ExecutionError) as info:
+        summary.raise_for_errors(include_cancelled=True)
+    assert info.value.results == bad and str(info.value).startswith("2 of 2 tasks did not succeed")
+    await q.shutdown()
