@@ -151,3 +151,28 @@ async def test_execution_error_takes_the_results_first() -> None:
         summary.raise_for_errors(include_cancelled=True)
     assert info.value.results == bad and str(info.value).startswith("2 of 2 tasks did not succeed")
     await q.shutdown()
+
+
+# -- amap / tmap / pmap ---------------------------------------------------------------------
+async def _async_double(x: int) -> int:
+    return 2 * x
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+async def test_amap_returns_a_tuple() -> None:
+    """Original: ``await amap(...)`` returns a tuple of values in input order, like group.values()."""
+    assert await osiiso.amap(_async_double, range(4), workers=2) == (0, 2, 4, 6)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tmap_and_pmap_return_tuples_and_take_rate_and_context(anyio_backend: str) -> None:
+    """Original: ``tmap``/``pmap`` return tuples, and accept the queue's ``rate``/``burst`` and pmap's ``context``."""
+    def both() -> tuple[object, object]:
+        return (osiiso.tmap(_double, range(3), workers=2, rate=1000, burst=3),
+                osiiso.pmap(_double, range(3), processes=1, context="spawn"))
+
+    threads, processes = await anyio.to_thread.run_sync(both)
+    assert threads == (0, 2, 4) and processes == (0, 2, 4)
