@@ -37,15 +37,7 @@ class TaskStatus(str, enum.Enum):
 _FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
-class TaskResult(NamedTuple):
-    """How one task ended: exactly one per task, whatever happened.
-
-    ``value`` is set when it succeeded, ``exception`` when it failed or was cancelled;
-    ``message`` says what happened in words. Times are epoch seconds; ``duration`` is
-    the time from the first attempt's start to the end (0 for a task that never ran).
-    Immutable; ``_replace(**changes)`` makes a changed copy.
-    """
-
+class _ResultFields(NamedTuple):
     task_id: str
     name: str
     status: TaskStatus
@@ -63,6 +55,56 @@ class TaskResult(NamedTuple):
     started_at: float | None
     finished_at: float
     duration: float
+
+
+def _status(value: object) -> TaskStatus:
+    if isinstance(value, str):
+        try:
+            return TaskStatus(value.strip().lower())
+        except ValueError:
+            pass
+    raise ValueError(f"status must be one of {', '.join(repr(s.value) for s in TaskStatus)}, got {value!r}")
+
+
+def _default_message(status: TaskStatus, exception: BaseException | None) -> str:
+    if exception is None:
+        return status.value
+    if status is TaskStatus.FAILED:
+        return f"failed: {type(exception).__name__}: {exception}"
+    return str(exception) or status.value
+
+
+class TaskResult(_ResultFields):
+    """How one task ended: exactly one per task, whatever happened.
+
+    Fields: ``task_id``, ``name``, ``status``, ``value`` (set when it succeeded),
+    ``exception`` (when it failed or was cancelled), ``attempts``, ``backend``,
+    ``priority``, ``group_id``, ``metadata``, ``detached``, ``must_complete``, ``message``
+    (what happened, in words), ``created_at``, ``started_at``, ``finished_at`` (epoch
+    seconds) and ``duration`` (from the first attempt's start to the end; 0 for a task that
+    never ran).
+
+    The queue builds them; tests and user code may too, with keywords: everything but
+    ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as
+    ``"succeeded"`` becomes a `TaskStatus`, and a missing ``message`` is made from the status
+    and the exception. Immutable; ``_replace(**changes)`` makes a changed copy.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, task_id: str, name: str, status: TaskStatus | str, value: Any = None,
+                exception: BaseException | None = None, attempts: int = 0, backend: str = "",
+                priority: int = 3, group_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                detached: bool = False, must_complete: bool = False, message: str | None = None,
+                created_at: float = 0.0, started_at: float | None = None, finished_at: float = 0.0,
+                duration: float = 0.0) -> TaskResult:
+        if status.__class__ is not TaskStatus:
+            status = _status(status)
+        if message is None:
+            message = _default_message(status, exception)
+        return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
+                                   group_id, metadata, detached, must_complete, message, created_at,
+                                   started_at, finished_at, duration))
 
     @property
     def ok(self) -> bool:

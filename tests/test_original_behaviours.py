@@ -176,3 +176,37 @@ async def test_tmap_and_pmap_return_tuples_and_take_rate_and_context(anyio_backe
 
     threads, processes = await anyio.to_thread.run_sync(both)
     assert threads == (0, 2, 4) and processes == (0, 2, 4)
+
+
+# -- TaskResult built by hand -----------------------------------------------------------------
+def test_task_result_is_built_with_keywords_and_defaults() -> None:
+    """Original: a TaskResult is built with keywords; everything but task_id, name and status has a default."""
+    result = osiiso.TaskResult(task_id="t1", name="load", status=osiiso.TaskStatus.SUCCEEDED, value=42)
+    assert result.value == 42 and result.exception is None and result.attempts == 0
+    assert result.ok and result.message == "succeeded" and result.started_at is None
+    failed = osiiso.TaskResult(task_id="t2", name="load", status="failed", exception=ValueError("bad row"))
+    assert failed.message == "failed: ValueError: bad row" and not failed.ok
+    summary = osiiso.RunSummary((result, failed), 0.1)
+    assert summary.succeeded == 1 and summary.errors == (failed,)
+
+
+@pytest.mark.parametrize("text", ["succeeded", "SUCCEEDED", " Succeeded "])
+def test_a_plain_string_status_is_normalised(text: str) -> None:
+    """Original: status is a plain string there; here a string given is normalised to a TaskStatus."""
+    result = osiiso.TaskResult(task_id="t1", name="n", status=text)
+    assert result.status is osiiso.TaskStatus.SUCCEEDED and result.status == "succeeded"
+    assert result._replace(value=1).status is osiiso.TaskStatus.SUCCEEDED
+
+
+def test_an_unknown_status_is_a_value_error() -> None:
+    """A status that is no TaskStatus value is rejected, naming the allowed ones."""
+    with pytest.raises(ValueError, match="'succeeded'"):
+        osiiso.TaskResult(task_id="t1", name="n", status="done")
+
+
+def test_a_task_result_pickles() -> None:
+    """A hand-built TaskResult survives pickling unchanged."""
+    import pickle
+
+    result = osiiso.TaskResult(task_id="t1", name="n", status="cancelled", metadata={"k": 1})
+    assert pickle.loads(pickle.dumps(result)) == result
