@@ -210,3 +210,12 @@ def test_a_task_result_pickles() -> None:
 
     result = osiiso.TaskResult(task_id="t1", name="n", status="cancelled", metadata={"k": 1})
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+# -- handle.priority --------------------------------------------------------------------------
+def test_a_handle_tells_its_priority() -> None:
+    """Original: ``handle.priority`` is the task's priority option."""
+    q = AsyncQueue()
+    assert q.submit(_now, "x", priority=0).priority == 0
+    assert q.submit(_now, "y").priority == 3
+    q.cancel()
