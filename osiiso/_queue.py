@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import logging
@@ -76,6 +77,7 @@ class AsyncQueue:
         self._handovers_open = True
         self._loop: object | None = None
         self._stop_run: anyio.Event | None = None
+        self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
 
     # -- submission ------------------------------------------------------------------------
     @overload
@@ -313,6 +315,8 @@ class AsyncQueue:
                                       policy, progress)
         finally:
             self._run_active = False
+        if self._forced_stop is not None:  # cancel() was called: return once the pools are released
+            await self._forced_stop.wait()
         if strict:
             summary.raise_for_errors()
         return summary
@@ -325,6 +329,11 @@ class AsyncQueue:
 
     async def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools."""
+        await self._shutdown(force)
+        if self._forced_stop is not None:  # the shutdown a cancel() started is still releasing the pools
+            await self._forced_stop.wait()
+
+    async def _shutdown(self, force: bool) -> None:
         self._closed = True
         engine = self._engine
         for event in engine.room_waiters:
@@ -346,22 +355,44 @@ class AsyncQueue:
                 await lane.backend.aclose(force=force)
 
     def cancel(self) -> None:
-        """Cancel every unfinished task and end the current run; safe from any thread."""
+        """Stop the queue at once, from any thread: it ends as after ``shutdown(force=True)``.
+
+        Every unfinished task is cancelled (``must_complete`` ones too), the current run ends,
+        the queue is closed (``submit`` raises `ClosedError`; ``reset()`` reopens it once idle)
+        and its pools are released. ``cancel()`` itself never waits: a run in progress, and
+        ``shutdown()``, return once the pools are released.
+        """
+        self._closed = True
         caller = self._engine.caller
-        if caller is not None and not caller.in_loop_thread():
-            caller.call(self._cancel_now)
-        else:
+        if caller is None:
+            self._cancel_unserved()
+        elif caller.in_loop_thread():
             self._cancel_now()
+        elif not caller.call(self._cancel_now):
+            self._cancel_unserved()
 
     def _cancel_now(self) -> None:
+        """``cancel()`` on the loop's thread: cancel everything, end the run, shut down in the background."""
+        self._closed = True
         self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
         if self._stop_run is not None:
             self._stop_run.set()
+        if self._forced_stop is None:
+            self._forced_stop = anyio.Event()
+            spawn_service(functools.partial(self._shutdown, True), self._forced_stop)
+
+    def _cancel_unserved(self) -> None:
+        """``cancel()`` with no service running: nothing runs, so cancel and release right here."""
+        self._handovers_open = False
+        self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
+        _release_backends(self._engine.lanes)
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
-        if self._run_active or self._engine.outstanding:
-            raise RuntimeError("reset() needs an idle queue: wait for the run (or join()) first")
+        forced = self._forced_stop
+        if self._run_active or self._engine.outstanding or (forced is not None and not forced.is_set()):
+            raise RuntimeError("reset() needs an idle queue: wait for the run (or join(), or shutdown()) first")
+        self._forced_stop = None
         if self._closed:
             self._engine.forget_lanes()
             self._routes.clear()

@@ -219,3 +219,45 @@ def test_a_handle_tells_its_priority() -> None:
     assert q.submit(_now, "x", priority=0).priority == 0
     assert q.submit(_now, "y").priority == 3
     q.cancel()
+
+
+# -- queue.cancel() is a forced stop ----------------------------------------------------------
+def _spin() -> None:
+    import time
+
+    while not osiiso.cancelled():
+        time.sleep(0.005)
+
+
+async def test_cancel_from_another_thread_stops_the_queue_as_a_forced_shutdown() -> None:
+    """Original: ``q.cancel()`` shuts the queue down by force from any thread: closed, pools released."""
+    started = anyio.Event()
+    q = AsyncQueue(on_start=lambda h: started.set())
+    spinning = q.submit(_spin, backend="thread", must_complete=True)
+    waiting = q.submit(_sleep, 20, priority=9)
+
+    async def stopper() -> None:
+        await started.wait()
+        await anyio.to_thread.run_sync(q.cancel)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stopper)
+        summary = await q.run()
+    assert spinning.cancelled() and waiting.cancelled() and summary.cancelled == 2
+    assert q.closed
+    with pytest.raises(osiiso.ClosedError):
+        q.submit(_now, "late")
+    assert q.stats["thread"]["threads_live"] == 0  # the run returned after the pool was released
+    await q.shutdown()  # already done: returns at once
+    q.reset()
+    assert (await q.run()).total_submitted == 0 and not q.closed
+
+
+def test_cancel_before_the_queue_ever_ran_closes_it() -> None:
+    """Original: cancel() on a queue that never started cancels what was submitted and closes it."""
+    q = AsyncQueue()
+    handle = q.submit(_now, "x")
+    q.cancel()
+    assert handle.cancelled() and q.closed
+    with pytest.raises(osiiso.ClosedError):
+        q.submit(_now, "y")
