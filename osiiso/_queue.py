@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import itertools
@@ -72,6 +73,8 @@ class AsyncQueue:
         self._closed = False
         self._inbound = 0
         self._inbound_lock = threading.Lock()
+        self._handovers: collections.deque[tuple[TaskHandle[Any], Any]] = collections.deque()
+        self._drain_scheduled = False
         self._service_done: anyio.Event | None = None
         self._run_active = False
         self._handovers_open = True
@@ -114,12 +117,16 @@ class AsyncQueue:
                   **options: Any) -> TaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
+        await self._wait_for_room()
+        return self._enqueue(fn, args, {}, merged)
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the queue is below its ``size`` limit (or closed)."""
         size = self._settings.size
         while size and self._engine.outstanding >= size and not self._closed:
             event = anyio.Event()
             self._engine.room_waiters.append(event)
             await event.wait()
-        return self._enqueue(fn, args, {}, merged)
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
             **options: Any) -> list[TaskHandle[Any]]:
@@ -201,12 +208,16 @@ class AsyncQueue:
         if not foreign:
             engine.admit(handle, lane)
             return handle
+        # handed over in batches: one wake-up of the loop per batch, not per task (a thread
+        # submitting thousands of tasks would otherwise trade the GIL with the loop at each one)
         with self._inbound_lock:
             self._inbound += 1
-        if not caller.call(self._admit_foreign, handle, lane):  # type: ignore[union-attr]
-            with self._inbound_lock:
-                self._inbound -= 1
-            raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
+            self._handovers.append((handle, lane))
+            if self._drain_scheduled:
+                return handle
+            self._drain_scheduled = True
+        if not caller.call(self._admit_foreign):  # type: ignore[union-attr]
+            self._strand_handovers(handle)
         return handle
 
     def _lane_for(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -245,13 +256,33 @@ class AsyncQueue:
                 pass
         return lane, name
 
-    def _admit_foreign(self, handle: TaskHandle[Any], lane: Any) -> None:
+    def _admit_foreign(self) -> None:
+        """On the loop: admit the tasks other threads handed over, in the order they came."""
+        handovers = self._handovers
         with self._inbound_lock:
-            self._inbound -= 1
-        self._engine.admit(handle, lane)
-        if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
-            self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
-                                        "from another thread, reached it")
+            self._drain_scheduled = False  # before taking any: a task handed over from now on schedules anew
+        while handovers:
+            with self._inbound_lock:
+                handle, lane = handovers.popleft()
+                self._inbound -= 1
+            self._engine.admit(handle, lane)
+            if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+                self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
+                                            "from another thread, reached it")
+
+    def _strand_handovers(self, mine: TaskHandle[Any]) -> None:
+        """The loop is gone before a batch reached it: refuse ``mine``, cancel the rest of the batch."""
+        with self._inbound_lock:
+            stranded = list(self._handovers)
+            self._handovers.clear()
+            self._inbound -= len(stranded)
+            self._drain_scheduled = False
+        for handle, lane in stranded:
+            if handle is not mine:  # submitted from another thread meanwhile, and already handed out
+                self._engine.admit(handle, lane)
+                self._engine.cancel(handle, "cancelled: the queue's event loop stopped before this task "
+                                            "reached it")
+        raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
 
     # -- life cycle -------------------------------------------------------------------------
     @property
