@@ -2,13 +2,18 @@
 
 ``AsyncQueue`` runs each task on the backend its options choose (``async``, ``thread``,
 ``process``), with the same timeouts, retries, priorities, rate limits and summaries
-everywhere.
+everywhere. ``Queue`` is its blocking front end for scripts without async (the same engine on
+a background event loop); ``ThreadQueue`` and ``ProcessQueue`` are Queues for scripts written
+for the original osiiso.
 """
 
 
+from ._blocking import Queue as Queue
 from ._bound import BoundTask as BoundTask
 from ._cancel import cancelled as cancelled
 from ._cancel import check_cancelled as check_cancelled
+from ._compat import ProcessQueue as ProcessQueue
+from ._compat import ThreadQueue as ThreadQueue
 from ._errors import ClosedError as ClosedError
 from ._errors import DependencyError as DependencyError
 from ._errors import ExecutionError as ExecutionError
@@ -31,6 +36,10 @@ from ._queue import AsyncQueue as AsyncQueue
 from ._results import RunSummary as RunSummary
 from ._results import TaskResult as TaskResult
 from ._results import TaskStatus as TaskStatus
+from ._sync_bound import SyncBoundTask as SyncBoundTask
+from ._sync_handle import SyncTaskGroup as SyncTaskGroup
+from ._sync_handle import SyncTaskHandle as SyncTaskHandle
+from ._sync_handle import iter_completed as iter_completed
 from .backends import register_backend as register_backend
 
 __version__ = "0.1.0"
@@ -42,10 +51,15 @@ __all__ = (
     "DependencyError",
     "ExecutionError",
     "OsiisoError",
+    "ProcessQueue",
+    "Queue",
     "QueueFullError",
     "RemoteError",
     "RunSummary",
     "SerializationError",
+    "SyncBoundTask",
+    "SyncTaskGroup",
+    "SyncTaskHandle",
     "TaskCancelledError",
     "TaskGroup",
     "TaskHandle",
@@ -53,11 +67,13 @@ __all__ = (
     "TaskResult",
     "TaskStatus",
     "TaskTimeoutError",
+    "ThreadQueue",
     "WorkerCrashedError",
     "amap",
     "as_completed",
     "cancelled",
     "check_cancelled",
+    "iter_completed",
     "pmap",
     "register_backend",
     "run",

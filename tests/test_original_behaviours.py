@@ -130,7 +130,7 @@ async def test_queue_results_include_detached_tasks() -> None:
 
 # -- ExecutionError(results) ----------------------------------------------------------------
 async def test_execution_error_takes_the_results_first() -> None:
-    """Original: ``ExecutionError(results)`` takes the results; ``exc.results`` holds them; the message comes from them."""
+    """Original: ``ExecutionError(results)`` takes the results, keeps them in ``exc.results``, words its message."""
     import pickle
 
     q = AsyncQueue()
