@@ -7,6 +7,7 @@ a background event loop); ``ThreadQueue`` and ``ProcessQueue`` are Queues for sc
 for the original osiiso.
 """
 
+import typing as _typing
 
 from ._blocking import Queue as Queue
 from ._bound import BoundTask as BoundTask
@@ -79,3 +80,14 @@ __all__ = (
     "run",
     "tmap",
 )
+
+
+
+if not _typing.TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any osiiso.<name>
+
+    def __getattr__(name: str) -> object:
+        if name == "SharedQueue":  # the original osiiso's; an ImportError, so `from osiiso import` says why
+            raise ImportError("osiiso.SharedQueue is gone: AsyncQueue.submit() is already safe from any thread "
+                              "once the queue has started — use osiiso.AsyncQueue (or the blocking osiiso.Queue); "
+                              "see docs/guides/migrating.md")
+        raise AttributeError(f"module 'osiiso' has no attribute {name!r}")
