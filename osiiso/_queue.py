@@ -258,17 +258,19 @@ class AsyncQueue:
 
     def _admit_foreign(self) -> None:
         """On the loop: admit the tasks other threads handed over, in the order they came."""
-        handovers = self._handovers
-        with self._inbound_lock:
-            self._drain_scheduled = False  # before taking any: a task handed over from now on schedules anew
-        while handovers:
+        with self._inbound_lock:  # take the batch; a task handed over from now on schedules a new one
+            batch, self._handovers = self._handovers, collections.deque()
+            self._drain_scheduled = False
+        admit, cancel = self._engine.admit, self._engine.cancel
+        try:
+            for handle, lane in batch:
+                admit(handle, lane)
+                if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+                    cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
+                                   "thread, reached it")
+        finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile
             with self._inbound_lock:
-                handle, lane = handovers.popleft()
-                self._inbound -= 1
-            self._engine.admit(handle, lane)
-            if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
-                self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
-                                            "from another thread, reached it")
+                self._inbound -= len(batch)
 
     def _strand_handovers(self, mine: TaskHandle[Any]) -> None:
         """The loop is gone before a batch reached it: refuse ``mine``, cancel the rest of the batch."""
