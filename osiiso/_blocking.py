@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from ._bound import BoundTask
-from ._config import check_choice, check_hook
+from ._config import check_hook
 from ._errors import QueueFullError
-from ._loopthread import LOOPS, LoopThread, check_not_in_event_loop
+from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
 from ._queue import _NO_KWARGS, AsyncQueue
 from ._results import RunSummary, TaskResult
@@ -111,7 +111,7 @@ class Queue:
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
         loop: str = "asyncio",
     ) -> None:
-        driver = self._driver = Driver(check_choice("loop", loop, tuple(LOOPS)))
+        driver = self._driver = Driver(check_loop(loop))
         start_hook = check_hook("on_start", on_start)
         retry_hook = check_hook("on_retry", on_retry)
         self._aq = driver.aq = AsyncQueue(

@@ -11,6 +11,7 @@ cancelled before the interrupt goes on, as it does under `osiiso.run`.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-__all__ = ("LOOPS", "LoopThread", "check_not_in_event_loop")
+__all__ = ("LOOPS", "LoopThread", "check_loop", "check_not_in_event_loop")
 
 T = TypeVar("T")
 
@@ -31,6 +32,17 @@ LOOPS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 #: after a Ctrl-C, how long the interrupted call may take to cancel its tasks and record them
 _CLEANUP_BOUND = 15.0
+
+
+def check_loop(loop: object) -> str:
+    """``loop`` if it names an event loop that can run here, else a ``ValueError`` saying why."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(map(repr, LOOPS))}, got {loop!r}")
+    needs = {"uvloop": "uvloop", "trio": "trio"}.get(loop)
+    if needs is not None and importlib.util.find_spec(needs) is None:
+        raise ValueError(f"loop={loop!r} needs {needs}, which is not installed — pip install {needs}, "
+                         "or use loop='asyncio'")
+    return loop
 
 
 def check_not_in_event_loop(what: str) -> None:

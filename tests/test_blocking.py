@@ -231,7 +231,12 @@ def test_state_is_the_async_queues() -> None:
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop", "trio"])
 def test_the_loop_option_picks_the_event_loop(loop: str) -> None:
     """loop='asyncio' | 'uvloop' | 'trio' runs the engine, and coroutine tasks, on that loop."""
+    import importlib.util
+
     import sniffio
+
+    if loop != "asyncio" and importlib.util.find_spec(loop) is None:
+        pytest.skip(f"{loop} is not installed")
 
     async def which() -> str:
         name = sniffio.current_async_library()
@@ -246,10 +251,15 @@ def test_the_loop_option_picks_the_event_loop(loop: str) -> None:
         assert q.loop == loop
 
 
-def test_an_unknown_loop_is_a_value_error() -> None:
-    """loop must be asyncio, uvloop or trio."""
+def test_an_unknown_loop_is_a_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """loop must be asyncio, uvloop or trio, and installed."""
+    import importlib.util
+
     with pytest.raises(ValueError, match="loop must be one of 'asyncio', 'uvloop', 'trio'"):
         Queue(loop="curio")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match="loop='uvloop' needs uvloop, which is not installed"):
+        Queue(loop="uvloop")
 
 
 def test_blocking_calls_inside_an_event_loop_point_at_async_queue() -> None:
