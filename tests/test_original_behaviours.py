@@ -261,3 +261,17 @@ def test_cancel_before_the_queue_ever_ran_closes_it() -> None:
     assert handle.cancelled() and q.closed
     with pytest.raises(osiiso.ClosedError):
         q.submit(_now, "y")
+
+
+# -- iter_completed -------------------------------------------------------------------------
+def test_iter_completed_yields_blocking_handles_as_they_end() -> None:
+    """Original: ``osiiso.iter_completed(handles, timeout=None)`` yields a blocking queue's handles by completion."""
+    import time
+
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    with osiiso.ThreadQueue(workers=2) as q:
+        handles = [q.submit(nap, 0.2), q.submit(nap, 0.0)]
+        assert [h.value() for h in osiiso.iter_completed(handles, timeout=10)] == [0.0, 0.2]
