@@ -10,6 +10,7 @@ as `SyncTaskHandle`, whose waits block (see ``_sync_handle``).
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
@@ -75,11 +76,29 @@ class Driver:
             thread.close()
 
     def abandon(self) -> None:
-        """The queue was dropped without shutdown: stop everything without waiting for it."""
-        self.aq.cancel()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.abandon()
+        """The queue was dropped without shutdown (its finalizer, in any thread): shut it down by force.
+
+        Where it may block, it waits for the forced shutdown (pools released) and for the loop
+        thread; on a thread that runs an event loop it only starts them.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+        try:
+            if thread is None:
+                self.aq.cancel()  # no loop: cancels and releases at once
+                return
+            try:
+                check_not_in_event_loop("")
+            except RuntimeError:
+                self.aq.cancel()
+                thread.abandon()
+                return
+            try:
+                thread.call(self.aq.shutdown, force=True)
+            finally:
+                thread.close()
+        except Exception:  # a finalizer must not raise
+            logging.getLogger("osiiso").exception("osiiso: could not stop a dropped Queue")
 
 
 class Queue:

@@ -296,16 +296,21 @@ def test_a_coroutine_task_may_submit_but_not_block() -> None:
 
 
 def test_a_dropped_queue_stops_its_loop_thread() -> None:
-    """A Queue collected without shutdown() cancels its work and stops its loop thread."""
+    """A Queue collected without shutdown() is shut down by force: work cancelled, pool and loop thread gone."""
+    def pool_threads() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("osiiso-thread-")}
+
+    before = pool_threads()
     q = Queue()
     q.start()
     handle = q.submit(sleep_then, 20)
     del q
     gc.collect()
-    assert handle.result(timeout=10).status == "cancelled"
+    assert handle.done() and handle.result().status == "cancelled"  # the finalizer waited for the shutdown
+    assert not loop_threads()
     deadline = time.monotonic() + 10
-    while loop_threads():
-        assert time.monotonic() < deadline, "the loop thread outlived its queue"
+    while pool_threads() - before:  # the abandoned attempt's thread ends when it sees osiiso.cancelled()
+        assert time.monotonic() < deadline, f"pool threads outlived their queue: {pool_threads() - before}"
         time.sleep(0.01)
 
 
