@@ -6,7 +6,9 @@ back on the loop. osiiso: ``AsyncQueue(workers=8, threads=8)``, submit all, ``ru
 ``loop.run_in_executor(ThreadPoolExecutor(8))`` gathered, anyio ``to_thread.run_sync`` in a
 task group with a ``CapacityLimiter(8)``, and plain sync ``ThreadPoolExecutor(8).map``.
 Executors are created and shut down inside the timed part, like osiiso's pool.
-Target (issue 5): osiiso >= 1.0x ``run_in_executor``.
+Target (issue 5): osiiso >= 1.0x ``run_in_executor``. The blocking ``osiiso.Queue`` does the
+same from synchronous code, ``shutdown()`` included (``_blocking``); its cost against
+``AsyncQueue`` is reported as a metric (target, issue 11: <= 1.2x).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
+from ._blocking import queue_contenders, queue_metrics
 from ._runner import Config, Contender, Report, installed, interleave, run_on
 
 TITLE = "thread no-op: 10,000 sync calls on 8 threads"
@@ -101,7 +104,10 @@ def run(config: Config) -> Report:
                                        partial(run_on, "asyncio", anyio_to_thread)))
     if installed("trio"):
         contenders.append(Contender("osiiso", partial(run_on, "trio", osiiso_threads), "trio", True))
+    loops = ["asyncio", "trio"] if installed("trio") else ["asyncio"]
+    contenders += queue_contenders(f, N, {"workers": THREADS, "threads": THREADS}, loops, shutdown_timed=True)
     report.rows = interleave(contenders, N, config.pick(full=7, quick=3))
+    report.metrics = queue_metrics(report.rows)
     report.notes.append("ratio = peer median / osiiso-on-asyncio median (>1: osiiso faster); "
                         "target >= 1.0x run_in_executor")
     report.seconds = time.perf_counter() - start

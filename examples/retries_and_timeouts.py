@@ -9,7 +9,7 @@ Run 1 (``fail_policy="continue"``, the default: every task runs, failures are co
 * one that keeps failing and ends ``failed`` after 1 + 3 attempts;
 * an error that is not in ``retry_on``: it fails at once, without retrying;
 * a call that hangs: ``timeout=0.2`` ends each attempt, and after its one retry it
-  ends ``failed`` with ``TaskTimeoutError`` (the summary counts it as timed out);
+  ends ``failed`` with ``TaskTimeoutError`` (the summary counts it in ``timeouts``);
 * the ``on_retry`` hook, called before each retry.
 
 Run 2 (``fail_policy="fail_first"``): the first failure cancels the tasks still waiting
@@ -103,5 +103,5 @@ if __name__ == "__main__":
     first, second = osiiso.run(main)
     print()
     second.display()
-    print(f"run 1: {first.succeeded} succeeded, {first.failed} failed ({first.timed_out} timed out); "
+    print(f"run 1: {first.succeeded} succeeded, {first.failed} failed ({first.timeouts} timed out); "
           f"run 2: {second.succeeded} succeeded, {second.failed} failed, {second.cancelled} cancelled")

@@ -28,7 +28,8 @@ def summary_lines(summary: RunSummary, limit: int = 20) -> list[str]:
     lines = [
         f"osiiso run: {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})",
         f"  succeeded {summary.succeeded}  failed {summary.failed}  "
-        f"cancelled {summary.cancelled}  timed out {summary.timed_out}",
+        f"cancelled {summary.cancelled}  timeouts {summary.timeouts}",
+        f"  run timed out: {'yes, it stopped at its time limit' if summary.timed_out else 'no'}",
     ]
     by_backend = summary.by_backend()
     if by_backend:
@@ -52,8 +53,10 @@ def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> 
         print("\n".join(summary_lines(summary, limit)), file=out)
         return
     console = Console(file=out)
-    table = Table(title=f"osiiso run — {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})")
-    for column in ("backend", "tasks", "succeeded", "failed", "cancelled", "timed out"):
+    stopped = " — timed out: stopped at its time limit" if summary.timed_out else ""
+    table = Table(title=f"osiiso run — {summary.total_submitted} tasks in {summary.duration:.3f}s "
+                        f"({_rate(summary)}){stopped}")
+    for column in ("backend", "tasks", "succeeded", "failed", "cancelled", "timeouts"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for name, results in sorted(summary.by_backend().items()):
         counts = {s: sum(1 for r in results if r.status == s) for s in ("succeeded", "failed", "cancelled")}
@@ -61,7 +64,7 @@ def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> 
         table.add_row(name, str(len(results)), str(counts["succeeded"]), str(counts["failed"]),
                       str(counts["cancelled"]), str(timed))
     table.add_row("all", str(summary.total_submitted), str(summary.succeeded), str(summary.failed),
-                  str(summary.cancelled), str(summary.timed_out), style="bold")
+                  str(summary.cancelled), str(summary.timeouts), style="bold")
     console.print(table)
     problems = _problems(summary)
     if problems:

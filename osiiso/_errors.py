@@ -18,7 +18,7 @@ Errors about bad arguments are plain ``TypeError``/``ValueError``, as Python's o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,14 +51,38 @@ class QueueFullError(OsiisoError):
 
 
 class ExecutionError(OsiisoError):
-    """Some tasks failed (or were cancelled); ``results`` holds the results concerned."""
+    """Some tasks failed (or were cancelled); ``results`` holds the results concerned.
 
-    def __init__(self, message: str, results: Sequence[TaskResult] = ()) -> None:
-        super().__init__(message)
+    ``ExecutionError(results)`` takes the results first and builds its message from them
+    (how many failed and were cancelled, and what happened to the first); ``message``
+    replaces that text.
+    """
+
+    def __init__(self, results: Iterable[TaskResult], message: str | None = None) -> None:
+        if isinstance(results, str):
+            raise TypeError("ExecutionError takes the results first: ExecutionError(results, message=None), "
+                            f"got the string {results!r}")
         self.results: tuple[TaskResult, ...] = tuple(results)
+        super().__init__(describe_failures(self.results) if message is None else message)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (str(self), self.results))
+        return (type(self), (self.results, str(self)))
+
+
+def describe_failures(results: tuple[TaskResult, ...], total: int | None = None, where: str = "") -> str:
+    """``"2 of 5 tasks did not succeed (1 failed, 1 cancelled); first: 'fetch' (task-3) <message>"``.
+
+    The counts in brackets appear only when some were cancelled.
+    """
+    if not results:
+        return "no task failed"
+    failed = sum(1 for r in results if r.status == "failed")
+    counts = f" ({failed} failed, {len(results) - failed} cancelled)" if failed < len(results) else ""
+    first = results[0]
+    of = f" of {total}" if total is not None else ""
+    noun = "task" if len(results) == 1 and total is None else "tasks"
+    return (f"{len(results)}{of} {noun}{where} did not succeed{counts}; "
+            f"first: {first.name!r} ({first.task_id}) {first.message}")
 
 
 class TaskTimeoutError(OsiisoError, TimeoutError):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from ._errors import ExecutionError
+from ._errors import ExecutionError, describe_failures
 from ._handle import TaskHandle, as_completed
 from ._results import RunSummary, TaskResult, TaskStatus
 
@@ -34,24 +34,11 @@ class TaskGroup(Generic[T]):
 
     async def wait(self) -> RunSummary:
         """Wait for every task; their results in submission order."""
-        results: list[TaskResult] = [await handle for handle in self.handles]
-        if not results:
-            return RunSummary((), 0.0)
-        start = min((r.started_at or r.created_at) for r in results)
-        return RunSummary(tuple(results), max(r.finished_at for r in results) - start)
+        return summarize([await handle for handle in self.handles])
 
     async def values(self) -> tuple[T, ...]:
         """The values in input order; ``ExecutionError`` if any task did not succeed."""
-        summary = await self.wait()
-        bad = [r for r in summary.results if r.status is not TaskStatus.SUCCEEDED]
-        if bad:
-            first = bad[0]
-            raise ExecutionError(
-                f"{len(bad)} of {len(summary.results)} tasks in group {self.group_id!r} did not succeed; "
-                f"first: {first.name!r} ({first.task_id}) {first.message}",
-                bad,
-            ) from first.exception
-        return tuple(r.value for r in summary.results)
+        return values_of(await self.wait(), self.group_id)
 
     def as_completed(self) -> AsyncIterator[TaskHandle[T]]:
         """Yield the group's handles as they finish."""
@@ -68,5 +55,22 @@ class TaskGroup(Generic[T]):
     def __repr__(self) -> str:
         finished = sum(1 for h in self.handles if h.done())
         return f"<TaskGroup {self.group_id!r} {finished}/{len(self.handles)} done>"
+
+
+def summarize(results: Sequence[TaskResult]) -> RunSummary:
+    """The summary of a group's results: in submission order, over the time they spanned."""
+    if not results:
+        return RunSummary((), 0.0)
+    start = min((r.started_at or r.created_at) for r in results)
+    return RunSummary(tuple(results), max(r.finished_at for r in results) - start)
+
+
+def values_of(summary: RunSummary, group_id: str | None) -> tuple[Any, ...]:
+    """A group's values in input order, or ``ExecutionError`` if any of its tasks did not succeed."""
+    bad = [r for r in summary.results if r.status is not TaskStatus.SUCCEEDED]
+    if bad:
+        raise ExecutionError(bad, describe_failures(tuple(bad), len(summary.results),
+                                                    f" in group {group_id!r}")) from bad[0].exception
+    return tuple(r.value for r in summary.results)
 
 

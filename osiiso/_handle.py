@@ -123,6 +123,11 @@ class TaskHandle(Generic[T]):
         return self._options.metadata
 
     @property
+    def priority(self) -> int:
+        """The ``priority`` option (lower runs first)."""
+        return self._options.priority
+
+    @property
     def options(self) -> TaskOptions:
         """The task's merged, validated options."""
         return self._options

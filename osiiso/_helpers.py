@@ -101,44 +101,48 @@ def _run_with_ctrl_c_as_cancel(fn: Callable[..., Awaitable[T]], args: tuple[Any,
 
 
 async def _ordered(fn: Callable[..., Any], iterable: Iterable[Any], queue_args: dict[str, Any],
-                   options: dict[str, Any]) -> list[Any]:
+                   options: dict[str, Any]) -> tuple[Any, ...]:
     from ._queue import AsyncQueue
 
     async with AsyncQueue(**queue_args) as queue:
         group = queue.group(fn, iterable, **options)
-        values = await group.values()
-    return list(values)
+        return await group.values()
 
 
-_QUEUE_ARGS = ("workers", "threads", "processes", "mp_context", "initializer", "initargs", "max_tasks_per_child")
+_QUEUE_ARGS = ("workers", "threads", "processes", "mp_context", "initializer", "initargs", "max_tasks_per_child",
+               "rate", "burst")
 
 
 def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    if "context" in kwargs:  # the original osiiso's name for mp_context
+        if "mp_context" in kwargs:
+            raise TypeError("give mp_context= or its older name context=, not both")
+        kwargs["mp_context"] = kwargs.pop("context")
     queue_args = {k: kwargs.pop(k) for k in list(kwargs) if k in _QUEUE_ARGS}
     return queue_args, kwargs
 
 
-async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
-    """Run ``fn`` over ``iterable`` in a fresh queue; values in input order.
+async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+    """Run ``fn`` over ``iterable`` in a fresh queue; a tuple of the values in input order.
 
-    Queue settings (``workers``, ``threads``, ``processes``…) and task options may both
-    be given. Raises `ExecutionError` if any task fails.
+    Queue settings (``workers``, ``threads``, ``processes``, ``rate``, ``burst``…) and task
+    options may both be given. Raises `ExecutionError` if any task fails.
     """
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "amap()")
     return await _ordered(fn, iterable, queue_args, task_options)
 
 
-def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
-    """From synchronous code: ``fn`` over ``iterable`` on threads; values in input order."""
+def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+    """From synchronous code: ``fn`` over ``iterable`` on threads; a tuple of the values in input order."""
     options.setdefault("backend", "thread")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "tmap()")
     return anyio.run(_ordered, fn, iterable, queue_args, task_options)
 
 
-def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> list[Any]:
-    """From synchronous code: ``fn`` over ``iterable`` on processes; values in input order."""
+def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+    """From synchronous code: ``fn`` over ``iterable`` on processes; a tuple of the values in input order."""
     options.setdefault("backend", "process")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "pmap()")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import inspect
 import itertools
 import logging
@@ -21,6 +23,7 @@ from ._engine import Engine, Run
 from ._errors import ClosedError, QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
+from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
 from .backends.coroutine import is_async_callable
@@ -69,8 +72,11 @@ class AsyncQueue:
         self._closed = False
         self._inbound = 0
         self._inbound_lock = threading.Lock()
+        self._handovers: collections.deque[tuple[TaskHandle[Any], Any]] = collections.deque()
+        self._drain_scheduled = False
         self._run_active = False
         self._handovers_open = True
+        self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
 
     # -- submission ------------------------------------------------------------------------
     @overload
@@ -107,12 +113,16 @@ class AsyncQueue:
                   **options: Any) -> TaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
+        await self._wait_for_room()
+        return self._enqueue(fn, args, {}, merged)
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the queue is below its ``size`` limit (or closed)."""
         size = self._settings.size
         while size and self._engine.outstanding >= size and not self._closed:
             event = anyio.Event()
             self._engine.room_waiters.append(event)
             await event.wait()
-        return self._enqueue(fn, args, {}, merged)
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
             **options: Any) -> list[TaskHandle[Any]]:
@@ -194,12 +204,16 @@ class AsyncQueue:
         if not foreign:
             engine.admit(handle, lane)
             return handle
+        # handed over in batches: one wake-up of the loop per batch, not per task (a thread
+        # submitting thousands of tasks would otherwise trade the GIL with the loop at each one)
         with self._inbound_lock:
             self._inbound += 1
-        if not caller.call(self._admit_foreign, handle, lane):  # type: ignore[union-attr]
-            with self._inbound_lock:
-                self._inbound -= 1
-            raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
+            self._handovers.append((handle, lane))
+            if self._drain_scheduled:
+                return handle
+            self._drain_scheduled = True
+        if not caller.call(self._admit_foreign):  # type: ignore[union-attr]
+            self._strand_handovers(handle)
         return handle
 
     def _lane_for(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -238,13 +252,35 @@ class AsyncQueue:
                 pass
         return lane, name
 
-    def _admit_foreign(self, handle: TaskHandle[Any], lane: Any) -> None:
+    def _admit_foreign(self) -> None:
+        """On the loop: admit the tasks other threads handed over, in the order they came."""
+        with self._inbound_lock:  # take the batch; a task handed over from now on schedules a new one
+            batch, self._handovers = self._handovers, collections.deque()
+            self._drain_scheduled = False
+        admit, cancel = self._engine.admit, self._engine.cancel
+        try:
+            for handle, lane in batch:
+                admit(handle, lane)
+                if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+                    cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
+                                   "thread, reached it")
+        finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile
+            with self._inbound_lock:
+                self._inbound -= len(batch)
+
+    def _strand_handovers(self, mine: TaskHandle[Any]) -> None:
+        """The loop is gone before a batch reached it: refuse ``mine``, cancel the rest of the batch."""
         with self._inbound_lock:
-            self._inbound -= 1
-        self._engine.admit(handle, lane)
-        if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
-            self._engine.cancel(handle, "cancelled: the queue shut down before this task, submitted "
-                                        "from another thread, reached it")
+            stranded = list(self._handovers)
+            self._handovers.clear()
+            self._inbound -= len(stranded)
+            self._drain_scheduled = False
+        for handle, lane in stranded:
+            if handle is not mine:  # submitted from another thread meanwhile, and already handed out
+                self._engine.admit(handle, lane)
+                self._engine.cancel(handle, "cancelled: the queue's event loop stopped before this task "
+                                            "reached it")
+        raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -255,6 +291,10 @@ class AsyncQueue:
         """Start the workers; tasks submitted from now on begin at once."""
         if self._closed:
             raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+        await self._engine.service.start()
+
+    async def _ensure_service(self) -> None:
+        """Start the service if it is not running (also on a closed queue with work left)."""
         await self._engine.service.start()
 
     async def run(self, timeout: float | None = None, *, strict: bool = False, fail_policy: str | None = None,
@@ -284,6 +324,8 @@ class AsyncQueue:
             summary = await run(progress=progress)
         finally:
             self._run_active = False
+        if self._forced_stop is not None:  # cancel() was called: return once the pools are released
+            await self._forced_stop.wait()
         if strict:
             summary.raise_for_errors()
         return summary
@@ -296,6 +338,11 @@ class AsyncQueue:
 
     async def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools."""
+        await self._shutdown(force)
+        if self._forced_stop is not None:  # the shutdown a cancel() started is still releasing the pools
+            await self._forced_stop.wait()
+
+    async def _shutdown(self, force: bool) -> None:
         self._closed = True
         engine = self._engine
         for event in engine.room_waiters:
@@ -317,23 +364,45 @@ class AsyncQueue:
                 await lane.backend.aclose(force=force)
 
     def cancel(self) -> None:
-        """Cancel every unfinished task and end the current run; safe from any thread."""
+        """Stop the queue at once, from any thread: it ends as after ``shutdown(force=True)``.
+
+        Every unfinished task is cancelled (``must_complete`` ones too), the current run ends,
+        the queue is closed (``submit`` raises `ClosedError`; ``reset()`` reopens it once idle)
+        and its pools are released. ``cancel()`` itself never waits: a run in progress, and
+        ``shutdown()``, return once the pools are released.
+        """
+        self._closed = True
         caller = self._engine.caller
-        if caller is not None and not caller.in_loop_thread():
-            caller.call(self._cancel_now)
-        else:
+        if caller is None:
+            self._cancel_unserved()
+        elif caller.in_loop_thread():
             self._cancel_now()
+        elif not caller.call(self._cancel_now):
+            self._cancel_unserved()
 
     def _cancel_now(self) -> None:
+        """``cancel()`` on the loop's thread: cancel everything, end the run, shut down in the background."""
+        self._closed = True
         engine = self._engine
         engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
         if engine.run is not None:
             engine.run.end()
+        if self._forced_stop is None:
+            self._forced_stop = stopped = anyio.Event()
+            spawn_detached(functools.partial(self._shutdown, True), stopped.set, "osiiso-cancel")
+
+    def _cancel_unserved(self) -> None:
+        """``cancel()`` with no service running: nothing runs, so cancel and release right here."""
+        self._handovers_open = False
+        self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
+        _release_backends(self._engine.lanes)
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
-        if self._run_active or self._engine.outstanding:
-            raise RuntimeError("reset() needs an idle queue: wait for the run (or join()) first")
+        forced = self._forced_stop
+        if self._run_active or self._engine.outstanding or (forced is not None and not forced.is_set()):
+            raise RuntimeError("reset() needs an idle queue: wait for the run (or join(), or shutdown()) first")
+        self._forced_stop = None
         if self._closed:
             self._engine.forget_lanes()
             self._routes.clear()
@@ -378,7 +447,7 @@ class AsyncQueue:
 
     @property
     def results(self) -> tuple[TaskResult, ...]:
-        """Every result since the last ``clear_results()``/``reset()`` (detached tasks left out)."""
+        """Every result since the last ``clear_results()``/``reset()``, detached tasks included."""
         return tuple(self._engine.results)
 
     @property

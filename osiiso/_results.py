@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ._errors import ExecutionError, TaskTimeoutError
+from ._errors import ExecutionError, TaskTimeoutError, describe_failures
 
 __all__ = ("RunSummary", "TaskResult", "TaskStatus")
 
@@ -37,15 +37,7 @@ class TaskStatus(str, enum.Enum):
 _FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
-class TaskResult(NamedTuple):
-    """How one task ended: exactly one per task, whatever happened.
-
-    ``value`` is set when it succeeded, ``exception`` when it failed or was cancelled;
-    ``message`` says what happened in words. Times are epoch seconds; ``duration`` is
-    the time from the first attempt's start to the end (0 for a task that never ran).
-    Immutable; ``_replace(**changes)`` makes a changed copy.
-    """
-
+class _ResultFields(NamedTuple):
     task_id: str
     name: str
     status: TaskStatus
@@ -63,6 +55,56 @@ class TaskResult(NamedTuple):
     started_at: float | None
     finished_at: float
     duration: float
+
+
+def _status(value: object) -> TaskStatus:
+    if isinstance(value, str):
+        try:
+            return TaskStatus(value.strip().lower())
+        except ValueError:
+            pass
+    raise ValueError(f"status must be one of {', '.join(repr(s.value) for s in TaskStatus)}, got {value!r}")
+
+
+def _default_message(status: TaskStatus, exception: BaseException | None) -> str:
+    if exception is None:
+        return status.value
+    if status is TaskStatus.FAILED:
+        return f"failed: {type(exception).__name__}: {exception}"
+    return str(exception) or status.value
+
+
+class TaskResult(_ResultFields):
+    """How one task ended: exactly one per task, whatever happened.
+
+    Fields: ``task_id``, ``name``, ``status``, ``value`` (set when it succeeded),
+    ``exception`` (when it failed or was cancelled), ``attempts``, ``backend``,
+    ``priority``, ``group_id``, ``metadata``, ``detached``, ``must_complete``, ``message``
+    (what happened, in words), ``created_at``, ``started_at``, ``finished_at`` (epoch
+    seconds) and ``duration`` (from the first attempt's start to the end; 0 for a task that
+    never ran).
+
+    The queue builds them; tests and user code may too, with keywords: everything but
+    ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as
+    ``"succeeded"`` becomes a `TaskStatus`, and a missing ``message`` is made from the status
+    and the exception. Immutable; ``_replace(**changes)`` makes a changed copy.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, task_id: str, name: str, status: TaskStatus | str, value: Any = None,
+                exception: BaseException | None = None, attempts: int = 0, backend: str = "",
+                priority: int = 3, group_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                detached: bool = False, must_complete: bool = False, message: str | None = None,
+                created_at: float = 0.0, started_at: float | None = None, finished_at: float = 0.0,
+                duration: float = 0.0) -> TaskResult:
+        if status.__class__ is not TaskStatus:
+            status = _status(status)
+        if message is None:
+            message = _default_message(status, exception)
+        return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
+                                   group_id, metadata, detached, must_complete, message, created_at,
+                                   started_at, finished_at, duration))
 
     @property
     def ok(self) -> bool:
@@ -86,36 +128,39 @@ def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskRes
 class RunSummary:
     """What a run (or a group) produced: its results in submission order, and counts.
 
-    ``timed_out`` counts tasks whose last attempt hit its ``timeout`` (they are also
-    counted as failed). ``ok`` is true when nothing failed and nothing was cancelled.
+    ``timed_out`` says whether the run stopped at its time limit (``run(timeout=)`` or
+    the queue's ``timeout``); ``timeouts`` counts the tasks whose last attempt hit its own
+    ``timeout`` (they are also counted as failed). ``ok`` is true when nothing failed,
+    nothing was cancelled and the run did not time out.
     """
 
     results: tuple[TaskResult, ...]
     duration: float
+    timed_out: bool = False
     total_submitted: int = field(init=False)
     succeeded: int = field(init=False)
     failed: int = field(init=False)
     cancelled: int = field(init=False)
-    timed_out: int = field(init=False)
+    timeouts: int = field(init=False)
 
     def __post_init__(self) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
-        timed_out = 0
+        timeouts = 0
         for result in self.results:
             counts[result.status] += 1
             if isinstance(result.exception, TaskTimeoutError):
-                timed_out += 1
+                timeouts += 1
         set_ = object.__setattr__
         set_(self, "total_submitted", len(self.results))
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
         set_(self, "cancelled", counts[TaskStatus.CANCELLED])
-        set_(self, "timed_out", timed_out)
+        set_(self, "timeouts", timeouts)
 
     @property
     def ok(self) -> bool:
-        """True when every task succeeded."""
-        return self.failed == 0 and self.cancelled == 0
+        """True when every task succeeded and the run did not stop at its time limit."""
+        return self.failed == 0 and self.cancelled == 0 and not self.timed_out
 
     @property
     def values(self) -> tuple[Any, ...]:
@@ -123,9 +168,17 @@ class RunSummary:
         return tuple(r.value for r in self.results if r.status is TaskStatus.SUCCEEDED)
 
     @property
-    def errors(self) -> tuple[BaseException, ...]:
-        """The exceptions of the tasks that failed, in submission order."""
-        return tuple(r.exception for r in self.results if r.status is TaskStatus.FAILED and r.exception)
+    def errors(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that failed, in submission order (``r.name``, ``r.exception``…)."""
+        return tuple(r for r in self.results if r.status is TaskStatus.FAILED)
+
+    def successes(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that succeeded, in submission order."""
+        return tuple(r for r in self.results if r.status is TaskStatus.SUCCEEDED)
+
+    def cancellations(self) -> tuple[TaskResult, ...]:
+        """The results of the tasks that were cancelled, in submission order."""
+        return tuple(r for r in self.results if r.status is TaskStatus.CANCELLED)
 
     def by_task_id(self) -> dict[str, TaskResult]:
         """Results keyed by task id."""
@@ -150,12 +203,7 @@ class RunSummary:
             if r.status is TaskStatus.FAILED or (include_cancelled and r.status is TaskStatus.CANCELLED)
         ]
         if bad:
-            first = bad[0]
-            raise ExecutionError(
-                f"{len(bad)} of {self.total_submitted} tasks did not succeed; first: "
-                f"{first.name!r} ({first.task_id}) {first.message}",
-                bad,
-            ) from first.exception
+            raise ExecutionError(bad, describe_failures(tuple(bad), self.total_submitted)) from bad[0].exception
 
     def display(self, *, file: Any = None, limit: int = 20) -> None:
         """Print a readable report: counts, then the tasks that did not succeed.
@@ -169,6 +217,6 @@ class RunSummary:
     def __repr__(self) -> str:
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
-            f"failed={self.failed}, cancelled={self.cancelled}, timed_out={self.timed_out}, "
-            f"duration={self.duration:.3f}s)"
+            f"failed={self.failed}, cancelled={self.cancelled}, timeouts={self.timeouts}, "
+            f"timed_out={self.timed_out}, duration={self.duration:.3f}s)"
         )

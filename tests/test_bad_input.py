@@ -223,7 +223,7 @@ def test_sync_helpers_refuse_bad_input() -> None:
         osiiso.run(plain, backend="trio")
     with pytest.raises(osiiso.ExecutionError, match="SerializationError.*_thread.lock"):
         osiiso.pmap(lambda _: _LOCK, [1])
-    assert osiiso.tmap(plain, [1, 2]) == [1, 2]
+    assert osiiso.tmap(plain, [1, 2]) == (1, 2)
 
 
 # -- cases that were bugs, fixed: kept as regression tests ------------------------------------

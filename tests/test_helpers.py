@@ -26,13 +26,13 @@ async def _async_double(x: int) -> int:
 
 def test_tmap_keeps_input_order() -> None:
     """tmap runs a sync function on threads and returns values in input order."""
-    assert osiiso.tmap(_double, range(20), threads=4) == [2 * i for i in range(20)]
+    assert osiiso.tmap(_double, range(20), threads=4) == tuple(2 * i for i in range(20))
 
 
 def test_pmap_runs_in_processes_and_keeps_order() -> None:
     """pmap runs a function (even a lambda) in worker processes, values in input order."""
-    assert osiiso.pmap(_double, range(10), processes=2) == [2 * i for i in range(10)]
-    assert osiiso.pmap(lambda x: x + 1, [1, 2, 3], processes=1) == [2, 3, 4]
+    assert osiiso.pmap(_double, range(10), processes=2) == tuple(2 * i for i in range(10))
+    assert osiiso.pmap(lambda x: x + 1, [1, 2, 3], processes=1) == (2, 3, 4)
 
 
 def test_map_helpers_raise_execution_error() -> None:
@@ -44,10 +44,10 @@ def test_map_helpers_raise_execution_error() -> None:
 @pytest.mark.parametrize("loop", LOOP_NAMES)
 def test_amap_and_run(loop: str) -> None:
     """osiiso.run drives an async main on asyncio or trio; amap returns ordered values."""
-    async def main(n: int) -> list[int]:
+    async def main(n: int) -> tuple[int, ...]:
         return await osiiso.amap(_async_double, range(n), workers=8)
 
-    assert osiiso.run(main, 5, backend=loop) == [0, 2, 4, 6, 8]
+    assert osiiso.run(main, 5, backend=loop) == (0, 2, 4, 6, 8)
 
 
 def test_run_takes_a_coroutine_on_asyncio_only() -> None:

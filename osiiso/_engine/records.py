@@ -98,11 +98,10 @@ class Records:
         )
         lane.done += 1
         self.outstanding -= 1
-        if not options.detached:
-            self.results.append(result)
-            run = self.run
-            if run is not None:
-                run.results.append(result)
+        self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
+        run = self.run
+        if run is not None and not options.detached:
+            run.results.append(result)
         handle._finish(result)
         dependents = handle._dependents
         if dependents:

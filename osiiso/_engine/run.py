@@ -41,6 +41,7 @@ class Run:
         self.results: list[TaskResult] = []  # appended by `Engine.finish`
         self.stop = anyio.Event()
         self.began = time.perf_counter()
+        self.timed_out = False  # the run stopped at its time limit
 
     def task_failed(self, handle: TaskHandle[Any]) -> None:
         """A task of this run failed: with fail-first, cancel the rest and end the run."""
@@ -86,7 +87,7 @@ class Run:
                 await service.stop()
         results = self.results
         results.sort(key=_submission_order)
-        return RunSummary(tuple(results), time.perf_counter() - self.began)
+        return RunSummary(tuple(results), time.perf_counter() - self.began, timed_out=self.timed_out)
 
     async def _wait(self) -> None:
         engine = self.engine
@@ -99,6 +100,7 @@ class Run:
             else:
                 await self.stop.wait()
         if limit.cancelled_caught:
+            self.timed_out = True
             engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s",
                               spare_must_complete=self.spare_on_timeout)
         await engine.wait_idle()

@@ -524,7 +524,7 @@ class Round:
             stopper.join(RUN_BOUND)
         self.elapsed = elapsed
         assert summary.total_submitted == summary.succeeded + summary.failed + summary.cancelled
-        assert summary.timed_out == sum(isinstance(r.exception, TaskTimeoutError) for r in summary.results)
+        assert summary.timeouts == sum(isinstance(r.exception, TaskTimeoutError) for r in summary.results)
         assert all(not r.detached for r in summary.results)
         ids = [r.task_id for r in summary.results]
         assert len(ids) == len(set(ids)), "a task appears twice in the summary"
@@ -598,9 +598,9 @@ class Round:
                 self.tally.timeouts += 1
             if result.status == "cancelled":
                 self.tally.cancellations += 1
-        kept = [r for r in q.results]
-        assert len(kept) == sum(1 for s in submitted if s.kind != "detached"), "queue.results lost or doubled"
-        assert {r.task_id for r in kept} == {s.handle.task_id for s in submitted if s.kind != "detached"}  # type: ignore[union-attr]
+        kept = [r for r in q.results]  # detached tasks included (SPEC section 8)
+        assert len(kept) == len(submitted), "queue.results lost or doubled"
+        assert {r.task_id for r in kept} == {s.handle.task_id for s in submitted}  # type: ignore[union-attr]
         self.tally.tasks += len(submitted)
         for spec in submitted:
             if spec.orphan_file and os.path.exists(spec.orphan_file):

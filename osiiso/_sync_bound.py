@@ -1,0 +1,79 @@
+"""Bound tasks of a blocking `osiiso.Queue`: the same as `BoundTask`, handing out blocking handles."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_kwargs
+
+if TYPE_CHECKING:
+    from ._blocking import Queue
+    from ._bound import BoundTask
+    from ._options import TaskOptions
+
+__all__ = ("SyncBoundTask", "SyncTaskDecorator")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SyncBoundTask(Generic[P, R]):
+    """A function bound to a blocking `osiiso.Queue` with preset options; calling it submits a task.
+
+    It behaves as `BoundTask` does — keyword arguments named like options override the
+    presets for that call, ``map``/``group``/``options`` work the same — and hands out
+    `SyncTaskHandle` / `SyncTaskGroup`.
+    """
+
+    def __init__(self, queue: Queue, bound: BoundTask[P, R]) -> None:
+        self._queue = queue
+        self._bound = bound
+        functools.update_wrapper(self, bound.__wrapped__)  # type: ignore[attr-defined]
+
+    @property
+    def queue(self) -> Queue:
+        """The queue the task submits to."""
+        return self._queue
+
+    @property
+    def default_options(self) -> TaskOptions:
+        """The merged options every call starts from."""
+        return self._bound.default_options
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
+        bound, queue = self._bound, self._queue
+        if args:
+            args = tuple(map(unwrap, args))  # type: ignore[assignment]
+        if kwargs:
+            kwargs = unwrap_kwargs(kwargs)  # type: ignore[assignment]
+        return SyncTaskHandle(queue._when_full(bound, *args, **kwargs), queue._driver)
+
+    def map(self, iterable: Iterable[Any], /, **options: Any) -> list[SyncTaskHandle[R]]:
+        """Submit one call per element (tuple → positional args, dict → keyword args)."""
+        driver = self._queue._driver
+        return [SyncTaskHandle(h, driver) for h in self._bound.map(map(unwrap, iterable), **options)]
+
+    def group(self, iterable: Iterable[Any], /, *, group_id: str | None = None,
+              **options: Any) -> SyncTaskGroup[R]:
+        """Submit one call per element as a `SyncTaskGroup`."""
+        group = self._bound.group(map(unwrap, iterable), group_id=group_id, **options)
+        return SyncTaskGroup(group, self._queue._driver)
+
+    def options(self, opts: TaskOptions | None = None, /, **options: Any) -> SyncBoundTask[P, R]:
+        """A copy of this bound task with ``opts``/``options`` laid over its presets."""
+        return SyncBoundTask(self._queue, self._bound.options(opts, **options))
+
+    def __repr__(self) -> str:
+        fn = self._bound.__wrapped__  # type: ignore[attr-defined]
+        return f"<SyncBoundTask {getattr(fn, '__qualname__', fn)!r} {self.default_options!r}>"
+
+
+class SyncTaskDecorator(Protocol):
+    """What ``Queue.task(...)`` returns: apply it to an async or a sync function."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> SyncBoundTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> SyncBoundTask[P, R]: ...
