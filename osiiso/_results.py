@@ -43,6 +43,8 @@ class TaskResult(NamedTuple):
     ``value`` is set when it succeeded, ``exception`` when it failed or was cancelled;
     ``message`` says what happened in words. Times are epoch seconds; ``duration`` is
     the time from the first attempt's start to the end (0 for a task that never ran).
+    ``restored`` is true for an input whose value came back from a `osiiso.Checkpoint`
+    instead of running (``succeeded``, ``attempts == 0``).
     Immutable; ``_replace(**changes)`` makes a changed copy.
     """
 
@@ -63,6 +65,7 @@ class TaskResult(NamedTuple):
     started_at: float | None
     finished_at: float
     duration: float
+    restored: bool = False
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,9 @@ class RunSummary:
 
     ``timed_out`` counts tasks whose last attempt hit its ``timeout`` (they are also
     counted as failed). ``ok`` is true when nothing failed and nothing was cancelled.
+    The counts are of work done: results restored from a `osiiso.Checkpoint` are counted
+    in ``restored`` alone, so ``succeeded + failed + cancelled == total_submitted`` and
+    ``total_submitted + restored == len(results)``; their values are still in ``values``.
     """
 
     results: tuple[TaskResult, ...]
@@ -97,16 +103,21 @@ class RunSummary:
     failed: int = field(init=False)
     cancelled: int = field(init=False)
     timed_out: int = field(init=False)
+    restored: int = field(init=False)
 
     def __post_init__(self) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
-        timed_out = 0
+        timed_out = restored = 0
         for result in self.results:
+            if result.restored:
+                restored += 1
+                continue
             counts[result.status] += 1
             if isinstance(result.exception, TaskTimeoutError):
                 timed_out += 1
         set_ = object.__setattr__
-        set_(self, "total_submitted", len(self.results))
+        set_(self, "total_submitted", len(self.results) - restored)
+        set_(self, "restored", restored)
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
         set_(self, "cancelled", counts[TaskStatus.CANCELLED])
@@ -167,8 +178,9 @@ class RunSummary:
         print_summary(self, file=file, limit=limit)
 
     def __repr__(self) -> str:
+        restored = f", restored={self.restored}" if self.restored else ""
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
-            f"failed={self.failed}, cancelled={self.cancelled}, timed_out={self.timed_out}, "
+            f"failed={self.failed}, cancelled={self.cancelled}, timed_out={self.timed_out}{restored}, "
             f"duration={self.duration:.3f}s)"
         )
