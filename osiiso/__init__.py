@@ -9,6 +9,8 @@ everywhere.
 from ._bound import BoundTask as BoundTask
 from ._cancel import cancelled as cancelled
 from ._cancel import check_cancelled as check_cancelled
+from ._checkpoint import Checkpoint as Checkpoint
+from ._errors import CheckpointError as CheckpointError
 from ._errors import ClosedError as ClosedError
 from ._errors import DependencyError as DependencyError
 from ._errors import ExecutionError as ExecutionError
@@ -38,6 +40,8 @@ __version__ = "0.1.0"
 __all__ = (
     "AsyncQueue",
     "BoundTask",
+    "Checkpoint",
+    "CheckpointError",
     "ClosedError",
     "DependencyError",
     "ExecutionError",
