@@ -76,19 +76,33 @@ def short(value: object) -> str:
 def _connect(path: str, timeout: float) -> sqlite3.Connection:
     """A connection to ``path`` in WAL mode with the table in place, or `CheckpointError`."""
     conn: sqlite3.Connection | None = None
-    try:
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            _prepare(conn)
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+                conn = None
+            # another process making the same new file WAL: SQLite says "locked" without waiting
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc) and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — give the path of a new or existing "
+                                  "SQLite file, in a directory that exists and that you can write to") from exc
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"the file stays in journal mode {mode!r}, not WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(_SCHEMA)
-    except sqlite3.Error as exc:
-        if conn is not None:
-            conn.close()
-        raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — give the path of a new or existing "
-                              "SQLite file, in a directory that exists and that you can write to") from exc
-    return conn
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(_SCHEMA)
 
 
 class _Writer:
@@ -346,6 +360,8 @@ class Checkpoint:
         """The stored values among ``keys`` of ``namespace`` (rows this process has not committed yet too)."""
         rows: list[tuple[Key, Any, str]] = []
         self._check_open()
+        # first what waits to be written, then the table: a row committed in between is in the table
+        unwritten = self._writer.unwritten(namespace)
         with self._lock:
             try:
                 for start in range(0, len(keys), _CHUNK):
@@ -355,7 +371,6 @@ class Checkpoint:
                     rows += self._reader.execute(sql, (namespace, *chunk)).fetchall()
             except sqlite3.Error as exc:
                 raise CheckpointError(f"cannot read checkpoint {self._path!r}: {exc}") from exc
-        unwritten = self._writer.unwritten(namespace)
         if unwritten:
             wanted = set(keys)
             rows += [(key, value, ser) for _, key, value, ser, _ in unwritten if key in wanted]
