@@ -133,8 +133,7 @@ class AsyncQueue:
         if checkpoint is None and key is None and namespace is None:
             return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
         items = list(iterable)
-        return submit_checkpointed(self, [(fn, *_split(item)) for item in items], items, merged, checkpoint,
-                                   key, namespace, "map()", fn=fn)
+        return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn)
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
@@ -151,21 +150,24 @@ class AsyncQueue:
             group_id = f"group-{next(self._group_seq)}"
         merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
         checkpointed = checkpoint is not None or key is not None or namespace is not None
-        source: Iterable[Any] = fn if iterable is None else iterable
-        items = list(source) if checkpointed else source
+        if checkpointed and iterable is not None:
+            handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
+                                          "group()", fn=fn)
+            return TaskGroup(handles, group_id)
         calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
         if iterable is None:
+            items = list(fn)
             calls = []
             for call in items:
                 if not isinstance(call, tuple) or not call:
                     raise TypeError(f"group() without an iterable takes (fn, *args) tuples, got {call!r}")
                 calls.append((call[0], call[1:], {}))
+            if checkpointed:
+                handles = submit_checkpointed(self, items, calls, merged, checkpoint, key, namespace, "group()",
+                                              group_id=named)
+                return TaskGroup(handles, group_id)
         else:
-            calls = [(fn, *_split(item)) for item in items]
-        if checkpointed:
-            handles = submit_checkpointed(self, calls, list(items), merged, checkpoint, key, namespace, "group()",
-                                          fn=None if iterable is None else fn, group_id=named)
-            return TaskGroup(handles, group_id)
+            calls = [(fn, *_split(item)) for item in iterable]
         return TaskGroup(self._enqueue_all(calls, merged), group_id)
 
     def _enqueue_all(self, calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]],
