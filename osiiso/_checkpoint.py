@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,6 +64,27 @@ _INSERT = f"INSERT OR REPLACE INTO {_TABLE} (namespace, key, value, serializer, 
 _CHUNK = 900  # keys per SELECT, under SQLite's oldest limit of 999 parameters
 _SERIALIZERS = ("json", "pickle")
 _VALUE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _value_encoder() -> Callable[[Any], str]:
+    """``_VALUE_JSON.encode``, made once (the stdlib makes its C encoder anew on every call).
+
+    Without its check for cycles: a value that contains itself fails with RecursionError.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython and PyPy have it
+        return _VALUE_JSON.encode
+    encoder = make(None, _VALUE_JSON.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # the C encoder takes containers and numbers; a str is quoted here
+            return json.encoder.encode_basestring(value)
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode_value = _value_encoder()
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
 
@@ -110,7 +131,8 @@ class _Writer:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(threading.Lock())
+        self.idle = False  # the thread waits for rows: a new one must wake it
         self.pending: list[Row] = []
         self.inflight: list[Row] = []
         self.error: sqlite3.Error | None = None  # the last write's failure, until one succeeds
@@ -125,7 +147,8 @@ class _Writer:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="osiiso-checkpoint", daemon=True)
                 self.thread.start()
-            self.cond.notify()
+            elif self.idle:
+                self.cond.notify()
 
     def unwritten(self, namespace: str) -> list[Row]:
         """The rows of ``namespace`` not committed yet, oldest first."""
@@ -137,7 +160,9 @@ class _Writer:
         while True:
             with self.cond:
                 while not self.pending and not self.closing:
+                    self.idle = True
                     self.cond.wait()
+                    self.idle = False
                 if not self.pending:
                     return
                 batch = self.inflight = self.pending
@@ -447,7 +472,7 @@ class Checkpoint:
             return
         try:
             if self._serializer == "json":
-                blob: str | bytes = _VALUE_JSON.encode(value)
+                blob: str | bytes = _encode_value(value)
             else:
                 blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
