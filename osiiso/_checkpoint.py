@@ -527,7 +527,8 @@ class Checkpoint:
             unstored, self._unstored = self._unstored, []
         if unstored:
             more = f" (and {len(unstored) - 1} more)" if len(unstored) > 1 else ""
-            raise CheckpointError(f"{len(unstored)} values were not stored; first: {unstored[0][2]}{more}",
+            count = f"{len(unstored)} values were" if len(unstored) > 1 else "1 value was"
+            raise CheckpointError(f"{count} not stored; first: {unstored[0][2]}{more}",
                                   [(ns, key) for ns, key, _ in unstored])
 
     def _close_after(self, exc: BaseException | None) -> None:

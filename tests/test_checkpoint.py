@@ -322,7 +322,7 @@ def test_unstorable_value_is_an_error_naming_the_input(path: Path, caplog: pytes
     with caplog.at_level(logging.ERROR, logger="osiiso"):
         assert osiiso.tmap(stamp, [1, 2, 3], checkpoint=ck) == [1, datetime.date(2020, 1, 1), 3]
     assert "for input '[2]' of namespace 'stamp'" in caplog.text and "serializer='pickle'" in caplog.text
-    with pytest.raises(CheckpointError, match=r"1 values were not stored; first: .*'\[2\]'.*date") as info:
+    with pytest.raises(CheckpointError, match=r"1 value was not stored; first: .*'\[2\]'.*date") as info:
         ck.flush()
     assert info.value.unstored == (("stamp", "[2]"),)
     ck.flush()  # reported once
@@ -505,3 +505,23 @@ def test_module_exports() -> None:
     """Checkpoint and CheckpointError are public, and CheckpointError is an OsiisoError."""
     assert "Checkpoint" in osiiso.__all__ and "CheckpointError" in osiiso.__all__
     assert issubclass(CheckpointError, osiiso.OsiisoError)
+
+
+def test_guide_examples_run(tmp_path: Path) -> None:
+    """Every complete example of the checkpoint guide runs as a script and prints what the guide shows."""
+    import re
+    import subprocess
+    import sys
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "checkpoint.md").read_text()
+    pairs = re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", guide, re.S)
+    assert len(pairs) >= 2
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for index, (code, shown) in enumerate(pairs):
+        script = tmp_path / f"guide_{index}.py"
+        script.write_text(code)
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        printed = re.sub(r"duration=[0-9.]+s", "duration=…", done.stdout.strip())
+        assert printed == re.sub(r"duration=[0-9.]+s", "duration=…", shown.strip())

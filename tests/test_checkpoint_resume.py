@@ -145,3 +145,39 @@ def test_two_processes_write_the_same_inputs_at_once(tmp_path: Path) -> None:
     assert committed(tmp_path) == set(range(N))
     with sqlite3.connect(tmp_path / "ck.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_checkpoint_never_closed_commits_at_exit(tmp_path: Path) -> None:
+    """A script that never closes its Checkpoint still commits its pending values as it exits."""
+    script = tmp_path / "unclosed.py"
+    script.write_text(
+        "import sys, osiiso\n"
+        "ck = osiiso.Checkpoint(sys.argv[1])\n"
+        "print('open', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "async def main():\n"
+        "    async with osiiso.AsyncQueue() as q:\n"
+        "        for h in q.map(str, range(500), checkpoint=ck, namespace='work', backend='thread'):\n"
+        "            await h\n"
+        "osiiso.run(main)\n"
+        "print('done', flush=True)\n"
+    )
+    path = tmp_path / "ck.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline() == "open\n"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the script's writes wait for this lock
+    try:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "done\n"
+        assert committed(tmp_path) == set()  # every value still waits to be written as the script ends
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert committed(tmp_path) == set(range(500))
