@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from ._checkpoint_file import TABLE, Key, Row, Writer, close_at_exit, connect
 from ._errors import CheckpointError
 from ._results import TaskStatus
 
@@ -47,20 +48,6 @@ __all__ = ("Checkpoint", "Key")
 
 logger = logging.getLogger("osiiso")
 
-Key = str | bytes
-#: (namespace, key, value, serializer, recorded_at): one row of the table
-Row = tuple[str, Key, str | bytes, str, float]
-
-_TABLE = "osiiso_checkpoint"
-_SCHEMA = f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
-    namespace   TEXT NOT NULL,
-    key         BLOB NOT NULL,
-    value       BLOB NOT NULL,
-    serializer  TEXT NOT NULL,
-    recorded_at REAL NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID"""
-_INSERT = f"INSERT OR REPLACE INTO {_TABLE} (namespace, key, value, serializer, recorded_at) VALUES (?, ?, ?, ?, ?)"
 _CHUNK = 900  # keys per SELECT, under SQLite's oldest limit of 999 parameters
 _SERIALIZERS = ("json", "pickle")
 _VALUE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -92,154 +79,6 @@ _short.maxstring = _short.maxother = 80
 def short(value: object) -> str:
     """``repr(value)``, cut to a readable length for messages."""
     return _short.repr(value)
-
-
-def _connect(path: str, timeout: float) -> sqlite3.Connection:
-    """A connection to ``path`` in WAL mode with the table in place, or `CheckpointError`."""
-    conn: sqlite3.Connection | None = None
-    deadline = time.monotonic() + timeout
-    pause = 0.005
-    while True:
-        try:
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            _prepare(conn)
-            return conn
-        except sqlite3.Error as exc:
-            if conn is not None:
-                conn.close()
-                conn = None
-            # another process making the same new file WAL: SQLite says "locked" without waiting
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc) and time.monotonic() < deadline:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
-                continue
-            raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — give the path of a new or existing "
-                                  "SQLite file, in a directory that exists and that you can write to") from exc
-
-
-def _prepare(conn: sqlite3.Connection) -> None:
-    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"the file stays in journal mode {mode!r}, not WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(_SCHEMA)
-
-
-class _Writer:
-    """The one thread that writes rows: every row waiting when it wakes goes in one transaction."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.cond = threading.Condition(threading.Lock())
-        self.idle = False  # the thread waits for rows: a new one must wake it
-        self.pending: list[Row] = []
-        self.inflight: list[Row] = []
-        self.error: sqlite3.Error | None = None  # the last write's failure, until one succeeds
-        self.tries = 0  # writes tried so far, successful or not
-        self.kick = False  # try again now, without waiting out the pause after a failure
-        self.closing = False
-        self.thread: threading.Thread | None = None
-
-    def put(self, row: Row) -> None:
-        with self.cond:
-            self.pending.append(row)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="osiiso-checkpoint", daemon=True)
-                self.thread.start()
-            elif self.idle:
-                self.cond.notify()
-
-    def unwritten(self, namespace: str) -> list[Row]:
-        """The rows of ``namespace`` not committed yet, oldest first."""
-        with self.cond:
-            return [row for row in (*self.inflight, *self.pending) if row[0] == namespace]
-
-    def _run(self) -> None:
-        delay = 0.05
-        while True:
-            with self.cond:
-                while not self.pending and not self.closing:
-                    self.idle = True
-                    self.cond.wait()
-                    self.idle = False
-                if not self.pending:
-                    return
-                batch = self.inflight = self.pending
-                self.pending = []
-                self.kick = False
-            try:
-                self._write(batch)
-            except sqlite3.Error as exc:
-                with self.cond:
-                    first = self.error is None
-                    self.error = exc
-                    self.tries += 1
-                    self.pending[:0] = batch  # kept, in order, for the next try
-                    self.inflight = []
-                    self.cond.notify_all()
-                    if first:
-                        logger.warning("osiiso: checkpoint could not write %d values (%s); retrying", len(batch), exc)
-                    if self.closing:
-                        return
-                    self.cond.wait_for(lambda: self.closing or self.kick, timeout=delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            with self.cond:
-                self.inflight = []
-                self.error = None
-                self.tries += 1
-                self.cond.notify_all()
-            delay = 0.05
-
-    def _write(self, batch: list[Row]) -> None:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(_INSERT, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
-
-    def wait_written(self) -> bool:
-        """Wait until every row put so far is committed (True), or a write tried since has failed (False)."""
-        with self.cond:
-            if self.error is not None:  # pausing after a failure: try again now
-                self.kick = True
-                self.cond.notify_all()
-            start = self.tries
-            while self.pending or self.inflight:
-                if self.error is not None and self.tries > start and not self.inflight:
-                    return False
-                if self.thread is None or not self.thread.is_alive():
-                    return False
-                self.cond.wait()
-            return True
-
-    def close(self) -> list[Row]:
-        """Write what is pending (one more try after a failure), stop the thread; the rows lost."""
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
-            thread = self.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        with self.cond:
-            lost, self.pending = [*self.inflight, *self.pending], []
-        self.conn.close()
-        return lost
-
-
-def _close_at_exit(writer: _Writer, reader: sqlite3.Connection) -> None:
-    """A checkpoint never closed: commit its rows at interpreter exit (or garbage collection)."""
-    lost = writer.close()
-    reader.close()
-    if lost:
-        logger.error("osiiso: checkpoint lost %d values it could not write: %s", len(lost), writer.error)
 
 
 class Checkpoint:
@@ -280,9 +119,9 @@ class Checkpoint:
         self._lock = threading.Lock()  # the reader connection, and the unstored list
         self._unstored: list[tuple[str, Key, str]] = []
         self._closed = False
-        reader = _connect(where, float(timeout))
+        reader = connect(where, float(timeout))
         try:
-            writer = _connect(where, float(timeout))
+            writer = connect(where, float(timeout))
             try:
                 writer.execute("BEGIN IMMEDIATE")  # fail now, not at the first value, on a read-only file
                 writer.execute("ROLLBACK")
@@ -294,8 +133,8 @@ class Checkpoint:
             reader.close()
             raise
         self._reader = reader
-        self._writer = _Writer(writer)
-        self._finalizer = weakref.finalize(self, _close_at_exit, self._writer, reader)
+        self._writer = Writer(writer)
+        self._finalizer = weakref.finalize(self, close_at_exit, self._writer, reader)
 
     # -- what users call ---------------------------------------------------------------------
     @property
@@ -317,20 +156,20 @@ class Checkpoint:
         """How many values are stored, in ``namespace`` or in all of them (after a `flush`)."""
         self._writer.wait_written()
         if namespace is None:
-            return int(self._query(f"SELECT COUNT(*) FROM {_TABLE}", ())[0][0])
-        return int(self._query(f"SELECT COUNT(*) FROM {_TABLE} WHERE namespace = ?", (namespace,))[0][0])
+            return int(self._query(f"SELECT COUNT(*) FROM {TABLE}", ())[0][0])
+        return int(self._query(f"SELECT COUNT(*) FROM {TABLE} WHERE namespace = ?", (namespace,))[0][0])
 
     def namespaces(self) -> tuple[str, ...]:
         """Every namespace with a stored value, sorted."""
         self._writer.wait_written()
-        return tuple(r[0] for r in self._query(f"SELECT DISTINCT namespace FROM {_TABLE} ORDER BY namespace", ()))
+        return tuple(r[0] for r in self._query(f"SELECT DISTINCT namespace FROM {TABLE} ORDER BY namespace", ()))
 
     def clear(self, namespace: str | None = None) -> int:
         """Forget the stored values of ``namespace`` (or all), so those inputs run again; how many."""
         self._writer.wait_written()
         if namespace is None:
-            return self._delete(f"DELETE FROM {_TABLE}", ())
-        return self._delete(f"DELETE FROM {_TABLE} WHERE namespace = ?", (namespace,))
+            return self._delete(f"DELETE FROM {TABLE}", ())
+        return self._delete(f"DELETE FROM {TABLE} WHERE namespace = ?", (namespace,))
 
     def flush(self) -> None:
         """Wait until every value recorded so far is committed to the file.
@@ -391,7 +230,7 @@ class Checkpoint:
             try:
                 for start in range(0, len(keys), _CHUNK):
                     chunk = keys[start:start + _CHUNK]
-                    sql = (f"SELECT key, value, serializer FROM {_TABLE} WHERE namespace = ? AND key IN "
+                    sql = (f"SELECT key, value, serializer FROM {TABLE} WHERE namespace = ? AND key IN "
                            f"({','.join('?' * len(chunk))})")
                     rows += self._reader.execute(sql, (namespace, *chunk)).fetchall()
             except sqlite3.Error as exc:
