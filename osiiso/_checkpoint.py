@@ -298,8 +298,8 @@ class Checkpoint:
         """Store ``handle``'s value under ``(namespace, key)`` when it succeeds."""
 
         def on_done(done: TaskHandle[Any]) -> None:
-            result = done._result
-            if result is not None and result.status is TaskStatus.SUCCEEDED and not result.restored:
+            result = done.result()
+            if result.status is TaskStatus.SUCCEEDED and not result.restored:
                 self._store(namespace, key, result.value, done)
 
         handle.add_done_callback(on_done)

@@ -133,7 +133,8 @@ class AsyncQueue:
         if checkpoint is None and key is None and namespace is None:
             return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
         items = list(iterable)
-        return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn)
+        return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn,
+                                   split=_split)
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
@@ -152,7 +153,7 @@ class AsyncQueue:
         checkpointed = checkpoint is not None or key is not None or namespace is not None
         if checkpointed and iterable is not None:
             handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
-                                          "group()", fn=fn)
+                                          "group()", fn=fn, split=_split)
             return TaskGroup(handles, group_id)
         calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
         if iterable is None:

@@ -121,13 +121,15 @@ def _check_unique(keys: list[Key], where: str) -> None:
 
 def submit_checkpointed(queue: AsyncQueue, items: Sequence[Any], calls: list[Call] | None,
                         options: TaskOptions, checkpoint: object, key: Callable[[Any], Key] | None,
-                        namespace: str | None, where: str, *, fn: Any = None,
-                        group_id: str | None = None) -> list[TaskHandle[Any]]:
+                        namespace: str | None, where: str, *, fn: Any = None, group_id: str | None = None,
+                        split: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+                        ) -> list[TaskHandle[Any]]:
     """Submit one task per input, restoring the inputs ``checkpoint`` already holds.
 
-    Either ``fn`` is mapped over ``items`` (``calls`` is None: they are made for the inputs
-    that run), or ``calls`` come from ``group([(fn, *args), ...])`` (``items``), whose
-    default namespace is an explicit ``group_id``. Returns one handle per input, in order.
+    Either ``fn`` is mapped over ``items`` (``calls`` is None; ``split`` makes an item's
+    arguments, for the inputs that run), or ``calls`` come from ``group([(fn, *args), ...])``
+    (``items``), whose default namespace is an explicit ``group_id``. Returns one handle per
+    input, in order.
     """
     if not isinstance(checkpoint, Checkpoint):
         if checkpoint is None:
@@ -150,10 +152,9 @@ def submit_checkpointed(queue: AsyncQueue, items: Sequence[Any], calls: list[Cal
     if queue._closed:
         raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                           "(or call reset() once it is idle)")
-    from ._queue import _split
-
     if calls is None:  # one function: checked once, as every call would be
-        routes = [queue._lane_for(fn, *_split(items[0]), options)] * len(items) if items else []
+        assert split is not None
+        routes = [queue._lane_for(fn, *split(items[0]), options)] * len(items) if items else []
     else:
         routes = [queue._lane_for(f, args, kwargs, options) for f, args, kwargs in calls]
     # restoring creates a few objects per input that all live on: the collector would go over
@@ -177,7 +178,7 @@ def submit_checkpointed(queue: AsyncQueue, items: Sequence[Any], calls: list[Cal
                                                      lane.backend.name, options.name or fn_name, now)
                 restore(handle, value, _RESTORED)
             else:
-                args, kwargs = _split(item) if calls is None else item[1:]
+                args, kwargs = split(item) if split is not None else item[1:]
                 handle = queue._enqueue(f, args, kwargs, options)
                 checkpoint._watch(handle, namespace, k)
             append(handle)
