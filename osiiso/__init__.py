@@ -13,8 +13,10 @@ from ._blocking import Queue as Queue
 from ._bound import BoundTask as BoundTask
 from ._cancel import cancelled as cancelled
 from ._cancel import check_cancelled as check_cancelled
+from ._checkpoint import Checkpoint as Checkpoint
 from ._compat import ProcessQueue as ProcessQueue
 from ._compat import ThreadQueue as ThreadQueue
+from ._errors import CheckpointError as CheckpointError
 from ._errors import ClosedError as ClosedError
 from ._errors import DependencyError as DependencyError
 from ._errors import ExecutionError as ExecutionError
@@ -48,6 +50,8 @@ __version__ = "0.1.0"
 __all__ = (
     "AsyncQueue",
     "BoundTask",
+    "Checkpoint",
+    "CheckpointError",
     "ClosedError",
     "DependencyError",
     "ExecutionError",

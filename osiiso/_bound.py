@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 
 if TYPE_CHECKING:
+    from ._checkpoint import Checkpoint
     from ._group import TaskGroup
     from ._handle import TaskHandle
     from ._queue import AsyncQueue
@@ -60,16 +61,24 @@ class BoundTask(Generic[P, R]):
         options, call_kwargs = self._split(kwargs)
         return self._queue._enqueue(self._fn, args, call_kwargs, options)
 
-    def map(self, iterable: Iterable[Any], /, **options: Any) -> list[TaskHandle[R]]:
-        """Submit one call per element (tuple → positional args, dict → keyword args)."""
+    def map(self, iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
+            key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+            **options: Any) -> list[TaskHandle[R]]:
+        """Submit one call per element (tuple → positional args, dict → keyword args).
+
+        ``checkpoint``, ``key`` and ``namespace`` work as in `AsyncQueue.map`.
+        """
         reject_unknown(options, "map()")
-        return self._queue.map(self._fn, iterable, opts=self._options, **options)
+        return self._queue.map(self._fn, iterable, opts=self._options, checkpoint=checkpoint, key=key,
+                               namespace=namespace, **options)
 
     def group(self, iterable: Iterable[Any], /, *, group_id: str | None = None,
-              **options: Any) -> TaskGroup[R]:
-        """Submit one call per element as a `TaskGroup`."""
+              checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+              namespace: str | None = None, **options: Any) -> TaskGroup[R]:
+        """Submit one call per element as a `TaskGroup` (``checkpoint`` as in `map`)."""
         reject_unknown(options, "group()")
-        return self._queue.group(self._fn, iterable, group_id=group_id, opts=self._options, **options)
+        return self._queue.group(self._fn, iterable, group_id=group_id, opts=self._options, checkpoint=checkpoint,
+                                 key=key, namespace=namespace, **options)
 
     def options(self, opts: TaskOptions | None = None, /, **options: Any) -> BoundTask[P, R]:
         """A copy of this bound task with ``opts``/``options`` laid over its presets."""

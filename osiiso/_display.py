@@ -28,13 +28,16 @@ def summary_lines(summary: RunSummary, limit: int = 20) -> list[str]:
     lines = [
         f"osiiso run: {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})",
         f"  succeeded {summary.succeeded}  failed {summary.failed}  "
-        f"cancelled {summary.cancelled}  timeouts {summary.timeouts}",
+        f"cancelled {summary.cancelled}  timeouts {summary.timeouts}"
+        + (f"  restored {summary.restored} (from a checkpoint, not run)" if summary.restored else ""),
         f"  run timed out: {'yes, it stopped at its time limit' if summary.timed_out else 'no'}",
     ]
     by_backend = summary.by_backend()
     if by_backend:
-        parts = [f"{name} {len(results)}" for name, results in sorted(by_backend.items())]
-        lines.append("  by backend: " + ", ".join(parts))
+        parts = [f"{name} {n}" for name, results in sorted(by_backend.items())
+                 if (n := sum(1 for r in results if not r.restored))]
+        if parts:
+            lines.append("  by backend: " + ", ".join(parts))
     problems = _problems(summary)
     for result in problems[:limit]:
         lines.append(f"  {result.status.value:<9} {result.name} ({result.task_id}): {result.message}")
@@ -58,7 +61,10 @@ def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> 
                         f"({_rate(summary)}){stopped}")
     for column in ("backend", "tasks", "succeeded", "failed", "cancelled", "timeouts"):
         table.add_column(column, justify="left" if column == "backend" else "right")
-    for name, results in sorted(summary.by_backend().items()):
+    for name, all_results in sorted(summary.by_backend().items()):
+        results = [r for r in all_results if not r.restored]  # counts of work done
+        if not results:
+            continue
         counts = {s: sum(1 for r in results if r.status == s) for s in ("succeeded", "failed", "cancelled")}
         timed = sum(1 for r in results if isinstance(r.exception, TaskTimeoutError))
         table.add_row(name, str(len(results)), str(counts["succeeded"]), str(counts["failed"]),
@@ -66,6 +72,8 @@ def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> 
     table.add_row("all", str(summary.total_submitted), str(summary.succeeded), str(summary.failed),
                   str(summary.cancelled), str(summary.timeouts), style="bold")
     console.print(table)
+    if summary.restored:
+        console.print(f"restored {summary.restored} (from a checkpoint, not run)")
     problems = _problems(summary)
     if problems:
         detail = Table(title="tasks that did not succeed", show_lines=False)

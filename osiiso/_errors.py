@@ -11,20 +11,22 @@ Every exception osiiso defines derives from `OsiisoError`:
     ├── WorkerCrashedError     the worker process died while running the task
     ├── SerializationError     a function, argument or result could not be pickled
     ├── RemoteError            a worker's exception that could not travel back as itself
-    └── DependencyError        a task's dependency failed or was cancelled
+    ├── DependencyError        a task's dependency failed or was cancelled
+    └── CheckpointError        a checkpoint file could not be opened, or values not stored
 
 Errors about bad arguments are plain ``TypeError``/``ValueError``, as Python's own are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._results import TaskResult
 
 __all__ = (
+    "CheckpointError",
     "ClosedError",
     "DependencyError",
     "ExecutionError",
@@ -138,3 +140,18 @@ def _rebuild_remote(message: str, type_name: str, remote_traceback: str) -> Remo
 
 class DependencyError(OsiisoError):
     """A task did not run because a task it depends on failed or was cancelled."""
+
+
+class CheckpointError(OsiisoError):
+    """A `osiiso.Checkpoint` could not be opened or used, or some values were not stored.
+
+    ``unstored`` names the inputs whose values could not be stored, as
+    ``(namespace, key)`` pairs (empty when the error is about the file itself).
+    """
+
+    def __init__(self, message: str, unstored: Sequence[tuple[str, str | bytes]] = ()) -> None:
+        super().__init__(message)
+        self.unstored: tuple[tuple[str, str | bytes], ...] = tuple(unstored)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.unstored))

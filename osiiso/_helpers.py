@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._checkpoint import Checkpoint
 from ._options import reject_unknown
 from .backends.coroutine import is_async_callable
 
@@ -101,12 +102,25 @@ def _run_with_ctrl_c_as_cancel(fn: Callable[..., Awaitable[T]], args: tuple[Any,
 
 
 async def _ordered(fn: Callable[..., Any], iterable: Iterable[Any], queue_args: dict[str, Any],
-                   options: dict[str, Any]) -> tuple[Any, ...]:
+                   options: dict[str, Any], resume: dict[str, Any]) -> tuple[Any, ...]:
     from ._queue import AsyncQueue
 
-    async with AsyncQueue(**queue_args) as queue:
-        group = queue.group(fn, iterable, **options)
-        return await group.values()
+    checkpoint = resume.get("checkpoint")
+    try:
+        async with AsyncQueue(**queue_args) as queue:
+            group = queue.group(fn, iterable, **resume, **options)
+            values = await group.values()
+    finally:
+        if isinstance(checkpoint, Checkpoint):  # what the map computed is in the file when it returns
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(checkpoint._wait_written)
+    return values
+
+
+def _resume_args(checkpoint: Checkpoint | None, key: Callable[[Any], str | bytes] | None,
+                 namespace: str | None) -> dict[str, Any]:
+    given = {"checkpoint": checkpoint, "key": key, "namespace": namespace}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 _QUEUE_ARGS = ("workers", "threads", "processes", "mp_context", "initializer", "initargs", "max_tasks_per_child",
@@ -122,28 +136,35 @@ def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return queue_args, kwargs
 
 
-async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
+               key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+               **options: Any) -> tuple[Any, ...]:
     """Run ``fn`` over ``iterable`` in a fresh queue; a tuple of the values in input order.
 
     Queue settings (``workers``, ``threads``, ``processes``, ``rate``, ``burst``…) and task
-    options may both be given. Raises `ExecutionError` if any task fails.
+    options may both be given. Raises `ExecutionError` if any task fails. With ``checkpoint=``, inputs it
+    holds are restored instead of run, and the new values are committed before it returns.
     """
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "amap()")
-    return await _ordered(fn, iterable, queue_args, task_options)
+    return await _ordered(fn, iterable, queue_args, task_options, _resume_args(checkpoint, key, namespace))
 
 
-def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
+         key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+         **options: Any) -> tuple[Any, ...]:
     """From synchronous code: ``fn`` over ``iterable`` on threads; a tuple of the values in input order."""
     options.setdefault("backend", "thread")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "tmap()")
-    return anyio.run(_ordered, fn, iterable, queue_args, task_options)
+    return anyio.run(_ordered, fn, iterable, queue_args, task_options, _resume_args(checkpoint, key, namespace))
 
 
-def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, **options: Any) -> tuple[Any, ...]:
+def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
+         key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+         **options: Any) -> tuple[Any, ...]:
     """From synchronous code: ``fn`` over ``iterable`` on processes; a tuple of the values in input order."""
     options.setdefault("backend", "process")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "pmap()")
-    return anyio.run(_ordered, fn, iterable, queue_args, task_options)
+    return anyio.run(_ordered, fn, iterable, queue_args, task_options, _resume_args(checkpoint, key, namespace))

@@ -18,6 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from ._bound import BoundTask, TaskDecorator, make_bound
+from ._checkpoint import Checkpoint
 from ._config import check_choice, settings_from
 from ._engine import Engine, Run
 from ._errors import ClosedError, QueueFullError
@@ -26,6 +27,7 @@ from ._handle import TaskHandle
 from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
+from ._resume import submit_checkpointed
 from .backends.coroutine import is_async_callable
 
 __all__ = ("AsyncQueue",)
@@ -125,28 +127,51 @@ class AsyncQueue:
             await event.wait()
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
-            **options: Any) -> list[TaskHandle[Any]]:
-        """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args."""
+            checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+            namespace: str | None = None, **options: Any) -> list[TaskHandle[Any]]:
+        """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args.
+
+        With ``checkpoint=``, elements whose values it holds are restored instead of run
+        (see the checkpoint guide); ``key`` and ``namespace`` say where the values are kept.
+        """
         merged = merge_options(self._defaults, opts, options, "map()")
-        return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
+        if checkpoint is None and key is None and namespace is None:
+            return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
+        items = list(iterable)
+        return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn,
+                                   split=_split)
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
-              opts: TaskOptions | None = None, **options: Any) -> TaskGroup[Any]:
+              opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+              key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+              **options: Any) -> TaskGroup[Any]:
         """Submit tasks as one `TaskGroup`.
 
         ``group(fn, items)`` calls ``fn`` per item (as `map`); ``group([(fn, *args), ...])``
-        submits a list of calls. Every task gets the group's ``group_id``.
+        submits a list of calls. Every task gets the group's ``group_id``. ``checkpoint``,
+        ``key`` and ``namespace`` work as in `map`.
         """
+        named = group_id
         if group_id is None:
             group_id = f"group-{next(self._group_seq)}"
         merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
+        checkpointed = checkpoint is not None or key is not None or namespace is not None
+        if checkpointed and iterable is not None:
+            handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
+                                          "group()", fn=fn, split=_split)
+            return TaskGroup(handles, group_id)
         calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
         if iterable is None:
+            items = list(fn)
             calls = []
-            for call in fn:
+            for call in items:
                 if not isinstance(call, tuple) or not call:
                     raise TypeError(f"group() without an iterable takes (fn, *args) tuples, got {call!r}")
                 calls.append((call[0], call[1:], {}))
+            if checkpointed:
+                handles = submit_checkpointed(self, items, calls, merged, checkpoint, key, namespace, "group()",
+                                              group_id=named)
+                return TaskGroup(handles, group_id)
         else:
             calls = [(fn, *_split(item)) for item in iterable]
         return TaskGroup(self._enqueue_all(calls, merged), group_id)
@@ -156,11 +181,15 @@ class AsyncQueue:
         """Submit every call or none: each is checked, and the size limit too, before any is queued."""
         for fn, args, kwargs in calls:
             self._lane_for(fn, args, kwargs, options)
-        size = self._settings.size
-        if size and self._engine.outstanding + self._inbound + len(calls) > size:
-            raise QueueFullError(f"{len(calls)} tasks do not fit: the queue holds {self._engine.outstanding} "
-                                 f"unfinished tasks and its size limit is {size} — submit fewer, or raise size=")
+        self._check_room(len(calls))
         return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
+
+    def _check_room(self, count: int) -> None:
+        """Raise `QueueFullError` unless ``count`` more tasks fit under the ``size`` limit."""
+        size = self._settings.size
+        if size and self._engine.outstanding + self._inbound + count > size:
+            raise QueueFullError(f"{count} tasks do not fit: the queue holds {self._engine.outstanding} "
+                                 f"unfinished tasks and its size limit is {size} — submit fewer, or raise size=")
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...

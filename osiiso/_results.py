@@ -55,6 +55,7 @@ class _ResultFields(NamedTuple):
     started_at: float | None
     finished_at: float
     duration: float
+    restored: bool
 
 
 def _status(value: object) -> TaskStatus:
@@ -81,8 +82,9 @@ class TaskResult(_ResultFields):
     ``exception`` (when it failed or was cancelled), ``attempts``, ``backend``,
     ``priority``, ``group_id``, ``metadata``, ``detached``, ``must_complete``, ``message``
     (what happened, in words), ``created_at``, ``started_at``, ``finished_at`` (epoch
-    seconds) and ``duration`` (from the first attempt's start to the end; 0 for a task that
-    never ran).
+    seconds), ``duration`` (from the first attempt's start to the end; 0 for a task that
+    never ran) and ``restored`` (true for an input whose value came back from a
+    `osiiso.Checkpoint` instead of running: ``succeeded``, ``attempts == 0``).
 
     The queue builds them; tests and user code may too, with keywords: everything but
     ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as
@@ -97,14 +99,14 @@ class TaskResult(_ResultFields):
                 priority: int = 3, group_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                 detached: bool = False, must_complete: bool = False, message: str | None = None,
                 created_at: float = 0.0, started_at: float | None = None, finished_at: float = 0.0,
-                duration: float = 0.0) -> TaskResult:
+                duration: float = 0.0, restored: bool = False) -> TaskResult:
         if status.__class__ is not TaskStatus:
             status = _status(status)
         if message is None:
             message = _default_message(status, exception)
         return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
                                    group_id, metadata, detached, must_complete, message, created_at,
-                                   started_at, finished_at, duration))
+                                   started_at, finished_at, duration, restored))
 
     @property
     def ok(self) -> bool:
@@ -131,7 +133,10 @@ class RunSummary:
     ``timed_out`` says whether the run stopped at its time limit (``run(timeout=)`` or
     the queue's ``timeout``); ``timeouts`` counts the tasks whose last attempt hit its own
     ``timeout`` (they are also counted as failed). ``ok`` is true when nothing failed,
-    nothing was cancelled and the run did not time out.
+    nothing was cancelled and the run did not time out. The counts are of work done:
+    results restored from a `osiiso.Checkpoint` are counted in ``restored`` alone, so
+    ``succeeded + failed + cancelled == total_submitted`` and ``total_submitted + restored ==
+    len(results)``; their values are still in ``values``.
     """
 
     results: tuple[TaskResult, ...]
@@ -142,16 +147,21 @@ class RunSummary:
     failed: int = field(init=False)
     cancelled: int = field(init=False)
     timeouts: int = field(init=False)
+    restored: int = field(init=False)
 
     def __post_init__(self) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
-        timeouts = 0
+        timeouts = restored = 0
         for result in self.results:
+            if result.restored:
+                restored += 1
+                continue
             counts[result.status] += 1
             if isinstance(result.exception, TaskTimeoutError):
                 timeouts += 1
         set_ = object.__setattr__
-        set_(self, "total_submitted", len(self.results))
+        set_(self, "total_submitted", len(self.results) - restored)
+        set_(self, "restored", restored)
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
         set_(self, "cancelled", counts[TaskStatus.CANCELLED])
@@ -215,8 +225,9 @@ class RunSummary:
         print_summary(self, file=file, limit=limit)
 
     def __repr__(self) -> str:
+        restored = f", restored={self.restored}" if self.restored else ""
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
             f"failed={self.failed}, cancelled={self.cancelled}, timeouts={self.timeouts}, "
-            f"timed_out={self.timed_out}, duration={self.duration:.3f}s)"
+            f"timed_out={self.timed_out}{restored}, duration={self.duration:.3f}s)"
         )

@@ -118,6 +118,23 @@ class Records:
             self.check_idle()
         return result
 
+    def restore(self, handle: TaskHandle[Any], value: Any, message: str) -> TaskResult:
+        """Record a new ``handle`` as restored from a checkpoint: succeeded, without running.
+
+        The handle was never admitted: no lane, counter, results list or hook sees it (a
+        restored input is not work done). Safe from any thread, since nobody holds the
+        handle yet. With `finish`, the only place that creates a `TaskResult`.
+        """
+        options = handle._options
+        created = handle._created_at
+        result = TaskResult(
+            f"task-{handle._seq}", handle._name, TaskStatus.SUCCEEDED, value, None, 0, handle._backend,
+            options.priority, options.group_id, options.metadata, options.detached, options.must_complete,
+            message, created, None, created, 0.0, True,
+        )
+        handle._finish(result)
+        return result
+
     def _settle(self, done: TaskHandle[Any], dependents: list[TaskHandle[Any]]) -> None:
         """``done`` ended: release or fail its ``dependents``, and theirs, without recursion."""
         if self._settling is not None:  # already settling (a done-callback submitted): join that loop

@@ -1,0 +1,183 @@
+"""The checkpoint's SQLite file: opening it, its one table, and the thread that writes rows.
+
+``Checkpoint`` (``_checkpoint.py``) reads through a connection of its own and hands every
+row to a `Writer`, whose thread commits all the rows waiting when it wakes in one
+``BEGIN IMMEDIATE`` transaction; a failed write keeps its rows and is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+
+from ._errors import CheckpointError
+
+__all__ = ("INSERT", "SCHEMA", "TABLE", "Key", "Row", "Writer", "close_at_exit", "connect")
+
+logger = logging.getLogger("osiiso")
+
+Key = str | bytes
+#: (namespace, key, value, serializer, recorded_at): one row of the table
+Row = tuple[str, Key, str | bytes, str, float]
+
+TABLE = "osiiso_checkpoint"
+SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+    namespace   TEXT NOT NULL,
+    key         BLOB NOT NULL,
+    value       BLOB NOT NULL,
+    serializer  TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID"""
+INSERT = f"INSERT OR REPLACE INTO {TABLE} (namespace, key, value, serializer, recorded_at) VALUES (?, ?, ?, ?, ?)"
+
+
+def connect(path: str, timeout: float) -> sqlite3.Connection:
+    """A connection to ``path`` in WAL mode with the table in place, or `CheckpointError`."""
+    conn: sqlite3.Connection | None = None
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            prepare(conn)
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+                conn = None
+            # another process making the same new file WAL: SQLite says "locked" without waiting
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc) and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — give the path of a new or existing "
+                                  "SQLite file, in a directory that exists and that you can write to") from exc
+
+
+def prepare(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (once per file) and make the table if it is not there."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"the file stays in journal mode {mode!r}, not WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(SCHEMA)
+
+
+class Writer:
+    """The one thread that writes rows: every row waiting when it wakes goes in one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.cond = threading.Condition(threading.Lock())
+        self.idle = False  # the thread waits for rows: a new one must wake it
+        self.pending: list[Row] = []
+        self.inflight: list[Row] = []
+        self.error: sqlite3.Error | None = None  # the last write's failure, until one succeeds
+        self.tries = 0  # writes tried so far, successful or not
+        self.kick = False  # try again now, without waiting out the pause after a failure
+        self.closing = False
+        self.thread: threading.Thread | None = None
+
+    def put(self, row: Row) -> None:
+        with self.cond:
+            self.pending.append(row)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="osiiso-checkpoint", daemon=True)
+                self.thread.start()
+            elif self.idle:
+                self.cond.notify()
+
+    def unwritten(self, namespace: str) -> list[Row]:
+        """The rows of ``namespace`` not committed yet, oldest first."""
+        with self.cond:
+            return [row for row in (*self.inflight, *self.pending) if row[0] == namespace]
+
+    def _run(self) -> None:
+        delay = 0.05
+        while True:
+            with self.cond:
+                while not self.pending and not self.closing:
+                    self.idle = True
+                    self.cond.wait()
+                    self.idle = False
+                if not self.pending:
+                    return
+                batch = self.inflight = self.pending
+                self.pending = []
+                self.kick = False
+            try:
+                self._write(batch)
+            except sqlite3.Error as exc:
+                with self.cond:
+                    first = self.error is None
+                    self.error = exc
+                    self.tries += 1
+                    self.pending[:0] = batch  # kept, in order, for the next try
+                    self.inflight = []
+                    self.cond.notify_all()
+                    if first:
+                        logger.warning("osiiso: checkpoint could not write %d values (%s); retrying", len(batch), exc)
+                    if self.closing:
+                        return
+                    self.cond.wait_for(lambda: self.closing or self.kick, timeout=delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            with self.cond:
+                self.inflight = []
+                self.error = None
+                self.tries += 1
+                self.cond.notify_all()
+            delay = 0.05
+
+    def _write(self, batch: list[Row]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(INSERT, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+
+    def wait_written(self) -> bool:
+        """Wait until every row put so far is committed (True), or a write tried since has failed (False)."""
+        with self.cond:
+            if self.error is not None:  # pausing after a failure: try again now
+                self.kick = True
+                self.cond.notify_all()
+            start = self.tries
+            while self.pending or self.inflight:
+                if self.error is not None and self.tries > start and not self.inflight:
+                    return False
+                if self.thread is None or not self.thread.is_alive():
+                    return False
+                self.cond.wait()
+            return True
+
+    def close(self) -> list[Row]:
+        """Write what is pending (one more try after a failure), stop the thread; the rows lost."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+            thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self.cond:
+            lost, self.pending = [*self.inflight, *self.pending], []
+        self.conn.close()
+        return lost
+
+
+def close_at_exit(writer: Writer, reader: sqlite3.Connection) -> None:
+    """A checkpoint never closed: commit its rows at interpreter exit (or garbage collection)."""
+    lost = writer.close()
+    reader.close()
+    if lost:
+        logger.error("osiiso: checkpoint lost %d values it could not write: %s", len(lost), writer.error)
