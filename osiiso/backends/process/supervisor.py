@@ -219,9 +219,14 @@ class Supervisor:
             self._thread.join(timeout)
 
     def kill_all(self) -> None:
-        """Stop everything now (forced close, interpreter exit); any thread."""
-        self.closing = True
-        for worker in list(self._workers.values()):
+        """Stop everything now (forced close, interpreter exit); any thread.
+
+        Takes the launch lock, so a worker being started meanwhile is registered, then killed.
+        """
+        with self._lock:
+            self.closing = True  # from now on `_launch` refuses
+            workers = list(self._workers.values())
+        for worker in workers:
             kill_group(worker.pid)
         self.wake()
 
@@ -274,7 +279,7 @@ class Supervisor:
             target, args = runpy.run_path, (_WORKER_FILE,)
             kwargs = {"init_globals": {"_osiiso_worker_args": worker_args}, "run_name": RUN_NAME}
         proc = ctx.Process(  # type: ignore[attr-defined]
-            target=target, args=args, kwargs=kwargs, name=f"osiiso-process-{slot}", daemon=False)
+            target=target, args=args, kwargs=kwargs, name=f"{WORKER_NAME_PREFIX}{slot}", daemon=False)
         _launching.active = True
         try:
             proc.start()
@@ -367,6 +372,8 @@ class Supervisor:
 
 
 _live: weakref.WeakSet[Supervisor] = weakref.WeakSet()
+#: the name of every worker process starts with this
+WORKER_NAME_PREFIX = "osiiso-process-"
 
 
 @atexit.register
@@ -378,5 +385,13 @@ def _kill_unclosed_pools() -> None:
     """
     for supervisor in list(_live):
         supervisor.kill_all()
+    # a worker still being started when its pool was killed is not known to its supervisor
+    # yet: kill every worker process of ours that is left, or multiprocessing would wait for it
+    ours = [p for p in multiprocessing.active_children() if p.name.startswith(WORKER_NAME_PREFIX)]
+    for proc in ours:
+        if proc.pid is not None:
+            kill_group(proc.pid)
+    for proc in ours:
+        proc.join(5.0)
     for supervisor in list(_live):
         supervisor.join(5.0)
