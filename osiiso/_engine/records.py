@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ("Records",)
 
 Hook = Callable[..., object]
+_new_result = tuple.__new__
 
 
 class Records:
@@ -90,12 +91,14 @@ class Records:
                 message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
             else:
                 message = str(exc)
-        result = TaskResult(
+        # every field is known and of its type here: build the tuple directly, without the
+        # checks and defaults of TaskResult's keyword constructor (this runs once per task)
+        result = _new_result(TaskResult, (
             f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
             options.priority, options.group_id, options.metadata, options.detached,
             options.must_complete, message, handle._created_at, started, now,
-            now - started if started is not None else 0.0,
-        )
+            now - started if started is not None else 0.0, False,
+        ))
         lane.done += 1
         self.outstanding -= 1
         self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
