@@ -12,6 +12,7 @@ import functools
 import logging
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def pair(x: int) -> tuple[int, int]:
 
 def rows(path: Path, namespace: str | None = None) -> int:
     """Committed rows, seen through a connection of the test's own."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         if namespace is None:
             return int(conn.execute("SELECT COUNT(*) FROM osiiso_checkpoint").fetchone()[0])
         return int(conn.execute("SELECT COUNT(*) FROM osiiso_checkpoint WHERE namespace = ?",
@@ -116,7 +117,7 @@ def test_file_is_wal_and_keyed_by_namespace_and_key(path: Path) -> None:
     """The file is in WAL mode, with one table whose primary key is (namespace, key)."""
     with Checkpoint(path) as ck:
         osiiso.tmap(add, [(1, 2), {"a": 3, "b": 4}, 5], checkpoint=ck)
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         stored = dict(conn.execute("SELECT key, value FROM osiiso_checkpoint WHERE namespace = 'add'"))
         pk = [r[1] for r in conn.execute("PRAGMA table_info(osiiso_checkpoint)") if r[5]]
@@ -260,7 +261,7 @@ async def test_key_derives_the_key_from_the_input(path: Path) -> None:
         await osiiso.amap(asquare, [4], checkpoint=ck, key=lambda x: bytes([x]), namespace="bytes")
         await osiiso.amap(asquare, [4], checkpoint=ck, key=lambda x: bytes([x]), namespace="bytes")
     assert sorted(runs) == [1, 2, 3, 4]
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         assert sorted(r[0] for r in conn.execute("SELECT key FROM osiiso_checkpoint WHERE namespace = 'asquare'")) \
             == ["item-1", "item-2", "item-3"]
 
@@ -306,7 +307,7 @@ def test_unreadable_values_run_again(path: Path, caplog: pytest.LogCaptureFixtur
     """A stored value that cannot be decoded is logged, and its input runs again and is stored anew."""
     with Checkpoint(path) as ck:
         osiiso.tmap(square, [1, 2], checkpoint=ck)
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE osiiso_checkpoint SET value = '{broken' WHERE key = '[1]'")
     runs.clear()
     with caplog.at_level(logging.WARNING, logger="osiiso"), Checkpoint(path) as ck:

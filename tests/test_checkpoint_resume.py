@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def start(tmp_path: Path, log: str, first: int = 0, step: int = 1, gate_at: int 
 def committed(tmp_path: Path) -> set[int]:
     """The inputs whose values are in the file, read by a connection of the test's own."""
     try:
-        with sqlite3.connect(tmp_path / "ck.sqlite", timeout=10) as conn:
+        with closing(sqlite3.connect(tmp_path / "ck.sqlite", timeout=10)) as conn, conn:
             keys = conn.execute("SELECT key FROM osiiso_checkpoint WHERE namespace = 'work'").fetchall()
     except sqlite3.OperationalError:  # the script has not made the table yet
         return set()
@@ -143,7 +144,7 @@ def test_two_processes_write_the_same_inputs_at_once(tmp_path: Path) -> None:
     for proc in procs:
         assert finish(proc) == expected(range(N))
     assert committed(tmp_path) == set(range(N))
-    with sqlite3.connect(tmp_path / "ck.sqlite") as conn:
+    with closing(sqlite3.connect(tmp_path / "ck.sqlite")) as conn, conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
