@@ -20,9 +20,10 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 from ._bound import BoundTask
 from ._config import check_hook
 from ._errors import QueueFullError
+from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
-from ._queue import _NO_KWARGS, AsyncQueue
+from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
 from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap
@@ -162,7 +163,7 @@ class Queue:
                 merged = aq._merged(options) if options else aq._defaults
             else:
                 merged = merge_options(aq._defaults, opts, options, "submit()")
-            return SyncTaskHandle(aq._enqueue(fn, args, _NO_KWARGS, merged), self._driver)
+            return SyncTaskHandle(aq._enqueue(fn, args, NO_KWARGS, merged), self._driver)
         except QueueFullError:
             if not self._wait_for_room:
                 raise

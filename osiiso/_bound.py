@@ -12,13 +12,36 @@ if TYPE_CHECKING:
     from ._checkpoint import Checkpoint
     from ._group import TaskGroup
     from ._handle import TaskHandle
-    from ._queue import AsyncQueue
 
 P = ParamSpec("P")
 
 R = TypeVar("R")
 
-__all__ = ("BoundTask", "TaskDecorator", "make_bound")
+__all__ = ("BoundTask", "Submitter", "TaskDecorator", "make_bound")
+
+
+class Submitter(Protocol):
+    """What a `BoundTask` needs of the queue it is bound to: an `osiiso.AsyncQueue`.
+
+    Its defaults, its way in for one call (``_enqueue``, which skips ``submit``'s argument
+    packing), and ``map``/``group``. A protocol, so that this module needs no import of
+    the queue's, which imports it.
+    """
+
+    @property
+    def _defaults(self) -> TaskOptions: ...
+
+    def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 options: TaskOptions) -> TaskHandle[Any]: ...
+
+    def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
+            checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+            namespace: str | None = None, **options: Any) -> list[TaskHandle[Any]]: ...
+
+    def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
+              opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+              key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+              **options: Any) -> TaskGroup[Any]: ...
 
 
 class BoundTask(Generic[P, R]):
@@ -29,7 +52,7 @@ class BoundTask(Generic[P, R]):
     many calls with the same options; ``options(...)`` returns a copy with new presets.
     """
 
-    def __init__(self, queue: AsyncQueue, fn: Callable[..., Any], opts: TaskOptions | None,
+    def __init__(self, queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | None,
                  overrides: Mapping[str, Any]) -> None:
         self._queue = queue
         self._fn = fn
@@ -39,8 +62,8 @@ class BoundTask(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     @property
-    def queue(self) -> AsyncQueue:
-        """The queue the task submits to."""
+    def queue(self) -> Submitter:
+        """The queue the task submits to (an `osiiso.AsyncQueue`)."""
         return self._queue
 
     @property
@@ -99,7 +122,7 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> BoundTask[P, R]: ...
 
 
-def make_bound(queue: AsyncQueue, fn: Callable[..., Any], opts: TaskOptions | None,
+def make_bound(queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | None,
                overrides: Mapping[str, Any]) -> BoundTask[Any, Any]:
     """Bind ``fn`` to ``queue`` (checks the callable now, not at the first call)."""
     if not callable(fn):

@@ -39,7 +39,7 @@ import anyio
 
 from ._checkpoint_file import TABLE, Key, Row, Writer, close_at_exit, connect
 from ._errors import CheckpointError
-from ._results import TaskStatus
+from ._result import TaskStatus
 
 if TYPE_CHECKING:
     from ._handle import TaskHandle

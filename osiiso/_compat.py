@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ._blocking import Queue
 from ._options import TaskOptions
-from ._results import TaskResult
+from ._result import TaskResult
 from ._sync_handle import SyncTaskHandle
 
 __all__ = ("ProcessQueue", "ThreadQueue")

@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._errors import TaskTimeoutError
+from ._result import TaskResult
 
-if TYPE_CHECKING:
-    from ._results import RunSummary, TaskResult
-
-__all__ = ("print_summary", "summary_lines")
+__all__ = ("Summary", "print_summary", "summary_lines")
 
 
-def _rate(summary: RunSummary) -> str:
+class Summary(Protocol):
+    """What the report reads of a `osiiso.RunSummary` (which imports this module to print itself)."""
+
+    @property
+    def results(self) -> tuple[TaskResult, ...]: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def total_submitted(self) -> int: ...
+    @property
+    def succeeded(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def cancelled(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def restored(self) -> int: ...
+    def by_backend(self) -> dict[str, tuple[TaskResult, ...]]: ...
+
+
+def _rate(summary: Summary) -> str:
     if summary.duration <= 0:
         return "-"
     return f"{summary.total_submitted / summary.duration:,.0f} tasks/s"
 
 
-def _problems(summary: RunSummary) -> list[TaskResult]:
+def _problems(summary: Summary) -> list[TaskResult]:
     return [r for r in summary.results if not r.ok]
 
 
-def summary_lines(summary: RunSummary, limit: int = 20) -> list[str]:
+def summary_lines(summary: Summary, limit: int = 20) -> list[str]:
     """The plain-text report, line by line."""
     lines = [
         f"osiiso run: {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})",
@@ -46,7 +68,7 @@ def summary_lines(summary: RunSummary, limit: int = 20) -> list[str]:
     return lines
 
 
-def print_summary(summary: RunSummary, *, file: Any = None, limit: int = 20) -> None:
+def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> None:
     """Print ``summary`` to ``file`` (standard output by default)."""
     out = file if file is not None else sys.stdout
     try:

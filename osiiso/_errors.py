@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._results import TaskResult
+    from ._result import TaskResult
 
 __all__ = (
     "CheckpointError",

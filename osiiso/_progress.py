@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from ._results import TaskResult
+    from ._result import TaskResult
 
 __all__ = ("ProgressBar",)
 

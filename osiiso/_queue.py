@@ -1,14 +1,14 @@
-"""AsyncQueue: the public front end. Submission, runs and shutdown; the engine does the rest."""
+"""AsyncQueue: the public front end. Its public methods, runs and the life cycle; the engine does the rest.
+
+How a task gets in (routes, handles, the ``size`` limit, the hand-over from other threads)
+is `osiiso._intake.Intake`, the base class; a checkpointed fan-out is `osiiso._resume`.
+"""
 
 from __future__ import annotations
 
-import collections
 import functools
-import inspect
 import itertools
 import logging
-import threading
-import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
@@ -21,24 +21,22 @@ from ._bound import BoundTask, TaskDecorator, make_bound
 from ._checkpoint import Checkpoint
 from ._config import check_choice, settings_from
 from ._engine import Engine, Run
-from ._errors import ClosedError, QueueFullError
+from ._errors import ClosedError
 from ._group import TaskGroup
 from ._handle import TaskHandle
+from ._intake import NO_KWARGS, Call, Intake, arguments_of
 from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
-from .backends.coroutine import is_async_callable
 
 __all__ = ("AsyncQueue",)
 
 T = TypeVar("T")
 P = ParamSpec("P")
-#: the keyword arguments of a task submitted without any (never mutated: dependencies make a new dict)
-_NO_KWARGS: dict[str, Any] = {}
 
 
-class AsyncQueue:
+class AsyncQueue(Intake):
     """One queue for coroutines, thread tasks and process tasks, chosen per task.
 
     ``async with AsyncQueue() as q:`` starts it; a clean exit drains all work, an
@@ -57,27 +55,17 @@ class AsyncQueue:
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
     ) -> None:
-        s = self._settings = settings_from(
+        s = settings_from(
             workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
             fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
             on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
             initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
-        self._engine = Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
-                              on_retry=s.on_retry, on_complete=s.on_complete)
+        super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
+                                   on_retry=s.on_retry, on_complete=s.on_complete))
         # a queue dropped without shutdown() still lets its pool threads and processes go
         weakref.finalize(self, _release_backends, self._engine.lanes)
-        self._defaults = s.defaults
-        self._seq = itertools.count(1)
         self._group_seq = itertools.count(1)
-        self._routes: dict[tuple[Any, str], tuple[Any, str]] = {}
-        self._options_cache: dict[tuple[tuple[str, Any], ...], TaskOptions] = {}
-        self._closed = False
-        self._inbound = 0
-        self._inbound_lock = threading.Lock()
-        self._handovers: collections.deque[tuple[TaskHandle[Any], Any]] = collections.deque()
-        self._drain_scheduled = False
         self._run_active = False
-        self._handovers_open = True
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
 
     # -- submission ------------------------------------------------------------------------
@@ -95,21 +83,7 @@ class AsyncQueue:
             merged = self._merged(options) if options else self._defaults
         else:
             merged = merge_options(self._defaults, opts, options, "submit()")
-        return self._enqueue(fn, args, _NO_KWARGS, merged)
-
-    def _merged(self, options: dict[str, Any]) -> TaskOptions:
-        """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
-        try:
-            key = tuple(options.items())
-            return self._options_cache[key]
-        except KeyError:
-            merged = merge_options(self._defaults, None, options, "submit()")
-            if len(self._options_cache) >= 256:
-                self._options_cache.clear()
-            self._options_cache[key] = merged
-            return merged
-        except TypeError:  # an unhashable value (metadata={...}): merged each time
-            return merge_options(self._defaults, None, options, "submit()")
+        return self._enqueue(fn, args, NO_KWARGS, merged)
 
     async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                   **options: Any) -> TaskHandle[Any]:
@@ -117,14 +91,6 @@ class AsyncQueue:
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
         await self._wait_for_room()
         return self._enqueue(fn, args, {}, merged)
-
-    async def _wait_for_room(self) -> None:
-        """Wait until the queue is below its ``size`` limit (or closed)."""
-        size = self._settings.size
-        while size and self._engine.outstanding >= size and not self._closed:
-            event = anyio.Event()
-            self._engine.room_waiters.append(event)
-            await event.wait()
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
             checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
@@ -136,10 +102,10 @@ class AsyncQueue:
         """
         merged = merge_options(self._defaults, opts, options, "map()")
         if checkpoint is None and key is None and namespace is None:
-            return self._enqueue_all([(fn, *_split(item)) for item in iterable], merged)
+            return self._enqueue_all([(fn, *arguments_of(item)) for item in iterable], merged)
         items = list(iterable)
         return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn,
-                                   split=_split)
+                                   split=arguments_of)
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
@@ -158,9 +124,9 @@ class AsyncQueue:
         checkpointed = checkpoint is not None or key is not None or namespace is not None
         if checkpointed and iterable is not None:
             handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
-                                          "group()", fn=fn, split=_split)
+                                          "group()", fn=fn, split=arguments_of)
             return TaskGroup(handles, group_id)
-        calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
+        calls: list[Call]
         if iterable is None:
             items = list(fn)
             calls = []
@@ -173,23 +139,8 @@ class AsyncQueue:
                                               group_id=named)
                 return TaskGroup(handles, group_id)
         else:
-            calls = [(fn, *_split(item)) for item in iterable]
+            calls = [(fn, *arguments_of(item)) for item in iterable]
         return TaskGroup(self._enqueue_all(calls, merged), group_id)
-
-    def _enqueue_all(self, calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]],
-                     options: TaskOptions) -> list[TaskHandle[Any]]:
-        """Submit every call or none: each is checked, and the size limit too, before any is queued."""
-        for fn, args, kwargs in calls:
-            self._lane_for(fn, args, kwargs, options)
-        self._check_room(len(calls))
-        return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
-
-    def _check_room(self, count: int) -> None:
-        """Raise `QueueFullError` unless ``count`` more tasks fit under the ``size`` limit."""
-        size = self._settings.size
-        if size and self._engine.outstanding + self._inbound + count > size:
-            raise QueueFullError(f"{count} tasks do not fit: the queue holds {self._engine.outstanding} "
-                                 f"unfinished tasks and its size limit is {size} — submit fewer, or raise size=")
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...
@@ -214,102 +165,6 @@ class AsyncQueue:
             return make_bound(self, fn, opts, options)
 
         return decorate
-
-    def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 options: TaskOptions) -> TaskHandle[Any]:
-        if self._closed:
-            raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
-                              "(or call reset() once it is idle)")
-        lane, fn_name = self._lane_for(fn, args, kwargs, options)
-        engine = self._engine
-        size = self._settings.size
-        caller = engine.caller
-        foreign = caller is not None and not caller.in_loop_thread()
-        if size and engine.outstanding + self._inbound >= size:
-            raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
-                                 "await q.put(...) to wait for room, or raise size=")
-        handle: TaskHandle[Any] = TaskHandle(engine, next(self._seq), fn, args, kwargs, options,
-                                             lane.backend.name, options.name or fn_name, time.time())
-        if not foreign:
-            engine.admit(handle, lane)
-            return handle
-        # handed over in batches: one wake-up of the loop per batch, not per task (a thread
-        # submitting thousands of tasks would otherwise trade the GIL with the loop at each one)
-        with self._inbound_lock:
-            self._inbound += 1
-            self._handovers.append((handle, lane))
-            if self._drain_scheduled:
-                return handle
-            self._drain_scheduled = True
-        if not caller.call(self._admit_foreign):  # type: ignore[union-attr]
-            self._strand_handovers(handle)
-        return handle
-
-    def _lane_for(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                  options: TaskOptions) -> tuple[Any, str]:
-        """The lane and default name for ``fn``: from the cache, else resolved and checked."""
-        try:
-            return self._routes[fn, options.backend]
-        except (KeyError, TypeError):
-            return self._route(fn, args, kwargs, options)
-
-    def _route(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-               options: TaskOptions) -> tuple[Any, str]:
-        """Resolve and check the backend for ``fn`` (cached per callable)."""
-        backend = options.backend
-        awaitable = inspect.isawaitable(fn)
-        if backend == "auto":
-            backend = "async" if awaitable or is_async_callable(fn) else "thread"
-        if awaitable:
-            if args or kwargs:
-                raise TypeError(f"{fn!r} is an awaitable; it takes no arguments — pass the coroutine "
-                                "function and its arguments instead")
-            if options.retries:
-                raise ValueError(f"retries need a coroutine function: {fn!r} is a coroutine object, which "
-                                 "can run only once — submit the function and its arguments instead")
-        elif not callable(fn):
-            raise TypeError(f"a task must be a callable or an awaitable, got {fn!r}")
-        lane = self._engine.lane(backend)
-        lane.backend.check(fn)
-        name = getattr(fn, "__name__", None) or type(fn).__name__
-        if not awaitable:
-            if len(self._routes) > 1024:
-                self._routes.clear()
-            try:
-                self._routes[fn, options.backend] = (lane, name)
-            except TypeError:  # an unhashable callable: resolved again next time
-                pass
-        return lane, name
-
-    def _admit_foreign(self) -> None:
-        """On the loop: admit the tasks other threads handed over, in the order they came."""
-        with self._inbound_lock:  # take the batch; a task handed over from now on schedules a new one
-            batch, self._handovers = self._handovers, collections.deque()
-            self._drain_scheduled = False
-        admit, cancel = self._engine.admit, self._engine.cancel
-        try:
-            for handle, lane in batch:
-                admit(handle, lane)
-                if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
-                    cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
-                                   "thread, reached it")
-        finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile
-            with self._inbound_lock:
-                self._inbound -= len(batch)
-
-    def _strand_handovers(self, mine: TaskHandle[Any]) -> None:
-        """The loop is gone before a batch reached it: refuse ``mine``, cancel the rest of the batch."""
-        with self._inbound_lock:
-            stranded = list(self._handovers)
-            self._handovers.clear()
-            self._inbound -= len(stranded)
-            self._drain_scheduled = False
-        for handle, lane in stranded:
-            if handle is not mine:  # submitted from another thread meanwhile, and already handed out
-                self._engine.admit(handle, lane)
-                self._engine.cancel(handle, "cancelled: the queue's event loop stopped before this task "
-                                            "reached it")
-        raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -501,10 +356,3 @@ def _release_backends(lanes: dict[str, Any]) -> None:
         except Exception:  # a finalizer must not raise
             logging.getLogger("osiiso").exception("osiiso: could not release the %r backend", lane.backend.name)
 
-
-def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(item, tuple):
-        return item, {}
-    if isinstance(item, dict):
-        return (), item
-    return (item,), {}

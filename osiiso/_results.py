@@ -1,120 +1,19 @@
-"""What a task ends with (`TaskResult`) and what a run reports (`RunSummary`)."""
+"""What a run reports (`RunSummary`); also where `TaskResult` and `TaskStatus` are imported from.
+
+The two types of one task's outcome live in the leaf module `osiiso._result`; they are
+re-exported here, so ``from osiiso._results import TaskResult`` keeps working.
+"""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._errors import ExecutionError, TaskTimeoutError, describe_failures
+from ._result import TaskResult as TaskResult
+from ._result import TaskStatus as TaskStatus
 
 __all__ = ("RunSummary", "TaskResult", "TaskStatus")
-
-
-class TaskStatus(str, enum.Enum):
-    """A task's state. Members compare equal to (and format as) their plain strings."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return self.value.__format__(spec)
-
-    @property
-    def finished(self) -> bool:
-        """Whether this is a final state."""
-        return self in _FINAL
-
-
-_FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
-
-class _ResultFields(NamedTuple):
-    task_id: str
-    name: str
-    status: TaskStatus
-    value: Any
-    exception: BaseException | None
-    attempts: int
-    backend: str
-    priority: int
-    group_id: str | None
-    metadata: Mapping[str, Any] | None
-    detached: bool
-    must_complete: bool
-    message: str
-    created_at: float
-    started_at: float | None
-    finished_at: float
-    duration: float
-    restored: bool
-
-
-def _status(value: object) -> TaskStatus:
-    if isinstance(value, str):
-        try:
-            return TaskStatus(value.strip().lower())
-        except ValueError:
-            pass
-    raise ValueError(f"status must be one of {', '.join(repr(s.value) for s in TaskStatus)}, got {value!r}")
-
-
-def _default_message(status: TaskStatus, exception: BaseException | None) -> str:
-    if exception is None:
-        return status.value
-    if status is TaskStatus.FAILED:
-        return f"failed: {type(exception).__name__}: {exception}"
-    return str(exception) or status.value
-
-
-class TaskResult(_ResultFields):
-    """How one task ended: exactly one per task, whatever happened.
-
-    Fields: ``task_id``, ``name``, ``status``, ``value`` (set when it succeeded),
-    ``exception`` (when it failed or was cancelled), ``attempts``, ``backend``,
-    ``priority``, ``group_id``, ``metadata``, ``detached``, ``must_complete``, ``message``
-    (what happened, in words), ``created_at``, ``started_at``, ``finished_at`` (epoch
-    seconds), ``duration`` (from the first attempt's start to the end; 0 for a task that
-    never ran) and ``restored`` (true for an input whose value came back from a
-    `osiiso.Checkpoint` instead of running: ``succeeded``, ``attempts == 0``).
-
-    The queue builds them; tests and user code may too, with keywords: everything but
-    ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as
-    ``"succeeded"`` becomes a `TaskStatus`, and a missing ``message`` is made from the status
-    and the exception. Immutable; ``_replace(**changes)`` makes a changed copy.
-    """
-
-    __slots__ = ()
-
-    def __new__(cls, task_id: str, name: str, status: TaskStatus | str, value: Any = None,
-                exception: BaseException | None = None, attempts: int = 0, backend: str = "",
-                priority: int = 3, group_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                detached: bool = False, must_complete: bool = False, message: str | None = None,
-                created_at: float = 0.0, started_at: float | None = None, finished_at: float = 0.0,
-                duration: float = 0.0, restored: bool = False) -> TaskResult:
-        if status.__class__ is not TaskStatus:
-            status = _status(status)
-        if message is None:
-            message = _default_message(status, exception)
-        return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
-                                   group_id, metadata, detached, must_complete, message, created_at,
-                                   started_at, finished_at, duration, restored))
-
-    @property
-    def ok(self) -> bool:
-        """Whether the task succeeded."""
-        return self.status is TaskStatus.SUCCEEDED
-
-    def __repr__(self) -> str:
-        return f"<TaskResult {self.task_id} {self.name!r} {self.status.value}: {self.message}>"
 
 
 def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskResult, ...]]:

@@ -20,8 +20,8 @@ from ._errors import ClosedError
 from ._handle import TaskHandle
 
 if TYPE_CHECKING:
+    from ._intake import Call, Intake
     from ._options import TaskOptions
-    from ._queue import AsyncQueue
 
 __all__ = ("submit_checkpointed",)
 
@@ -51,7 +51,6 @@ _encode_key = _key_encoder()
 _RESTORED = "restored from checkpoint"
 _NO_KWARGS: dict[str, Any] = {}  # a restored handle's (never mutated)
 _MISSING: Any = object()
-Call = tuple[Any, tuple[Any, ...], dict[str, Any]]
 
 
 def default_namespace(fn: Any, where: str) -> str:
@@ -119,7 +118,7 @@ def _check_unique(keys: list[Key], where: str) -> None:
                              "checkpoint keeps one value per key: drop the duplicate, or pass key= to tell them apart")
 
 
-def submit_checkpointed(queue: AsyncQueue, items: Sequence[Any], calls: list[Call] | None,
+def submit_checkpointed(queue: Intake, items: Sequence[Any], calls: list[Call] | None,
                         options: TaskOptions, checkpoint: object, key: Callable[[Any], Key] | None,
                         namespace: str | None, where: str, *, fn: Any = None, group_id: str | None = None,
                         split: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
@@ -164,9 +163,8 @@ def submit_checkpointed(queue: AsyncQueue, items: Sequence[Any], calls: list[Cal
     try:
         found = checkpoint._lookup(namespace, keys)
         queue._check_room(len(items) - len(found))
-        engine = queue._engine
+        engine, seq = queue._restorer()
         restore = engine.restore
-        seq = queue._seq
         now = time.time()
         handles: list[TaskHandle[Any]] = []
         append = handles.append

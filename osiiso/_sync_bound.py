@@ -6,17 +6,31 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_kwargs
+from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_kwargs
 
 if TYPE_CHECKING:
-    from ._blocking import Queue
     from ._bound import BoundTask
     from ._options import TaskOptions
 
-__all__ = ("SyncBoundTask", "SyncTaskDecorator")
+__all__ = ("BlockingSubmitter", "SyncBoundTask", "SyncTaskDecorator")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+
+
+class BlockingSubmitter(Protocol):
+    """What a `SyncBoundTask` needs of the queue it is bound to: a blocking `osiiso.Queue`.
+
+    The driver its handles hold, and its submission that waits for room on a full
+    ``ThreadQueue``/``ProcessQueue``. A protocol, so that this module needs no import of
+    ``_blocking``, which imports it.
+    """
+
+    @property
+    def _driver(self) -> LoopDriver: ...
+
+    def _when_full(self, submit: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
 
 
 class SyncBoundTask(Generic[P, R]):
@@ -27,14 +41,14 @@ class SyncBoundTask(Generic[P, R]):
     `SyncTaskHandle` / `SyncTaskGroup`.
     """
 
-    def __init__(self, queue: Queue, bound: BoundTask[P, R]) -> None:
+    def __init__(self, queue: BlockingSubmitter, bound: BoundTask[P, R]) -> None:
         self._queue = queue
         self._bound = bound
         functools.update_wrapper(self, bound.__wrapped__)  # type: ignore[attr-defined]
 
     @property
-    def queue(self) -> Queue:
-        """The queue the task submits to."""
+    def queue(self) -> BlockingSubmitter:
+        """The queue the task submits to (an `osiiso.Queue`)."""
         return self._queue
 
     @property

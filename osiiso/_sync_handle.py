@@ -14,7 +14,7 @@ import queue as stdlib_queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._group import TaskGroup, summarize, values_of
 from ._handle import TaskHandle
@@ -22,12 +22,21 @@ from ._loopthread import check_not_in_event_loop
 from ._results import RunSummary, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
-    from ._blocking import Driver
     from ._options import TaskOptions
 
-__all__ = ("SyncTaskGroup", "SyncTaskHandle", "iter_completed")
+__all__ = ("LoopDriver", "SyncTaskGroup", "SyncTaskHandle", "iter_completed")
 
 T = TypeVar("T")
+
+
+class LoopDriver(Protocol):
+    """What a blocking handle needs of the `osiiso._blocking.Driver` of its queue's loop thread.
+
+    A protocol, so that this module needs no import of ``_blocking``, which imports it.
+    """
+
+    def ensure_serving(self) -> None:
+        """Start the queue's workers unless they run (something is about to wait for a task)."""
 
 
 class SyncTaskHandle(Generic[T]):
@@ -41,7 +50,7 @@ class SyncTaskHandle(Generic[T]):
 
     __slots__ = ("_driver", "_handle")
 
-    def __init__(self, handle: TaskHandle[T], driver: Driver) -> None:
+    def __init__(self, handle: TaskHandle[T], driver: LoopDriver) -> None:
         self._handle = handle
         self._driver = driver
 
@@ -186,7 +195,7 @@ class SyncTaskGroup(Generic[T]):
 
     __slots__ = ("_group", "handles")
 
-    def __init__(self, group: TaskGroup[T], driver: Driver) -> None:
+    def __init__(self, group: TaskGroup[T], driver: LoopDriver) -> None:
         self._group = group
         self.handles: tuple[SyncTaskHandle[T], ...] = tuple(SyncTaskHandle(h, driver) for h in group.handles)
 

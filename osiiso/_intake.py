@@ -1,0 +1,205 @@
+"""Intake: how a task gets into an `osiiso.AsyncQueue`, the base class that owns the way in.
+
+It owns the route of each callable (``backend="auto"`` resolved, the backend's check, both
+cached per callable), the building of a task's handle and its admission to the engine, the
+``size`` limit (refusing, or waiting for room), and the hand-over of tasks submitted from
+other threads to the event loop, in batches. `AsyncQueue` derives from it and keeps the
+public methods and the life cycle; a method here is the queue's own method, so the
+per-submit path (``submit`` → ``_enqueue`` → ``_lane_for`` → ``Engine.admit``) has no
+extra call layer.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+
+from ._config import QueueSettings
+from ._engine import Engine
+from ._errors import ClosedError, QueueFullError
+from ._handle import TaskHandle
+from ._options import TaskOptions, merge_options
+from .backends.coroutine import is_async_callable
+
+__all__ = ("NO_KWARGS", "Call", "Intake", "arguments_of")
+
+#: the keyword arguments of a task submitted without any (never mutated: dependencies make a new dict)
+NO_KWARGS: dict[str, Any] = {}
+Call = tuple[Any, tuple[Any, ...], dict[str, Any]]
+
+
+def arguments_of(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of one element of a fan-out: a tuple is positional args, a dict keyword args."""
+    if isinstance(item, tuple):
+        return item, {}
+    if isinstance(item, dict):
+        return (), item
+    return (item,), {}
+
+
+class Intake:
+    """The way into a queue: routes, handles, the size limit, the hand-over from other threads.
+
+    The base class of `osiiso.AsyncQueue` (see the module docstring); never used alone.
+    """
+
+    def __init__(self, settings: QueueSettings, engine: Engine) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._defaults = settings.defaults
+        self._seq = itertools.count(1)
+        self._routes: dict[tuple[Any, str], tuple[Any, str]] = {}
+        self._options_cache: dict[tuple[tuple[str, Any], ...], TaskOptions] = {}
+        self._closed = False
+        self._inbound = 0
+        self._inbound_lock = threading.Lock()
+        self._handovers: collections.deque[tuple[TaskHandle[Any], Any]] = collections.deque()
+        self._drain_scheduled = False
+        self._handovers_open = True
+
+    def _merged(self, options: dict[str, Any]) -> TaskOptions:
+        """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
+        try:
+            key = tuple(options.items())
+            return self._options_cache[key]
+        except KeyError:
+            merged = merge_options(self._defaults, None, options, "submit()")
+            if len(self._options_cache) >= 256:
+                self._options_cache.clear()
+            self._options_cache[key] = merged
+            return merged
+        except TypeError:  # an unhashable value (metadata={...}): merged each time
+            return merge_options(self._defaults, None, options, "submit()")
+
+    # -- the size limit ----------------------------------------------------------------------
+    async def _wait_for_room(self) -> None:
+        """Wait until the queue is below its ``size`` limit (or closed)."""
+        size = self._settings.size
+        while size and self._engine.outstanding >= size and not self._closed:
+            event = anyio.Event()
+            self._engine.room_waiters.append(event)
+            await event.wait()
+
+    def _check_room(self, count: int) -> None:
+        """Raise `QueueFullError` unless ``count`` more tasks fit under the ``size`` limit."""
+        size = self._settings.size
+        if size and self._engine.outstanding + self._inbound + count > size:
+            raise QueueFullError(f"{count} tasks do not fit: the queue holds {self._engine.outstanding} "
+                                 f"unfinished tasks and its size limit is {size} — submit fewer, or raise size=")
+
+    # -- one task, or many ---------------------------------------------------------------------
+    def _enqueue_all(self, calls: list[Call], options: TaskOptions) -> list[TaskHandle[Any]]:
+        """Submit every call or none: each is checked, and the size limit too, before any is queued."""
+        for fn, args, kwargs in calls:
+            self._lane_for(fn, args, kwargs, options)
+        self._check_room(len(calls))
+        return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
+
+    def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 options: TaskOptions) -> TaskHandle[Any]:
+        if self._closed:
+            raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
+                              "(or call reset() once it is idle)")
+        lane, fn_name = self._lane_for(fn, args, kwargs, options)
+        engine = self._engine
+        size = self._settings.size
+        caller = engine.caller
+        foreign = caller is not None and not caller.in_loop_thread()
+        if size and engine.outstanding + self._inbound >= size:
+            raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
+                                 "await q.put(...) to wait for room, or raise size=")
+        handle: TaskHandle[Any] = TaskHandle(engine, next(self._seq), fn, args, kwargs, options,
+                                             lane.backend.name, options.name or fn_name, time.time())
+        if not foreign:
+            engine.admit(handle, lane)
+            return handle
+        # handed over in batches: one wake-up of the loop per batch, not per task (a thread
+        # submitting thousands of tasks would otherwise trade the GIL with the loop at each one)
+        with self._inbound_lock:
+            self._inbound += 1
+            self._handovers.append((handle, lane))
+            if self._drain_scheduled:
+                return handle
+            self._drain_scheduled = True
+        if not caller.call(self._admit_foreign):  # type: ignore[union-attr]
+            self._strand_handovers(handle)
+        return handle
+
+    def _restorer(self) -> tuple[Engine, Iterator[int]]:
+        """What a checkpointed fan-out needs to hand out restored handles: the engine, the task numbers."""
+        return self._engine, self._seq
+
+    # -- routes ------------------------------------------------------------------------------
+    def _lane_for(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                  options: TaskOptions) -> tuple[Any, str]:
+        """The lane and default name for ``fn``: from the cache, else resolved and checked."""
+        try:
+            return self._routes[fn, options.backend]
+        except (KeyError, TypeError):
+            return self._route(fn, args, kwargs, options)
+
+    def _route(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: TaskOptions) -> tuple[Any, str]:
+        """Resolve and check the backend for ``fn`` (cached per callable)."""
+        backend = options.backend
+        awaitable = inspect.isawaitable(fn)
+        if backend == "auto":
+            backend = "async" if awaitable or is_async_callable(fn) else "thread"
+        if awaitable:
+            if args or kwargs:
+                raise TypeError(f"{fn!r} is an awaitable; it takes no arguments — pass the coroutine "
+                                "function and its arguments instead")
+            if options.retries:
+                raise ValueError(f"retries need a coroutine function: {fn!r} is a coroutine object, which "
+                                 "can run only once — submit the function and its arguments instead")
+        elif not callable(fn):
+            raise TypeError(f"a task must be a callable or an awaitable, got {fn!r}")
+        lane = self._engine.lane(backend)
+        lane.backend.check(fn)
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        if not awaitable:
+            if len(self._routes) > 1024:
+                self._routes.clear()
+            try:
+                self._routes[fn, options.backend] = (lane, name)
+            except TypeError:  # an unhashable callable: resolved again next time
+                pass
+        return lane, name
+
+    # -- the hand-over from other threads ------------------------------------------------------
+    def _admit_foreign(self) -> None:
+        """On the loop: admit the tasks other threads handed over, in the order they came."""
+        with self._inbound_lock:  # take the batch; a task handed over from now on schedules a new one
+            batch, self._handovers = self._handovers, collections.deque()
+            self._drain_scheduled = False
+        admit, cancel = self._engine.admit, self._engine.cancel
+        try:
+            for handle, lane in batch:
+                admit(handle, lane)
+                if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+                    cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
+                                   "thread, reached it")
+        finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile
+            with self._inbound_lock:
+                self._inbound -= len(batch)
+
+    def _strand_handovers(self, mine: TaskHandle[Any]) -> None:
+        """The loop is gone before a batch reached it: refuse ``mine``, cancel the rest of the batch."""
+        with self._inbound_lock:
+            stranded = list(self._handovers)
+            self._handovers.clear()
+            self._inbound -= len(stranded)
+            self._drain_scheduled = False
+        for handle, lane in stranded:
+            if handle is not mine:  # submitted from another thread meanwhile, and already handed out
+                self._engine.admit(handle, lane)
+                self._engine.cancel(handle, "cancelled: the queue's event loop stopped before this task "
+                                            "reached it")
+        raise ClosedError("the queue's event loop has stopped; nothing more can be submitted")
