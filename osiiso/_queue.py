@@ -16,8 +16,9 @@ import anyio
 import anyio.lowlevel
 
 from ._bound import BoundTask, TaskDecorator, make_bound
-from ._config import check_choice, settings_from
+from ._config import check_run_arguments, settings_from
 from ._engine import Engine, Run
+from ._engine.deps import dependencies_of
 from ._errors import ClosedError, QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
@@ -108,10 +109,8 @@ class AsyncQueue:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
         size = self._settings.size
-        while size and self._engine.outstanding >= size and not self._closed:
-            event = anyio.Event()
-            self._engine.room_waiters.append(event)
-            await event.wait()
+        if size and self._engine.outstanding >= size:
+            await self._engine.wait_room(size, lambda: self._closed)
         return self._enqueue(fn, args, {}, merged)
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
@@ -194,6 +193,7 @@ class AsyncQueue:
         if not foreign:
             engine.admit(handle, lane)
             return handle
+        dependencies_of(handle)  # refuse a handle of another queue here, in the caller's thread
         with self._inbound_lock:
             self._inbound += 1
         if not caller.call(self._admit_foreign, handle, lane):  # type: ignore[union-attr]
@@ -264,13 +264,7 @@ class AsyncQueue:
         Returns the `RunSummary` of the tasks that ended during this run.
         ``strict=True`` raises `ExecutionError` if any failed.
         """
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or not timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-        policy = check_choice("fail_policy", fail_policy or self._settings.fail_policy, ("continue", "fail_first"))
-        for flag, value in (("strict", strict), ("progress", progress)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag} must be True or False, got {value!r}")
+        timeout, policy = check_run_arguments(timeout, strict, fail_policy, progress, self._settings.fail_policy)
         if self._run_active:
             raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
         if self._closed and not self._engine.outstanding:
@@ -290,12 +284,14 @@ class AsyncQueue:
 
     async def join(self) -> None:
         """Wait until every submitted task has ended (starting the workers if needed)."""
+        self._engine.refuse_in_own_hook("join()")
         if self._engine.outstanding:
             await self._engine.service.start()
             await self._engine.wait_idle()
 
     async def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools."""
+        self._engine.refuse_in_own_hook("shutdown()")
         self._closed = True
         engine = self._engine
         for event in engine.room_waiters:
@@ -325,10 +321,7 @@ class AsyncQueue:
             self._cancel_now()
 
     def _cancel_now(self) -> None:
-        engine = self._engine
-        engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        if engine.run is not None:
-            engine.run.end()
+        self._engine.stop_all("cancelled: queue.cancel() was called")
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
