@@ -70,7 +70,7 @@ def check_number(name: str, value: object, *, allow_none: bool, positive: bool =
     except OverflowError:
         number = math.inf
     if math.isnan(number):
-        raise ValueError(f"{name} must be a number, got NaN")
+        raise ValueError(f"{name} must be a number, got {value!r} (NaN)")
     if math.isinf(number):
         digits = int(value.bit_length() * 0.30103) if isinstance(value, int) else 0
         shown = f"{value!r}" if isinstance(value, float) else f"an int of about {digits} digits"
