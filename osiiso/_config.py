@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import multiprocessing.context
 import os
 from collections.abc import Callable
 from typing import Any
 
-from ._options import TaskOptions
+from ._options import TaskOptions, check_number
 from .backends.base import BackendConfig
 
-__all__ = ("QueueSettings", "check_choice", "check_hook", "settings_from")
+__all__ = ("QueueSettings", "check_choice", "check_hook", "check_run_arguments", "settings_from")
 
 START_METHODS = ("spawn", "forkserver", "fork")
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     """``value`` if it is one of ``allowed``, else a ``ValueError`` naming all three."""
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
 
@@ -33,11 +34,38 @@ def _count(name: str, value: object, *, allow_none: bool = True, allow_zero: boo
 
 
 def _seconds(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    """A finite number of seconds > 0, or ``None``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ValueError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+    seconds = check_number(name, value, allow_none=True, positive=True)
+    return float(seconds) if seconds is not None else None
+
+
+def _rate(rate: object, burst: int) -> float | None:
+    """Attempts per second: finite, > 0, and not so small that one interval is infinite."""
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ValueError(f"rate must be a number of attempts per second > 0 or None, got {rate!r}")
+    value = check_number("rate", rate, allow_none=False, positive=True)
+    assert value is not None
+    interval = 1.0 / value
+    if not math.isfinite(interval) or not math.isfinite((burst - 1) * interval):
+        raise ValueError(f"rate={rate!r} with burst={burst} is too small: one attempt every {interval:g}s "
+                         "cannot be timed — use a rate of at least one attempt a year (3.2e-08), or None")
     return float(value)
+
+
+def check_run_arguments(timeout: object, strict: object, fail_policy: object, progress: object,
+                        default_policy: str) -> tuple[float | None, str]:
+    """Validate ``run()``'s arguments; return its time limit and its fail policy."""
+    limit = _seconds("timeout", timeout)
+    policy = check_choice("fail_policy", default_policy if fail_policy is None else fail_policy,
+                          ("continue", "fail_first"))
+    for flag, value in (("strict", strict), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag} must be True or False, got {value!r}")
+    return limit, policy
 
 
 def check_hook(name: str, value: object) -> Callable[..., object] | None:
@@ -106,9 +134,11 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
     n_threads = _count("threads", threads) or min(n_workers, 32, cpu + 4)
     n_processes = _count("processes", processes) or min(n_workers, cpu)
     n_size = _count("size", size, allow_none=False, allow_zero=True)
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
-        raise ValueError(f"rate must be a number of attempts per second > 0 or None, got {rate!r}")
     n_burst = _count("burst", burst, allow_none=False)
+    assert n_burst is not None
+    if n_burst > 1_000_000_000:
+        raise ValueError(f"burst must be an int from 1 to 1,000,000,000, got {burst!r}")
+    n_rate = _rate(rate, n_burst)
     if defaults is not None and not isinstance(defaults, TaskOptions):
         raise ValueError(f"defaults must be a TaskOptions or None, got {defaults!r}")
     if initializer is not None and not callable(initializer):
@@ -130,7 +160,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         mode=check_choice("mode", mode, ("finite", "infinite")),
         fail_policy=check_choice("fail_policy", fail_policy, ("continue", "fail_first")),
         on_timeout=check_choice("on_timeout", on_timeout, ("complete", "cancel")),
-        rate=float(rate) if rate is not None else None,
+        rate=n_rate,
         burst=n_burst,
         defaults=defaults if defaults is not None else TaskOptions(),
         on_start=check_hook("on_start", on_start),

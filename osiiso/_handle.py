@@ -8,6 +8,8 @@ so every field that starts with ``_`` belongs to the engine.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -181,15 +183,41 @@ class TaskHandle(Generic[T]):
     def cancel(self, reason: str | None = None) -> bool:
         """Ask for the task to be cancelled (from any thread).
 
-        Returns ``False`` if it had already ended. A waiting task is cancelled at once; a
-        running one is interrupted the way its backend allows (see the cancellation guide).
+        Returns ``True`` if the task will end cancelled, ``False`` if it had already ended (as
+        ``concurrent.futures.Future.cancel``). A waiting task is cancelled at once; a running one
+        is interrupted the way its backend allows (see the cancellation guide).
         """
         if reason is not None and not isinstance(reason, str):
             raise TypeError(f"cancel() takes a reason string or None, got {reason!r}")
         if self._result is not None:
             return False
-        self._engine.request_cancel(self, reason or "cancelled by handle.cancel()")
+        text = reason or "cancelled by handle.cancel()"
+        if not text.startswith("cancelled"):
+            text = f"cancelled: {text}"
+        engine = self._engine
+        caller = engine.caller
+        if caller is None or caller.in_loop_thread():
+            engine.request_cancel(self, text)
+            return True
+        # Another thread than the loop's: the answer must hold even if the task ends meanwhile.
+        # The reason is set first; the loop reads it where it records the result, after it has
+        # marked the task done (`Records.finish`). Not done yet: the loop will see the reason and
+        # record a cancellation. Done: the loop is recording it (or has): its result says.
+        self._cancel_reason = text
+        if self._where is DONE:
+            return self._settled_status() is TaskStatus.CANCELLED
+        caller.call(engine.request_cancel, self, text)
         return True
+
+    def _settled_status(self) -> TaskStatus:
+        """The status of a task the loop is recording right now (another thread waits for it)."""
+        pause = 0.0
+        deadline = time.monotonic() + 5.0
+        while self._result is None and time.monotonic() < deadline:
+            time.sleep(pause)  # the loop's thread goes on: it is inside one synchronous call
+            pause = min(pause * 2 or 1e-5, 1e-3)
+        result = self._result
+        return result.status if result is not None else TaskStatus.CANCELLED
 
     def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:
         """Call ``fn(handle)`` when the task ends (at once if it already has).
@@ -223,9 +251,8 @@ class TaskHandle(Generic[T]):
 
     def _finish(self, result: TaskResult) -> None:
         """Engine only: store the result and wake whoever waits (loop thread)."""
-        self._result = result
+        self._result = result  # `Records.finish` has set ``_where`` to DONE already
         self._status = result.status
-        self._where = DONE
         self._slot = None
         if self._event is not None:
             self._event.set()
@@ -242,22 +269,57 @@ class TaskHandle(Generic[T]):
 def _call_quietly(fn: Callable[[Any], object], arg: object) -> None:
     try:
         fn(arg)
-    except Exception:
-        logger.exception("osiiso: done callback %r raised; ignoring it", fn)
+    except BaseException as exc:  # a callback never breaks the engine that calls it, whatever it raises
+        try:
+            shown = repr(fn)
+        except BaseException:
+            shown = f"<{type(fn).__name__}>"
+        logger.error("osiiso: done callback %s raised %s; ignoring it", shown, type(exc).__name__,
+                     exc_info=(type(exc), exc, exc.__traceback__))
 
 
-async def as_completed(handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
-    """Yield ``handles`` as they finish, earliest first."""
+class _Completed(Generic[T]):
+    """The async iterator `as_completed` returns: handles in the order they finish.
+
+    A plain iterator, not an async generator, so leaving it early (first result wins) needs no
+    clean-up: nothing to close, nothing to warn about, and the handles that end afterwards are
+    simply not wanted.
+    """
+
+    __slots__ = ("_arrived", "_event", "_left")
+
+    def __init__(self, pending: list[TaskHandle[T]]) -> None:
+        self._arrived: deque[TaskHandle[T]] = deque()
+        self._event: anyio.Event | None = None
+        self._left = len(pending)
+        for handle in pending:
+            handle.add_done_callback(self._arrive)
+
+    def _arrive(self, handle: TaskHandle[T]) -> None:
+        self._arrived.append(handle)
+        if self._event is not None:
+            self._event.set()
+
+    def __aiter__(self) -> _Completed[T]:
+        return self
+
+    async def __anext__(self) -> TaskHandle[T]:
+        if not self._left:
+            raise StopAsyncIteration
+        while not self._arrived:
+            self._event = anyio.Event()
+            try:
+                await self._event.wait()
+            finally:
+                self._event = None
+        self._left -= 1
+        return self._arrived.popleft()
+
+
+def as_completed(handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
+    """Yield ``handles`` as they finish, earliest first (``async for h in as_completed(...)``)."""
     pending = list(handles)
     for item in pending:
         if not isinstance(item, TaskHandle):
             raise TypeError(f"as_completed() takes task handles, got {item!r} — pass what submit() returned")
-    if not pending:
-        return
-    send, receive = anyio.create_memory_object_stream[TaskHandle[T]](len(pending))
-    for handle in pending:
-        handle.add_done_callback(send.send_nowait)
-    async with receive:
-        for _ in range(len(pending)):
-            yield await receive.receive()
-    send.close()
+    return _Completed(pending)

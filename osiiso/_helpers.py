@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import anyio
 
 from ._checkpoint import Checkpoint
+from ._engine.service import stop_every_queue
+from ._loops import LoopCaller, current_loop_caller
 from ._options import reject_unknown
 from .backends.coroutine import is_async_callable
 
@@ -27,14 +31,22 @@ def _uvloop_available() -> bool:
 
 
 def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, backend: str = "asyncio",
-        use_uvloop: bool | None = None) -> T:
+        use_uvloop: bool | None = None, sigterm: bool = True) -> T:
     """Run ``main`` (an async function and its args, or on asyncio a coroutine) to completion.
 
     ``backend="asyncio"`` uses uvloop when it is installed (``use_uvloop=False`` turns
     that off); ``backend="trio"`` runs under trio.
+
+    With ``sigterm=True`` (the default, in the main thread) the first SIGTERM stops every queue
+    as ``queue.cancel()`` does: running work is cancelled, ``run()`` returns its summary after
+    the ``on_complete`` hooks, and once ``main`` returns the process exits with status 143
+    (``SystemExit(143)``). With no queue running, ``main`` is cancelled instead. A second
+    SIGTERM ends the process at once. ``sigterm=False`` leaves SIGTERM alone.
     """
     if backend not in ("asyncio", "trio"):
         raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+    if not isinstance(sigterm, bool):
+        raise ValueError(f"sigterm must be True or False, got {sigterm!r}")
     if inspect.iscoroutine(main):
         if backend == "trio":
             main.close()
@@ -58,9 +70,71 @@ def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, 
         if use_uvloop is None:
             use_uvloop = _uvloop_available()
         options["use_uvloop"] = bool(use_uvloop)
-    if backend == "asyncio" and sys.version_info < (3, 11):
-        return _run_with_ctrl_c_as_cancel(fn, args, options)
-    return anyio.run(fn, *args, backend=backend, backend_options=options)
+    stop = _SigtermStop(fn) if sigterm and _can_handle_sigterm() else None
+    if stop is not None:
+        fn = stop.main
+    try:
+        if backend == "asyncio" and sys.version_info < (3, 11):
+            value = _run_with_ctrl_c_as_cancel(fn, args, options)
+        else:
+            value = anyio.run(fn, *args, backend=backend, backend_options=options)
+    except BaseException as exc:
+        if stop is not None and stop.received:
+            raise SystemExit(128 + signal.SIGTERM) from exc
+        raise
+    finally:
+        if stop is not None:
+            stop.uninstall()
+    if stop is not None and stop.received:
+        raise SystemExit(128 + signal.SIGTERM)
+    return value
+
+
+def _can_handle_sigterm() -> bool:
+    """SIGTERM is handled in the main thread, when nobody else has taken it over."""
+    return (hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+
+
+class _SigtermStop:
+    """The first SIGTERM stops the queues (or cancels ``main`` when none runs); the second kills."""
+
+    def __init__(self, fn: Callable[..., Awaitable[Any]]) -> None:
+        self.fn = fn
+        self.received = False
+        self.installed = False
+        self.caller: LoopCaller | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    async def main(self, *args: Any) -> Any:
+        self.caller = current_loop_caller()
+        with anyio.CancelScope() as scope:
+            self.scope = scope
+            signal.signal(signal.SIGTERM, self._on_signal)
+            self.installed = True
+            try:
+                return await self.fn(*args)
+            finally:
+                self.scope = None
+        return None  # cancelled by SIGTERM: run() exits with status 143
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # a Python-level handler, in the main thread: restore the default first, so that a
+        # second SIGTERM ends the process at once even if the loop never gets to the stop
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.received = True
+        if self.caller is not None:
+            self.caller.call(self._stop)
+
+    def _stop(self) -> None:
+        if not stop_every_queue("cancelled: the process received SIGTERM") and self.scope is not None:
+            self.scope.cancel()  # no queue runs: stop main itself, as Ctrl-C would
+
+    def uninstall(self) -> None:
+        stop_every_queue(None)
+        if self.installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.installed = False
 
 
 def _run_with_ctrl_c_as_cancel(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
@@ -69,8 +143,6 @@ def _run_with_ctrl_c_as_cancel(fn: Callable[..., Awaitable[T]], args: tuple[Any,
     task instead, so the work is cancelled and recorded cleanly. Do the same here, then raise
     ``KeyboardInterrupt`` as 3.11+ does."""
     import asyncio
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:

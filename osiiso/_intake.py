@@ -19,10 +19,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
-
 from ._config import QueueSettings
 from ._engine import Engine
+from ._engine.deps import dependencies_of
 from ._errors import ClosedError, QueueFullError
 from ._handle import TaskHandle
 from ._options import TaskOptions, merge_options
@@ -82,10 +81,8 @@ class Intake:
     async def _wait_for_room(self) -> None:
         """Wait until the queue is below its ``size`` limit (or closed)."""
         size = self._settings.size
-        while size and self._engine.outstanding >= size and not self._closed:
-            event = anyio.Event()
-            self._engine.room_waiters.append(event)
-            await event.wait()
+        if size and self._engine.outstanding >= size:
+            await self._engine.wait_room(size, lambda: self._closed)
 
     def _check_room(self, count: int) -> None:
         """Raise `QueueFullError` unless ``count`` more tasks fit under the ``size`` limit."""
@@ -120,6 +117,7 @@ class Intake:
         if not foreign:
             engine.admit(handle, lane)
             return handle
+        dependencies_of(handle)  # refuse a handle of another queue here, in the caller's thread
         # handed over in batches: one wake-up of the loop per batch, not per task (a thread
         # submitting thousands of tasks would otherwise trade the GIL with the loop at each one)
         with self._inbound_lock:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .backends import backend_names
 
-__all__ = ("OPTION_NAMES", "TaskOptions", "merge_options", "reject_unknown")
+__all__ = ("OPTION_NAMES", "TaskOptions", "check_number", "merge_options", "reject_unknown")
 
 _DEFAULTS: dict[str, Any] = {
     "backend": "auto",
@@ -55,18 +55,26 @@ def reject_unknown(names: object, where: str) -> None:
     )
 
 
-def _number(name: str, value: object, *, allow_none: bool, positive: bool = False,
-            minimum: float | None = None) -> float | None:
+def check_number(name: str, value: object, *, allow_none: bool, positive: bool = False,
+                 minimum: float | None = None) -> float | None:
+    """``value`` if it is a finite number in range (``None`` too, with ``allow_none``), else a
+    ``ValueError`` naming ``name``. Ints too big for a float count as infinite."""
     if value is None:
         if allow_none:
             return None
         raise ValueError(f"{name} must be a number, got None")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a number, got NaN")
-    if math.isinf(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r} — use None for no limit or no delay")
+    try:
+        number = float(value)  # an int too big for a float is not a usable number of seconds
+    except OverflowError:
+        number = math.inf
+    if math.isnan(number):
+        raise ValueError(f"{name} must be a number, got {value!r} (NaN)")
+    if math.isinf(number):
+        digits = int(value.bit_length() * 0.30103) if isinstance(value, int) else 0
+        shown = f"{value!r}" if isinstance(value, float) else f"an int of about {digits} digits"
+        raise ValueError(f"{name} must be a finite number, got {shown} — use None for no limit or no delay")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0 (or None for no limit), got {value!r}")
     if minimum is not None and value < minimum:
@@ -82,12 +90,12 @@ def _validate(values: dict[str, Any]) -> None:
     priority = values["priority"]
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an int (lower runs first), got {priority!r}")
-    _number("timeout", values["timeout"], allow_none=True, positive=True)
+    check_number("timeout", values["timeout"], allow_none=True, positive=True)
     retries = values["retries"]
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an int >= 0 (extra attempts), got {retries!r}")
-    _number("retry_delay", values["retry_delay"], allow_none=False, minimum=0)
-    _number("backoff", values["backoff"], allow_none=False, positive=True)
+    check_number("retry_delay", values["retry_delay"], allow_none=False, minimum=0)
+    check_number("backoff", values["backoff"], allow_none=False, positive=True)
     retry_on = values["retry_on"]
     if isinstance(retry_on, type):
         retry_on = values["retry_on"] = (retry_on,)
@@ -97,8 +105,8 @@ def _validate(values: dict[str, Any]) -> None:
         isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
     ):
         raise ValueError(f"retry_on must be an exception class or a tuple of them, got {retry_on!r}")
-    _number("delay", values["delay"], allow_none=True, minimum=0)
-    _number("run_at", values["run_at"], allow_none=True)
+    check_number("delay", values["delay"], allow_none=True, minimum=0)
+    check_number("run_at", values["run_at"], allow_none=True)
     if values["delay"] is not None and values["run_at"] is not None:
         raise ValueError("delay and run_at cannot both be set: pass one start time or the other")
     for flag in ("must_complete", "detached"):

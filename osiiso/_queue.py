@@ -19,7 +19,7 @@ import anyio.lowlevel
 
 from ._bound import BoundTask, TaskDecorator, make_bound
 from ._checkpoint import Checkpoint
-from ._config import check_choice, settings_from
+from ._config import check_run_arguments, settings_from
 from ._engine import Engine, Run
 from ._errors import ClosedError
 from ._group import TaskGroup
@@ -188,13 +188,7 @@ class AsyncQueue(Intake):
         Returns the `RunSummary` of the tasks that ended during this run.
         ``strict=True`` raises `ExecutionError` if any failed.
         """
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or not timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-        policy = check_choice("fail_policy", fail_policy or self._settings.fail_policy, ("continue", "fail_first"))
-        for flag, value in (("strict", strict), ("progress", progress)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag} must be True or False, got {value!r}")
+        timeout, policy = check_run_arguments(timeout, strict, fail_policy, progress, self._settings.fail_policy)
         if self._run_active:
             raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
         if self._closed and not self._engine.outstanding:
@@ -216,12 +210,14 @@ class AsyncQueue(Intake):
 
     async def join(self) -> None:
         """Wait until every submitted task has ended (starting the workers if needed)."""
+        self._engine.refuse_in_own_hook("join()")
         if self._engine.outstanding:
             await self._engine.service.start()
             await self._engine.wait_idle()
 
     async def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools."""
+        self._engine.refuse_in_own_hook("shutdown()")
         await self._shutdown(force)
         if self._forced_stop is not None:  # the shutdown a cancel() started is still releasing the pools
             await self._forced_stop.wait()
@@ -267,10 +263,7 @@ class AsyncQueue(Intake):
     def _cancel_now(self) -> None:
         """``cancel()`` on the loop's thread: cancel everything, end the run, shut down in the background."""
         self._closed = True
-        engine = self._engine
-        engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        if engine.run is not None:
-            engine.run.end()
+        self._engine.stop_all("cancelled: queue.cancel() was called")
         if self._forced_stop is None:
             self._forced_stop = stopped = anyio.Event()
             spawn_detached(functools.partial(self._shutdown, True), stopped.set, "osiiso-cancel")

@@ -6,11 +6,12 @@ prints ``ready`` when the first task starts; the test waits for that and for a p
 task to be running, notes every descendant of the script, sends the signal, and checks
 that the script exits within 5 s, says why, and leaves no descendant alive.
 
-What the scripts print (nothing in osiiso catches the signal): on SIGINT the run is
-cancelled, every task ends (its ``TaskResult`` is recorded as cancelled) and the script
-dies with Python's ``KeyboardInterrupt`` traceback; on SIGTERM Python's default action
-ends the script at once (exit status -15, no message) and the workers, which watch their
-parent, kill themselves.
+What the scripts print: on SIGINT the run is cancelled, every task ends (its ``TaskResult``
+is recorded as cancelled) and the script dies with Python's ``KeyboardInterrupt`` traceback.
+On SIGTERM ``osiiso.run`` stops the queues as ``queue.cancel()`` does: ``run()`` returns its
+summary (printed), the ``on_complete`` hooks run, and the script exits with status 143; a
+second SIGTERM, or ``osiiso.run(main, sigterm=False)``, ends it at once (exit status -15, no
+message) and the workers, which watch their parent, kill themselves.
 """
 
 from __future__ import annotations
@@ -50,8 +51,18 @@ import osiiso
 from osiiso import AsyncQueue
 
 LOOP, MARK, MUST = sys.argv[1], sys.argv[2], sys.argv[3] == "must"
+SIGTERM_OPTION = {"graceful": {}, "off": {"sigterm": False}, "slow": {}}[sys.argv[4]]
+SLOW_HOOK = sys.argv[4] == "slow"
 queue = None
 said = []
+completed = []
+
+
+async def on_complete(result):
+    completed.append(result.task_id)
+    if SLOW_HOOK and result.status == "cancelled":
+        print("slow hook", flush=True)
+        await anyio.sleep(60)  # the graceful stop takes long: a second SIGTERM must not wait for it
 
 
 def on_start(handle):
@@ -89,7 +100,7 @@ def quick(x):
 
 async def main():
     global queue
-    async with AsyncQueue(processes=2, on_start=on_start) as queue:
+    async with AsyncQueue(processes=2, on_start=on_start, on_complete=on_complete) as queue:
         if MUST:
             queue.submit(proc_must, MARK, 2.0, backend="process", must_complete=True, name="must")
         else:
@@ -97,11 +108,13 @@ async def main():
         queue.submit(thread_hang, backend="thread", name="thread_hang")
         queue.submit(async_hang, name="async_hang")
         queue.map(quick, range(20), backend="process")
-        await queue.run()
+        summary = await queue.run()
+        print(f"SUMMARY succeeded={summary.succeeded} cancelled={summary.cancelled} "
+              f"failed={summary.failed} hooks={len(completed)}", flush=True)
 
 
 try:
-    osiiso.run(main, backend=LOOP)
+    osiiso.run(main, backend=LOOP, **SIGTERM_OPTION)
 finally:
     if queue is not None:
         statuses = [[r.task_id, r.name, str(r.status)] for r in queue.results]
@@ -130,14 +143,18 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
-              must: bool = False) -> tuple[int | None, str, str, float, set[int]]:
-    """Run the script, signal it once a process task runs; return (status, stdout, stderr, seconds, pids)."""
+def interrupt(tmp_path: Path, loop: str, sig: signal.Signals, must: bool = False,
+              sigterm: str = "graceful") -> tuple[int | None, str, str, float, set[int]]:
+    """Run the script, signal it once a process task runs; return (status, stdout, stderr, seconds, pids).
+
+    ``sigterm``: ``"graceful"`` (osiiso.run's default), ``"off"`` (``sigterm=False``) or
+    ``"slow"`` (a slow on_complete hook, then a second SIGTERM once the first one's stop began).
+    """
     script = tmp_path / "mixed_run.py"
     script.write_text(SCRIPT)
     mark = tmp_path / "running"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), loop, str(mark), "must" if must else "plain"],
+    proc = subprocess.Popen([sys.executable, str(script), loop, str(mark), "must" if must else "plain", sigterm],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
                             preexec_fn=with_ctrl_c)
     try:
@@ -149,6 +166,11 @@ def interrupt(tmp_path: Path, loop: str, sig: signal.Signals,
         assert int(mark.read_text()) in pids
         began = time.monotonic()
         proc.send_signal(sig)
+        if sigterm == "slow":
+            line = proc.stdout.readline()  # the first stop is under way, held by the slow hook
+            assert line.strip() == "slow hook", line
+            began = time.monotonic()
+            proc.send_signal(sig)
         try:
             out, err = proc.communicate(timeout=EXIT_BOUND + 10)
         except subprocess.TimeoutExpired:
@@ -193,9 +215,34 @@ def test_sigint_cancels_the_run_and_the_script_exits_cleanly(tmp_path: Path, loo
 
 
 @pytest.mark.parametrize("loop", LOOP_NAMES)
-def test_sigterm_ends_the_script_and_its_workers(tmp_path: Path, loop: str) -> None:
-    """On SIGTERM the script ends at once (Python's default) and its worker processes follow it."""
+def test_sigterm_stops_the_run_delivers_the_summary_and_exits_143(tmp_path: Path, loop: str) -> None:
+    """On SIGTERM under osiiso.run the work is cancelled, hooks and the summary still come, and the status is 143."""
     status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGTERM)
+    assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
+    assert status == 128 + signal.SIGTERM, (status, err)
+    results = results_of(out)
+    assert len(results) == 23, results
+    assert {results[n] for n in ("proc_hang", "thread_hang", "async_hang")} == {"cancelled"}, results
+    summary = next(line for line in out.splitlines() if line.startswith("SUMMARY"))
+    assert "failed=0" in summary and "hooks=23" in summary, summary
+    assert "Traceback" not in err, err
+    assert_no_survivors(pids)
+
+
+@pytest.mark.parametrize("loop", LOOP_NAMES)
+def test_a_second_sigterm_ends_the_script_at_once(tmp_path: Path, loop: str) -> None:
+    """A second SIGTERM while the first one's stop is still under way ends the script at once."""
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGTERM, sigterm="slow")
+    assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
+    assert status == -signal.SIGTERM, (status, err)
+    assert "RESULTS" not in out
+    assert_no_survivors(pids)
+
+
+@pytest.mark.parametrize("loop", LOOP_NAMES)
+def test_sigterm_false_leaves_sigterm_to_python(tmp_path: Path, loop: str) -> None:
+    """With osiiso.run(main, sigterm=False), SIGTERM ends the script at once and its workers follow it."""
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, signal.SIGTERM, sigterm="off")
     assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
     assert status == -signal.SIGTERM, (status, err)
     assert "RESULTS" not in out  # no Python code ran: no finally, no message

@@ -13,16 +13,28 @@ from typing import Any
 from .._errors import DependencyError
 from .._handle import TaskHandle
 from .._results import TaskResult
+from .text import describe
 
 __all__ = ("dependencies_of", "dependency_error", "resolve_arguments")
 
 
 def dependencies_of(handle: TaskHandle[Any]) -> list[TaskHandle[Any]]:
-    """The handles among ``handle``'s arguments (empty for most tasks, found cheaply)."""
+    """The handles among ``handle``'s arguments (empty for most tasks, found cheaply).
+
+    A handle of another queue is refused (``ValueError``): that queue's engine records its
+    result, on its own loop, and could never release a task of this one.
+    """
     args, kwargs = handle._args, handle._kwargs
-    if TaskHandle in map(type, args) or (kwargs and TaskHandle in map(type, kwargs.values())):
-        return [a for a in (*args, *kwargs.values()) if isinstance(a, TaskHandle)]
-    return []
+    if not (TaskHandle in map(type, args) or (kwargs and TaskHandle in map(type, kwargs.values()))):
+        return []
+    deps = [a for a in (*args, *kwargs.values()) if isinstance(a, TaskHandle)]
+    for dep in deps:
+        if dep._engine is not handle._engine:
+            raise ValueError(
+                f"task {handle._name!r} got {dep!r} as an argument, a handle of another queue: a task "
+                "depends only on tasks of its own queue — submit both to one queue, or await the "
+                "handle and pass its value (`(await handle).value`)")
+    return deps
 
 
 def _value(arg: Any) -> Any:
@@ -39,7 +51,7 @@ def dependency_error(handle: TaskHandle[Any], dep: TaskHandle[Any], result: Task
     """The error of ``handle``, which will not run because its dependency ``dep`` ended with ``result``."""
     upstream = result.exception
     why = ("(it was itself blocked by a dependency)" if isinstance(upstream, DependencyError)
-           else f"with {type(upstream).__name__}: {upstream}" if upstream is not None else "")
+           else f"with {describe(upstream)}" if upstream is not None else "")
     error = DependencyError(
         f"task {handle._name!r} ({handle.task_id}) did not run: its dependency "
         f"{dep._name!r} ({dep.task_id}) {result.status.value} {why}".rstrip()

@@ -14,19 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._handle import RUNNING, WAITING, TaskHandle
-from .._results import TaskResult
+from .._handle import READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
 from .deps import dependencies_of
 from .lanes import Lane
 from .ratelimit import RateLimiter
 from .records import Records
+from .text import describe
 from .timers import Timers
 from .worker import Worker
 
@@ -39,6 +41,14 @@ __all__ = ("Engine",)
 
 logger = logging.getLogger("osiiso")
 Hook = Callable[..., object]
+
+def engine_failure(cause: BaseException) -> RuntimeError:
+    """The error a task ends with when the engine itself failed while it held the task."""
+    error = RuntimeError(f"osiiso's engine failed while this task was in it ({describe(cause)}); the task "
+                         "did not finish — this is a bug in osiiso: please report it with the logged traceback")
+    error.__cause__ = cause
+    return error
+
 
 #: one dispatch starts at most this many new workers, then lets them run and goes on next turn
 _START_BATCH = 32
@@ -68,12 +78,14 @@ class Engine(Records):
         self.waiting: set[TaskHandle[Any]] = set()
         self.crew: set[Worker] = set()  # every live worker
         self.idle_waiters: list[anyio.Event] = []
-        self.room_waiters: list[anyio.Event] = []
+        self.room_waiters: deque[anyio.Event] = deque()
+        self.hook_scopes: set[anyio.CancelScope] = set()  # spawned async hooks, cut at a run's limit
         self.hooks_running = 0  # on_complete hooks being awaited (by workers, or spawned)
         self.hook_outcomes: set[Any] = set()  # what spawned async hooks returned, until awaited
         self.dispatch_wanted = False  # a dispatch is asked of the service's loop task
         self.dispatch_at: float | None = None  # monotonic time the rate limiter allows the next start
         self.stopping = False
+        self.broken: BaseException | None = None  # what killed the service (an engine failure), until restarted
         #: how other threads reach the loop of the running service (``None`` when stopped)
         self.caller: LoopCaller | None = None
         # while `_settle` runs: the dependents still to settle (so `finish` never recurses)
@@ -124,12 +136,16 @@ class Engine(Records):
     # -- admission -------------------------------------------------------------------------
     def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
         """Place a new task: waiting on dependencies, on the timer heap, or ready."""
-        self.outstanding += 1
-        lane.queued += 1
         if TaskHandle in map(type, handle._args) or (
                 handle._kwargs and TaskHandle in map(type, handle._kwargs.values())):
-            self._wait_for(handle, dependencies_of(handle))
-        elif handle._options.delay is None and handle._options.run_at is None:
+            deps = dependencies_of(handle)  # first: it refuses a handle of another queue
+            self.outstanding += 1
+            lane.queued += 1
+            self._wait_for(handle, deps)
+            return
+        self.outstanding += 1
+        lane.queued += 1
+        if handle._options.delay is None and handle._options.run_at is None:
             self.make_ready(handle, lane)
         else:
             self.schedule_or_ready(handle, lane)
@@ -290,7 +306,62 @@ class Engine(Records):
             worker.lane.idle.remove(worker)
         handle = worker.current
         if handle is not None and handle._where is RUNNING:
-            self.finish_cancelled(handle, handle._cancel_reason or "cancelled: the queue stopped while it ran")
+            if self.broken is not None:
+                self.finish(handle, TaskStatus.FAILED, None, engine_failure(self.broken), None)
+            else:
+                self.finish_cancelled(handle, handle._cancel_reason or "cancelled: the queue stopped while it ran")
+
+    def stop_all(self, reason: str) -> None:
+        """Cancel every unfinished task and end the run in progress (``queue.cancel()``, SIGTERM)."""
+        self.cancel_all(reason, spare_must_complete=False)
+        if self.run is not None:
+            self.run.end()
+
+    # -- when the engine itself fails ------------------------------------------------------
+    def broke(self, exc: BaseException) -> None:
+        """The engine's own code raised ``exc`` in a task of the service: stop the service.
+
+        Every task the service held then ends failed with ``exc`` attached (`retire`, `rescue`),
+        and the run returns. Never a task's own error: workers catch those.
+        """
+        if self.broken is None:
+            self.broken = exc
+            logger.error("osiiso: the queue's engine failed; the tasks it holds end failed with this error",
+                         exc_info=(type(exc), exc, exc.__traceback__))
+            if self.run is not None:
+                self.run.broken = exc
+        tg = self.service.task_group
+        if tg is not None:
+            tg.cancel_scope.cancel()
+
+    def rescue(self) -> None:
+        """The service died of `broken`: record every task it held as failed; counters start over."""
+        error = self.broken
+        assert error is not None
+        for handle in self.unfinished():
+            where = handle._where
+            if where is READY:
+                self.lanes[handle._backend].discard(handle)
+            elif where is SCHEDULED:
+                self.timers.discard(handle)
+            elif where is WAITING:
+                self.waiting.discard(handle)
+            try:
+                self.finish(handle, TaskStatus.FAILED, None, engine_failure(error), None)
+            except BaseException:  # pragma: no cover - the recording itself is what fails
+                logger.exception("osiiso: could not record %r after the engine failed", handle)
+        # whatever the failure left half-counted: nothing is held any more
+        self.running = self.outstanding = self.hooks_running = 0
+        for lane in self.lane_list:
+            lane.running = lane.queued = 0
+        self.waiting.clear()
+        self.crew.clear()
+        for event in self.room_waiters:
+            event.set()
+        self.room_waiters.clear()
+        if self.run is not None:
+            self.run.end()
+        self.check_idle()
 
     # -- retries and outcomes --------------------------------------------------------------
     def retry(self, handle: TaskHandle[Any], delay: float) -> None:

@@ -1,4 +1,10 @@
-"""Calling the queue's hooks: sync or async, and never letting one break the queue."""
+"""Calling the queue's hooks: sync or async, and never letting one break the queue.
+
+A hook is user code: whatever it raises — ``Exception`` or ``BaseException`` alike
+(``SystemExit``, ``KeyboardInterrupt``, a stray ``CancelledError``) — is logged to the
+``"osiiso"`` logger and the queue goes on. Only a real cancellation of the task awaiting an
+async hook (the service stops, a run's time limit cuts the hook short) goes through.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,43 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from .text import safe_repr
+
 if TYPE_CHECKING:
     from .records import Records
 
-__all__ = ("await_hook", "call_hook", "spawn_hook")
+__all__ = ("await_hook", "call_hook", "is_cancelled_here", "log_hook_error", "spawn_hook")
 
 logger = logging.getLogger("osiiso")
 
 
+def is_cancelled_here(exc: BaseException) -> bool:
+    """Whether ``exc`` is the loop's cancellation of the running task (not one user code raised).
+
+    It is when it is the loop's cancellation exception and a cancel scope around the caller has
+    been cancelled (anyio then reports an effective deadline of minus infinity).
+    """
+    return isinstance(exc, anyio.get_cancelled_exc_class()) and anyio.current_effective_deadline() == -float("inf")
+
+
+def log_hook_error(hook: object, exc: BaseException) -> None:
+    """Log what ``hook`` raised, with its traceback; the queue goes on."""
+    logger.error("osiiso: hook %s raised %s; the queue goes on", safe_repr(hook), type(exc).__name__,
+                 exc_info=(type(exc), exc, exc.__traceback__))
+
+
 async def call_hook(hook: Callable[..., object], *args: Any) -> None:
-    """Call ``hook(*args)``, awaiting it if it is async; log and swallow its exceptions."""
+    """Call ``hook(*args)``, awaiting it if it is async; log and swallow whatever it raises."""
     try:
         outcome = hook(*args)
         if inspect.isawaitable(outcome):
             await outcome
-    except Exception:
-        logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+    except BaseException as exc:
+        if is_cancelled_here(exc):
+            raise
+        log_hook_error(hook, exc)
 
 
 def spawn_hook(engine: Records, hook: Callable[..., object], args: tuple[Any, ...]) -> None:
@@ -33,16 +60,18 @@ def spawn_hook(engine: Records, hook: Callable[..., object], args: tuple[Any, ..
     """
     try:
         outcome = hook(*args)
-    except Exception:
-        logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+    except BaseException as exc:  # sync engine code: nothing here is a cancellation of ours
+        log_hook_error(hook, exc)
         return
     if inspect.isawaitable(outcome):
         engine.spawn_awaitable(hook, outcome)
 
 
 async def await_hook(hook: Callable[..., object], outcome: Awaitable[Any]) -> None:
-    """Await what an async hook returned; log and swallow its exceptions."""
+    """Await what an async hook returned; log and swallow whatever it raises."""
     try:
         await outcome
-    except Exception:
-        logger.exception("osiiso: hook %r raised; the queue goes on", hook)
+    except BaseException as exc:
+        if is_cancelled_here(exc):
+            raise
+        log_hook_error(hook, exc)

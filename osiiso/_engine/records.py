@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,6 +23,7 @@ from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from .deps import dependency_error, resolve_arguments
 from .hooks import await_hook, call_hook, spawn_hook
+from .text import text_of
 
 if TYPE_CHECKING:
     from .._loops import LoopCaller
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ("Records",)
 
 Hook = Callable[..., object]
+_CANCELLED = TaskStatus.CANCELLED
+#: the engine whose hook the current task is running (join() there would wait for itself)
+IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 _new_result = tuple.__new__
 
 
@@ -50,7 +56,8 @@ class Records:
     waiting: set[TaskHandle[Any]]
     crew: set[Worker]
     idle_waiters: list[anyio.Event]
-    room_waiters: list[anyio.Event]
+    room_waiters: deque[anyio.Event]
+    hook_scopes: set[anyio.CancelScope]
     on_complete: Hook | None
     workers: int
     running: int
@@ -86,11 +93,18 @@ class Records:
         now = time.time()
         started = handle._started_at
         options = handle._options
-        if message is None:
-            if status is TaskStatus.SUCCEEDED:
-                message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
-            else:
-                message = str(exc)
+        if message is None and exc is not None:
+            message = text_of(exc)  # user code decides what str() does: never let it stop this
+        # From here the outcome is decided. A cancel() from another thread that finds the task
+        # done waits for its result; one that does not has set the reason read just below.
+        handle._where = DONE
+        reason = handle._cancel_reason
+        if reason is not None and status is not _CANCELLED:  # cancel() was accepted: it ends cancelled
+            error = TaskCancelledError(reason)
+            error.__cause__ = exc
+            status, value, exc, message = _CANCELLED, None, error, reason
+        elif message is None:
+            message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
         # every field is known and of its type here: build the tuple directly, without the
         # checks and defaults of TaskResult's keyword constructor (this runs once per task)
         result = _new_result(TaskResult, (
@@ -116,7 +130,7 @@ class Records:
         if call_hook and self.on_complete is not None:
             spawn_hook(self, self.on_complete, (result,))
         if self.room_waiters:
-            self.room_waiters.pop(0).set()
+            self.room_waiters.popleft().set()
         if not self.outstanding:
             self.check_idle()
         return result
@@ -174,13 +188,20 @@ class Records:
         hook = self.on_complete
         if hook is None:
             return self.finish(handle, status, value, exc, message)
+        worker = handle._slot
         self.hooks_running += 1
         try:
             result = self.finish(handle, status, value, exc, message, call_hook=False)
             if self.running < self.workers:
                 self.dispatch()
             if result is not None:
-                await call_hook(hook, result)
+                worker.in_hook = True  # a run past its time limit cancels the hook (`cut_hooks`)
+                token = IN_HOOK.set(self)
+                try:
+                    await call_hook(hook, result)
+                finally:
+                    IN_HOOK.reset(token)
+                    worker.in_hook = False
         finally:
             self.hooks_running -= 1
             self.check_idle()
@@ -193,12 +214,25 @@ class Records:
         self.service.spawn(self._await_hook, hook, outcome)
 
     async def _await_hook(self, hook: Hook, outcome: Any) -> None:
+        token = IN_HOOK.set(self)
         try:
-            await await_hook(hook, outcome)
+            with anyio.CancelScope() as scope:
+                self.hook_scopes.add(scope)
+                await await_hook(hook, outcome)
         finally:
+            IN_HOOK.reset(token)
+            self.hook_scopes.discard(scope)
             self.hook_outcomes.discard(outcome)
             self.hooks_running -= 1
             self.check_idle()
+
+    def cut_hooks(self) -> None:
+        """Cancel every async ``on_complete`` hook still running (a run's time limit has passed)."""
+        for scope in list(self.hook_scopes):
+            scope.cancel()
+        for worker in self.crew:
+            if worker.in_hook and worker.scope is not None:
+                worker.scope.cancel()
 
     def drop_hooks(self) -> None:
         """The service stopped (forced) before awaiting some hooks: close, not leak, them."""
@@ -274,8 +308,41 @@ class Records:
 
     # -- waiting ---------------------------------------------------------------------------
     async def wait_idle(self, *, hooks: bool = True) -> None:
-        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs)."""
+        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs).
+
+        From inside one of this queue's own hooks that would wait for itself: ``RuntimeError``.
+        """
+        self.refuse_in_own_hook("waiting for the queue to be idle")
         while self.outstanding or (hooks and self.hooks_running):
             event = anyio.Event()
             self.idle_waiters.append(event)
             await event.wait()
+
+    def refuse_in_own_hook(self, what: str) -> None:
+        """``RuntimeError`` when called from one of this queue's own hooks, which ``what`` would wait for."""
+        if IN_HOOK.get() is self:
+            raise RuntimeError(
+                f"{what} cannot be awaited inside one of the queue's own hooks: the queue is idle only "
+                "once its hooks have returned, so the hook would wait for itself — await it from the "
+                "code that runs the queue, or call q.cancel() (thread-safe) to stop the work")
+
+    async def wait_room(self, size: int, closed: Callable[[], bool]) -> None:
+        """Wait until fewer than ``size`` tasks are unfinished (or ``closed()``): ``put()``.
+
+        Each ended task wakes one waiter (`finish`). A waiter that is cancelled leaves the line;
+        one cancelled after it was woken passes the wake-up on, so room always reaches a live
+        waiter.
+        """
+        waiters = self.room_waiters
+        while self.outstanding >= size and not closed():
+            event = anyio.Event()
+            waiters.append(event)
+            try:
+                await event.wait()
+            except BaseException:
+                if event.is_set():
+                    if waiters:
+                        waiters.popleft().set()
+                else:
+                    waiters.remove(event)
+                raise

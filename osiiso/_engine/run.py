@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._results import RunSummary, TaskResult
+from .service import stopping_reason
 
 if TYPE_CHECKING:
     from .._handle import TaskHandle
@@ -42,6 +43,7 @@ class Run:
         self.stop = anyio.Event()
         self.began = time.perf_counter()
         self.timed_out = False  # the run stopped at its time limit
+        self.broken: BaseException | None = None  # the engine failed during this run (`Engine.broke`)
 
     def task_failed(self, handle: TaskHandle[Any]) -> None:
         """A task of this run failed: with fail-first, cancel the rest and end the run."""
@@ -64,6 +66,9 @@ class Run:
         bar = None
         try:
             await service.start()
+            reason = stopping_reason()
+            if reason is not None:  # the process is stopping (SIGTERM): this run ends at once
+                engine.stop_all(reason)
             if progress:
                 from .._progress import ProgressBar
 
@@ -85,6 +90,9 @@ class Run:
                 bar.close()
             if own_service:
                 await service.stop()
+        broken = self.broken
+        if broken is not None and not isinstance(broken, Exception):
+            raise broken  # a SystemExit or KeyboardInterrupt comes out of run() on every loop alike
         results = self.results
         results.sort(key=_submission_order)
         return RunSummary(tuple(results), time.perf_counter() - self.began, timed_out=self.timed_out)
@@ -99,8 +107,11 @@ class Run:
                     await self.stop.wait()
             else:
                 await self.stop.wait()
+            await engine.wait_idle()  # the tasks stopped by fail-first or cancel(), and the hooks
         if limit.cancelled_caught:
             self.timed_out = True
             engine.cancel_all(f"cancelled: the run timed out after {timeout:g}s",
                               spare_must_complete=self.spare_on_timeout)
-        await engine.wait_idle()
+            await engine.wait_idle(hooks=False)  # spared must_complete tasks run on
+            engine.cut_hooks()  # the limit bounds the hooks too: those still running are cancelled
+            await engine.wait_idle()

@@ -20,17 +20,44 @@ import anyio
 import anyio.abc
 
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
+from .hooks import is_cancelled_here
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .lanes import Lane
 
-__all__ = ("Service",)
+__all__ = ("Service", "stop_every_queue", "stopping_reason")
 
 logger = logging.getLogger("osiiso")
 
 Spawnable = Callable[..., Coroutine[Any, Any, Any]]
+
+#: every running service in the process, and why they all stop (set by SIGTERM under osiiso.run)
+_live: set[Service] = set()
+_stop: list[str] = []
+
+
+def stop_every_queue(reason: str | None) -> int:
+    """Stop every running queue of the process as ``queue.cancel()`` does; return how many.
+
+    From any thread (or a signal handler): each queue's loop does it. Until called again with
+    ``None``, a run that starts ends at once the same way (`stopping_reason`).
+    """
+    _stop[:] = [reason] if reason is not None else []
+    if reason is None:
+        return 0
+    count = 0
+    for service in list(_live):
+        caller = service.engine.caller
+        if caller is not None and caller.call(service.engine.stop_all, reason):
+            count += 1
+    return count
+
+
+def stopping_reason() -> str | None:
+    """Why every queue stops (``stop_every_queue``), or ``None``."""
+    return _stop[0] if _stop else None
 
 
 class Service:
@@ -63,10 +90,12 @@ class Service:
         self.loop = caller.loop
         engine.caller = caller
         engine.stopping = False
+        engine.broken = None
         self._done = done = anyio.Event()
         self._serving = anyio.Event()
         spawn_detached(self._serve, done.set, "osiiso-queue")
         await self._serving.wait()
+        _live.add(self)
 
     async def stop(self) -> None:
         """Stop the workers and the loop task (unfinished tasks stay where they are); wait for them."""
@@ -105,13 +134,32 @@ class Service:
                 self._serving.set()
                 for lane in engine.lane_list:
                     self._start_extra(self._open_lane, (lane,))
-                await self._loop_task()
+                await self._guarded(self._loop_task)
         finally:
+            # the one place where the service ends, however it ends: if the engine failed, no task
+            # it held is left without a result, and the run waiting for them returns
             self.task_group = None
+            _live.discard(self)
+            if engine.broken is not None:
+                engine.rescue()
             self.spawns.clear()
             self.extras = 0
             engine.drop_hooks()
             engine.closed()
+
+    async def _guarded(self, fn: Spawnable, *args: Any) -> None:
+        """Run a task of the service; a failure of the engine's own code stops the service cleanly.
+
+        Nothing propagates out of the service's tasks but their cancellation: an error would
+        tear the task group down (and asyncio would let a KeyboardInterrupt out of the loop)
+        with nobody recording the tasks left behind. `Engine.broke` records them instead.
+        """
+        try:
+            await fn(*args)
+        except BaseException as exc:
+            if is_cancelled_here(exc):
+                raise
+            self.engine.broke(exc)
 
     async def _loop_task(self) -> None:
         engine = self.engine
@@ -149,7 +197,9 @@ class Service:
             return
         try:
             await lane.backend.start()
-        except Exception:
+        except BaseException as exc:
+            if is_cancelled_here(exc):
+                raise
             # e.g. an initializer that cannot be pickled: the workers still start, and each
             # attempt fails with the backend's error instead of the run waiting forever
             logger.exception("osiiso: the %r backend failed to start", lane.backend.name)
@@ -176,10 +226,11 @@ class Service:
 
     async def _extra(self, fn: Spawnable, args: tuple[Any, ...]) -> None:
         try:
-            await fn(*args)
+            await self._guarded(fn, *args)
         finally:
             self.extras -= 1
 
 
 # the engine's own tasks, kept free of Ctrl-C on trio (see `osiiso._loops.protect_from_ki`)
-_PROTECTED = (*ENGINE_TASK_CODE, Service._serve, Service._loop_task, Service._open_lane, Service._extra)
+_PROTECTED = (*ENGINE_TASK_CODE, Service._serve, Service._guarded, Service._loop_task, Service._open_lane,
+              Service._extra)

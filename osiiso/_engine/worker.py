@@ -12,6 +12,7 @@ this module changes none.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,8 @@ from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
 from .._results import TaskStatus
 from ..backends.base import Attempt
-from .hooks import call_hook
+from .hooks import call_hook, is_cancelled_here
+from .text import describe, text_of
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -42,7 +44,7 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "event", "lane", "loop_start", "scope")
+    __slots__ = ("began", "current", "engine", "event", "in_hook", "lane", "loop_start", "scope")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -52,6 +54,7 @@ class Worker:
         self.event: anyio.Event | None = None  # set while parked
         self.loop_start = 0.0
         self.began = 0.0
+        self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -99,6 +102,13 @@ async def run_worker(worker: Worker) -> None:
             if handle is not None and handle._where is RUNNING:
                 await _interrupted(engine, handle)
             engine.next_task(worker)
+    except BaseException as exc:
+        if not is_cancelled_here(exc):
+            # a failure in the engine's own bookkeeping, never the task's (its exceptions are caught
+            # above): the service stops, and every task it held ends failed with this error attached
+            engine.broke(exc)
+            return
+        raise
     finally:
         engine.retire(worker)
 
@@ -122,7 +132,7 @@ async def _park(engine: Engine, worker: Worker) -> bool:
 async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> str:
     lane = worker.lane
     run = lane.backend.run
-    cancelled_exc = anyio.get_cancelled_exc_class()
+    cancellations = (anyio.get_cancelled_exc_class(), asyncio.CancelledError)
     checkpoint = anyio.lowlevel.checkpoint
     attempt = Attempt(None, (), {}, 0, None, None, worker)  # one per worker, refilled per attempt
     streak = 0
@@ -160,17 +170,16 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         try:
             value = await run(attempt)
         except BaseException as exc:
-            if isinstance(exc, cancelled_exc) and (scope.cancel_called or engine.stopping):
-                raise
+            if isinstance(exc, cancellations) and (scope.cancel_called or engine.stopping or is_cancelled_here(exc)):
+                raise  # this worker is cancelled (a timeout, a cancel, the service stops): run_worker records it
             if timeout is not None:
                 scope.deadline = math.inf
             await _failed(engine, handle, exc)
         else:
             if timeout is not None:
                 scope.deadline = math.inf
-            if handle._cancel_reason is not None:  # the value raced a cancel() that was accepted
-                engine.finish_cancelled(handle, handle._cancel_reason)
-            elif engine.on_complete is None:
+            # a cancel() accepted meanwhile, even from another thread, is honoured where the result is recorded
+            if engine.on_complete is None:
                 engine.finish(handle, _SUCCEEDED, value, None, None)
             else:
                 await engine.complete(handle, _SUCCEEDED, value, None, None)
@@ -205,7 +214,7 @@ def retry_delay(retry_delay: float, backoff: float, attempt: int) -> float:
     if retry_delay <= 0:
         return 0.0
     try:
-        delay = retry_delay * backoff ** (attempt - 1)
+        delay = retry_delay * float(backoff) ** (attempt - 1)  # a float power overflows at once, an int one grows
     except OverflowError:
         return MAX_RETRY_DELAY
     return min(delay, MAX_RETRY_DELAY)
@@ -227,14 +236,19 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -
             return
         engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts))
         return
+    if isinstance(exc, (asyncio.CancelledError, anyio.get_cancelled_exc_class())):
+        # the attempt raised a cancellation nobody asked this task for (a future it awaited was
+        # cancelled, a thread task raised CancelledError): the task ends cancelled, never failed with it
+        engine.finish_cancelled(handle, f"cancelled: the task raised {type(exc).__name__} itself", exc)
+        return
     if isinstance(exc, TaskTimeoutError):
-        message = str(exc)
+        message = text_of(exc)
     else:
         tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
-        message = f"failed{tries}: {type(exc).__name__}: {exc}"
+        message = f"failed{tries}: {describe(exc)}"  # a hostile __str__ cannot stop the recording
     result = await engine.complete(handle, TaskStatus.FAILED, None, exc, message)
     run = engine.run
-    if result is not None and run is not None:
+    if result is not None and run is not None and result.status is TaskStatus.FAILED:
         run.task_failed(handle)
 
 

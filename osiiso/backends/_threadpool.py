@@ -24,12 +24,12 @@ import itertools
 import logging
 import queue
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
 from .._cancel import CancelToken, use_token
 from .._loops import LoopCaller
-from .coroutine import is_async_callable
 
 __all__ = ("ThreadJob", "ThreadPool")
 
@@ -182,15 +182,17 @@ class ThreadPool:
             wake(job)
 
 
+_Coroutine = types.CoroutineType
+
+
 def _call(job: ThreadJob) -> None:
     """Run ``job`` in this thread with its token installed; store its value or exception."""
     use_token(job.token)
     try:
-        fn = job.fn
-        if is_async_callable(fn):
-            job.value = asyncio.run(fn(*job.args, **job.kwargs))
-        else:
-            job.value = fn(*job.args, **job.kwargs)
+        value = job.fn(*job.args, **job.kwargs)
+        if type(value) is _Coroutine:  # a coroutine function, or a callable that returns a coroutine
+            value = asyncio.run(value)  # runs to completion on a private loop, as in a worker process
+        job.value = value
     except BaseException as exc:  # KeyboardInterrupt and SystemExit fail the task too
         job.error = exc
     finally:

@@ -33,7 +33,21 @@ class LockedError(Exception):
         self.lock = threading.Lock()
 
 
+class Unprintable(Exception):
+    """An exception whose ``__str__`` and ``__repr__`` raise: its task must still get a message."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("this exception refuses to be shown")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("this exception refuses to be shown")
+
+
 # -- sync flavour (thread and process backends) ---------------------------------------
+def s_unprintable(tag: str) -> None:
+    raise Unprintable(tag)
+
+
 def s_ok(value: Any) -> Any:
     return value
 
@@ -116,6 +130,11 @@ def s_orphan(path: str) -> None:
 
 
 # -- async flavour -------------------------------------------------------------------
+async def a_unprintable(tag: str) -> None:
+    await anyio.sleep(0)
+    raise Unprintable(tag)
+
+
 async def a_ok(value: Any) -> Any:
     await anyio.sleep(0)
     return value

@@ -82,7 +82,12 @@ WEIGHTS: dict[str, int] = {
     "memory": 1,
     "orphan": 1,
     "detached": 2,
+    "unprintable": 3,  # its exception's __str__ and __repr__ raise
+    "hook_raise": 3,  # its on_start and on_complete hooks raise SystemExit, a done callback KeyboardInterrupt
+    "chain": 1,  # starts a dependency chain of 50-300 links on a head that fails or is cancelled
 }
+#: the kinds a chain's head is (each fails, or is cancelled, so that every link ends with DependencyError)
+CHAIN_HEADS = ("raise", "unprintable", "cancel_loop")
 
 
 @dataclass
@@ -197,15 +202,18 @@ def make_mix(rng: random.Random, count: int, mode: str, tmp: Path) -> list[Spec]
     for index in range(count):
         kind = rng.choices(kinds, weights)[0]
         backend = "process" if kind in SYNC_ONLY else rng.choice(BACKENDS)
-        spec = Spec(index, kind, backend)
+        if kind == "chain":
+            specs.extend(make_chain(rng, len(specs)))
+            continue
+        spec = Spec(len(specs), kind, backend)
         if kind == "raise":
             spec.retries = rng.choice((0, 0, 1, 2))
         if kind == "depend":
-            spec.dep = rng.randrange(index) if index else None
+            spec.dep = rng.randrange(spec.index) if spec.index else None
             if spec.dep is None:
                 spec.kind = "ok"
         if kind == "orphan":
-            spec.orphan_file = str(tmp / f"orphan-{index}")
+            spec.orphan_file = str(tmp / f"orphan-{spec.index}")
         specs.append(spec)
     if mode == "qcancel":
         # tasks that hang until q.cancel(): on the loop and on threads from the start (they keep
@@ -219,6 +227,15 @@ def make_mix(rng: random.Random, count: int, mode: str, tmp: Path) -> list[Spec]
     return specs
 
 
+def make_chain(rng: random.Random, first: int) -> list[Spec]:
+    """A head that fails or is cancelled, then 50-300 links, each depending on the one before."""
+    head = Spec(first, rng.choice(CHAIN_HEADS), rng.choice(BACKENDS))
+    chain = [head]
+    for index in range(first + 1, first + 1 + rng.randrange(50, 300)):
+        chain.append(Spec(index, "depend", rng.choice(BACKENDS), dep=index - 1))
+    return chain
+
+
 def call_of(spec: Spec, specs: list[Spec]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     """The function, arguments and options that submit ``spec``."""
     sync = spec.backend != "async"
@@ -227,6 +244,8 @@ def call_of(spec: Spec, specs: list[Spec]) -> tuple[Callable[..., Any], tuple[An
     hang = (tasks.s_hang if sync else tasks.a_hang, ())
     table: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
         "ok": (tasks.s_ok if sync else tasks.a_ok, (tag,)),
+        "hook_raise": (tasks.s_ok if sync else tasks.a_ok, (tag,)),
+        "unprintable": (tasks.s_unprintable if sync else tasks.a_unprintable, (tag,)),
         "detached": (tasks.s_ok if sync else tasks.a_ok, (tag,)),
         "cancel_done": (tasks.s_ok if sync else tasks.a_ok, (tag,)),
         "raise": (tasks.s_raise if sync else tasks.a_raise, (tag,)),
@@ -267,7 +286,7 @@ def check_outcome(spec: Spec, result: TaskResult, specs: list[Spec], messy: bool
     if messy and result.status == "cancelled":
         assert isinstance(exc, TaskCancelledError), where
         return
-    if kind in ("ok", "detached", "cancel_done"):
+    if kind in ("ok", "detached", "cancel_done", "hook_raise"):
         assert result.status == "succeeded" and result.value == f"t{spec.index}", where
         assert result.detached is (kind == "detached"), where
     elif kind == "raise":
@@ -291,6 +310,9 @@ def check_outcome(spec: Spec, result: TaskResult, specs: list[Spec], messy: bool
             assert f"locked t{spec.index}" in str(exc) and "Traceback" in exc.remote_traceback, where
         else:
             assert isinstance(exc, tasks.LockedError), where
+    elif kind == "unprintable":
+        assert result.status == "failed" and type(exc).__name__ == "Unprintable", where
+        assert "could not be shown" in result.message, where
     elif kind == "keyboard_interrupt":
         assert result.status == "failed" and isinstance(exc, KeyboardInterrupt), where
     elif kind == "system_exit":
@@ -318,6 +340,10 @@ def check_outcome(spec: Spec, result: TaskResult, specs: list[Spec], messy: bool
         raise AssertionError(f"unknown kind {kind}")
 
 
+def _interrupting_callback(handle: TaskHandle[Any]) -> None:
+    raise KeyboardInterrupt(f"a done callback of {handle.name} raises")  # logged; nothing breaks
+
+
 # -- one round ------------------------------------------------------------------------------
 class Round:
     """One queue, one seeded mix, one ending (``mode``), and every check."""
@@ -338,7 +364,12 @@ class Round:
         self.handles: list[TaskHandle[Any]] = []
         self.by_id: dict[str, Spec] = {}
         self.queue = AsyncQueue(workers=16, threads=6, processes=2, on_start=self.on_start,
-                                on_complete=self.completed.append)
+                                on_complete=self.on_complete)
+
+    def on_complete(self, result: TaskResult) -> None:
+        self.completed.append(result)
+        if result.name.startswith("hook_raise-"):
+            raise SystemExit(f"on_complete of {result.name} raises")  # logged; the queue goes on
 
     # hooks (loop thread)
     def on_start(self, handle: TaskHandle[Any]) -> None:
@@ -355,10 +386,14 @@ class Round:
             self.started_thread[int(index)].set()
         elif kind == "forever":
             self.started_forever[int(index)].set()
+        elif kind == "hook_raise":
+            raise SystemExit(f"on_start of {handle.name} raises")  # logged; the task runs all the same
 
     def submit(self, spec: Spec) -> TaskHandle[Any]:
         fn, args, options = call_of(spec, self.specs)
         handle = self.queue.submit(fn, *args, **options)
+        if spec.kind == "hook_raise":
+            handle.add_done_callback(_interrupting_callback)
         spec.handle = handle
         self.by_id[handle.task_id] = spec
         self.handles.append(handle)

@@ -20,6 +20,16 @@ class Boom(Exception):
     """The exception the kit's failing tasks raise."""
 
 
+class Unprintable(Exception):
+    """An exception whose ``__str__`` and ``__repr__`` raise (user code may do anything)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("this exception refuses to be shown")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("this exception refuses to be shown")
+
+
 def _bump(path: str) -> int:
     p = Path(path)
     count = int(p.read_text()) + 1 if p.exists() else 1
@@ -68,6 +78,19 @@ def s_add(a: int, b: int = 0) -> int:
     return a + b
 
 
+def s_unprintable() -> None:
+    raise Unprintable("hidden")
+
+
+async def _twice(x: int) -> int:
+    return 2 * x
+
+
+def s_returns_coroutine(x: int) -> Any:
+    """A plain function that returns a coroutine (as ``lambda: fetch(21)`` does)."""
+    return _twice(x)
+
+
 # -- async flavour ----------------------------------------------------------------------------
 async def a_echo(x: Any) -> Any:
     return x
@@ -100,6 +123,10 @@ async def a_add(a: int, b: int = 0) -> int:
     return a + b
 
 
+async def a_unprintable() -> None:
+    raise Unprintable("hidden")
+
+
 @dataclass
 class Kit:
     """The functions a conformance test submits, and the backend option that runs them."""
@@ -112,6 +139,7 @@ class Kit:
     flaky: Callable[..., Any]
     record: Callable[..., Any]
     add: Callable[..., Any]
+    unprintable: Callable[..., Any]
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,12 +150,21 @@ class Kit:
 
 def make_kit(backend: str) -> Kit:
     if backend == "async":
-        return Kit(backend, a_echo, a_square, a_fail, a_slow, a_flaky, a_record, a_add)
-    return Kit(backend, s_echo, s_square, s_fail, s_slow, s_flaky, s_record, s_add)
+        return Kit(backend, a_echo, a_square, a_fail, a_slow, a_flaky, a_record, a_add, a_unprintable)
+    return Kit(backend, s_echo, s_square, s_fail, s_slow, s_flaky, s_record, s_add, s_unprintable)
 
 
-__all__ = ["Boom", "Kit", "asyncio", "make_kit"]
+__all__ = ["Boom", "Kit", "Unprintable", "asyncio", "make_kit", "s_returns_coroutine"]
 
 
 def s_interrupt() -> None:
     raise KeyboardInterrupt
+
+
+def s_raise_cancelled() -> None:
+    """A task that raises a cancellation nobody asked it for (a future it waited on was cancelled)."""
+    raise asyncio.CancelledError("a future this task awaited was cancelled")
+
+
+async def a_raise_cancelled() -> None:
+    raise asyncio.CancelledError("a future this task awaited was cancelled")
