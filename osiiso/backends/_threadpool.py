@@ -13,7 +13,9 @@ A thread cannot be killed. `ThreadPool.abandon` raises the job's
 `osiiso._cancel.CancelToken`, drops its result, and starts a replacement
 thread at once; the abandoned thread exits by itself when its function returns.
 Every state change of a job happens under one lock, so a job is exactly one of
-queued, running, done or abandoned, and a thread is abandoned only while it runs.
+queued, running, done or abandoned, and a thread is abandoned only while it runs
+a job, or when the pool closes while it is still in the initializer (nobody waits
+for an initializer that may never return: the thread exits once it does).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class _Worker(threading.Thread):
         super().__init__(target=pool._work, args=(self,), daemon=True,
                          name=f"osiiso-thread-{next(_thread_numbers)}")
         self.abandoned = False
+        self.initializing = True  # until its initializer has returned
         self.job: ThreadJob | None = None
 
 
@@ -108,6 +111,8 @@ class ThreadPool:
         """Stop taking work: each thread exits once idle. Return how many threads were abandoned.
 
         With ``force``, running jobs are abandoned and they and queued jobs fail with ``error()``.
+        Once no job is queued, threads still in the initializer are abandoned too: they hold no
+        job, and their initializer may never return.
         """
         abandoned = 0
         self._closed = True
@@ -127,9 +132,30 @@ class ThreadPool:
                     abandoned += 1
                     job.error = error()
                     self._wake(job)
+        if not self._queued_jobs():
+            with self._lock:
+                for worker in [w for w in self.workers if w.initializing]:
+                    worker.abandoned = True
+                    self.workers.discard(worker)
+                    abandoned += 1
         for _ in range(len(self.workers)):
             self._queue.put(None)
         return abandoned
+
+    def _queued_jobs(self) -> int:
+        """How many jobs still wait for a thread (those given up while queued do not count)."""
+        kept: list[ThreadJob | None] = []
+        while True:
+            try:
+                kept.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        live = 0
+        for job in kept:
+            if job is not None and job.state == _QUEUED:
+                live += 1
+                self._queue.put(job)
+        return live
 
     def _spawn(self) -> None:
         worker = _Worker(self)
@@ -139,6 +165,10 @@ class ThreadPool:
 
     def _work(self, me: _Worker) -> None:
         init_error = self._initialize()
+        with self._lock:
+            me.initializing = False
+            if me.abandoned:  # the pool closed meanwhile and stopped waiting for this thread
+                return
         get, lock = self._queue.get, self._lock
         while True:
             job = get()

@@ -27,7 +27,7 @@ import pytest
 from procutil import proc_state
 from support import ASYNCIO, aeventually, eventually, loop_params
 
-from osiiso._errors import ClosedError, RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
+from osiiso._errors import RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
 from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.process import ProcessBackend
 from osiiso.backends.process.codec import RemoteTraceback
@@ -551,7 +551,7 @@ async def test_a_worker_that_cannot_start_fails_the_task_instead_of_hanging(
 
 @ASYNCIO_ONLY
 async def test_aclose_leaves_no_process_behind() -> None:
-    """After aclose() no worker, zombie or I/O thread of the pool remains."""
+    """After aclose() no worker, zombie or I/O thread of the pool remains; a later run opens a new pool."""
     before = set(multiprocessing.active_children())
     async with open_backend(processes=2) as backend:
         pids: set[int] = set()
@@ -568,8 +568,10 @@ async def test_aclose_leaves_no_process_behind() -> None:
     assert all(proc_state(pid) == "" for pid in pids)  # gone: reaped, not a zombie
     assert not [t for t in threading.enumerate() if t.name == "osiiso-process-io"]
     assert backend.stats()["processes_live"] == 0
-    with pytest.raises(ClosedError):
-        await backend.run(attempt(square, 1))
+    # a closed backend opens a fresh pool when used again (a queue run again on a new event loop)
+    assert await backend.run(attempt(getpid)) not in pids
+    await backend.aclose()
+    assert not [t for t in threading.enumerate() if t.name == "osiiso-process-io"]
 
 
 @ASYNCIO_ONLY

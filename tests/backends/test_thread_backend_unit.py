@@ -315,6 +315,29 @@ async def test_forced_aclose_fails_running_attempt() -> None:
     await _wait_gone()
 
 
+@pytest.mark.parametrize("force", [True, False], ids=["force", "graceful"])
+async def test_aclose_never_waits_for_a_thread_stuck_in_its_initializer(force: bool) -> None:
+    """aclose() returns while a pool thread is still in an initializer that never returns (SPEC §8)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hang() -> None:
+        entered.set()
+        release.wait(WAIT * 3)
+
+    backend = ThreadBackend(BackendConfig(workers=1, threads=1, processes=1, initializer=hang))
+    await backend.start()
+    await wait_for(entered)
+    with anyio.move_on_after(0.05):  # the attempt waits for the stuck thread: give up on it, as a timeout does
+        await backend.run(attempt(lambda: 1))
+    try:
+        with anyio.fail_after(WAIT):
+            await backend.aclose(force=force)
+        assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1}
+    finally:
+        release.set()
+    await _wait_gone()  # the thread leaves once its initializer returns
+
+
 async def _wait_gone() -> None:
     """Wait until every pool thread (abandoned ones included) has exited."""
     deadline = time.monotonic() + WAIT

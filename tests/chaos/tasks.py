@@ -2,13 +2,17 @@
 
 This module is shipped to worker processes by value (cloudpickle), so workers never import
 the test package. Sync tasks that hang poll ``osiiso.cancelled()`` so that an abandoned
-thread attempt ends by itself soon after it is given up.
+thread attempt ends by itself soon after it is given up. The hostile process tasks write junk
+on their worker's result pipe, fork, leave a non-daemon thread behind, or start processes in
+a new session; the initializers at the end kill, hang or sometimes kill their worker.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -129,6 +133,102 @@ def s_orphan(path: str) -> None:
     time.sleep(HANG)
 
 
+class BaseUnpicklable:
+    """A value whose pickling raises SystemExit, which is no Exception."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __reduce__(self) -> Any:
+        raise SystemExit(f"no pickling {self.tag}")
+
+
+class BaseUnpicklableError(Exception):
+    """An exception whose pickling raises KeyboardInterrupt."""
+
+    def __reduce__(self) -> Any:
+        raise KeyboardInterrupt
+
+
+def s_base_unpicklable_value(tag: str) -> BaseUnpicklable:
+    return BaseUnpicklable(tag)
+
+
+def s_base_unpicklable_error(tag: str) -> None:
+    raise BaseUnpicklableError(f"base {tag}")
+
+
+def s_junk(tag: str, variant: int) -> str:
+    """Write junk on this worker's own result pipe (found through the garbage collector), then return."""
+    from multiprocessing.connection import Connection
+
+    pipe = next(o for o in gc.get_objects() if isinstance(o, Connection) and o.writable and not o.closed)
+    if variant == 0:
+        os.write(pipe.fileno(), f"junk from {tag}\n".encode())
+    elif variant == 1:
+        pipe.send_bytes(b"not a pickle " + tag.encode())
+    else:  # a well-formed report for a job this worker never had
+        pipe.send_bytes(pickle.dumps([(13, 10**9 + variant, True, pickle.dumps(tag), 0.0)], 5))
+    return tag
+
+
+def s_fork(tag: str, variant: int) -> str:
+    """Fork; the child falls out of the task (returning, or raising SystemExit); the parent reaps it."""
+    pid = os.fork()
+    if pid == 0:
+        if variant:
+            raise SystemExit(0)
+        return f"child of {tag}"
+    os.waitpid(pid, 0)
+    return tag
+
+
+def s_thread_left(tag: str) -> str:
+    """Leave a non-daemon thread behind that never ends: the worker can only be killed after that."""
+    threading.Thread(target=threading.Event().wait, name="left-behind", daemon=False).start()
+    return tag
+
+
+def s_session_orphan(path: str) -> None:
+    """Start a child in a new session and a setsid + double-fork daemon, record both, then hang."""
+    child = subprocess.Popen(["sleep", str(HANG)], start_new_session=True)
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork() == 0:
+            Path(path + ".daemon").write_text(f"{os.getpid()} {start_time(os.getpid())}")
+            time.sleep(HANG)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    while not os.path.exists(path + ".daemon"):
+        time.sleep(0.001)
+    both = f"{child.pid} {start_time(child.pid)} " + Path(path + ".daemon").read_text()
+    Path(path + ".tmp").write_text(both)
+    os.replace(path + ".tmp", path)
+    time.sleep(HANG)
+
+
+# -- initializers of the hostile side queues --------------------------------------------
+def init_crash(how: str) -> None:
+    """Kill the worker before it is ready."""
+    if how == "exit":
+        os._exit(5)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    ctypes.string_at(0)
+
+
+def init_hang() -> None:
+    """Never return: the worker never gets ready."""
+    time.sleep(HANG * 10)
+
+
+def init_flaky() -> None:
+    """Kill about half the workers before they are ready."""
+    if os.getpid() % 2:
+        os._exit(5)
+
+
 # -- async flavour -------------------------------------------------------------------
 async def a_unprintable(tag: str) -> None:
     await anyio.sleep(0)
@@ -165,3 +265,11 @@ async def a_keyboard_interrupt() -> None:
 
 async def a_system_exit() -> None:
     raise SystemExit(3)
+
+
+async def a_base_unpicklable_value(tag: str) -> BaseUnpicklable:
+    return BaseUnpicklable(tag)
+
+
+async def a_base_unpicklable_error(tag: str) -> None:
+    raise BaseUnpicklableError(f"base {tag}")

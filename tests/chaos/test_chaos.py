@@ -4,13 +4,19 @@ Each round builds one queue and routes every task to the async, thread or proces
 (chosen per task). The tasks succeed, raise, time out, hang until cancelled (from a task on
 the loop, from another thread, or by ``q.cancel()``), crash their worker process
 (``os._exit``, SIGKILL, a segfault), return unpicklable values, raise unpicklable
-exceptions, run out of memory under an address-space limit, raise ``KeyboardInterrupt`` or
-``SystemExit``, depend on each other, and are submitted while the queue shuts down.
+exceptions (some whose pickling raises ``SystemExit`` or ``KeyboardInterrupt``), run out of
+memory under an address-space limit, raise ``KeyboardInterrupt`` or ``SystemExit``, depend
+on each other, and are submitted while the queue shuts down. Process tasks also write junk
+on their worker's result pipe, fork (the child falling out of the task), leave a non-daemon
+thread behind, and start processes in a new session. Beside the main queue, each round runs
+a small hostile queue whose initializer kills every worker, hangs, or kills about half of
+them before they are ready.
 
 After every round the suite checks the promise: every handle is done with the outcome its
 kind calls for; ``on_complete`` saw exactly one ``TaskResult`` per task (the handle's own);
 the summary's counts add up; ``run()`` returned within its bound; the engine's invariants
-hold; no child process, thread or file descriptor is left behind; and the queue runs again.
+hold; no child process (the new-session ones included), thread or file descriptor is left
+behind; and the queue runs again.
 
 ``pytest tests/chaos`` runs the short scale (CI); ``pytest tests/chaos --chaos-scale=full``
 (or ``OSIISO_CHAOS_SCALE=full``) the long one: 100,000 tasks and over 1,000 crashes.
@@ -49,6 +55,7 @@ from osiiso import (
 )
 from osiiso._engine.invariants import check_invariants
 from osiiso._loops import current_loop_caller
+from osiiso.backends.process import supervisor
 
 from . import tasks
 
@@ -57,10 +64,14 @@ cloudpickle.register_pickle_by_value(tasks)
 pytestmark = [pytest.mark.chaos]
 
 RUN_BOUND = 90.0  # seconds: the longest one run() of a round may take
+SIDE_TASKS = 4  # tasks per round on the hostile side queue
 SETTLE = 15.0  # seconds: how long abandoned thread attempts get to notice and return
 MODES = ("drain", "qcancel", "qcancel_mid", "shutdown", "shutdown_force")
 BACKENDS = ("async", "thread", "process")
-SYNC_ONLY = ("crash_exit", "crash_kill", "crash_segv", "memory", "orphan")
+SYNC_ONLY = ("crash_exit", "crash_kill", "crash_segv", "memory", "orphan", "junk", "fork", "thread_left",
+             "session_orphan")
+SIDES = ("crash", "hang", "flaky")  # the initializer of each round's hostile side queue
+LINGER = 0.5  # seconds: the process pool's EXIT_GRACE in these rounds (workers that linger are normal here)
 
 # kind -> weight in the mix
 WEIGHTS: dict[str, int] = {
@@ -85,6 +96,12 @@ WEIGHTS: dict[str, int] = {
     "unprintable": 3,  # its exception's __str__ and __repr__ raise
     "hook_raise": 3,  # its on_start and on_complete hooks raise SystemExit, a done callback KeyboardInterrupt
     "chain": 1,  # starts a dependency chain of 50-300 links on a head that fails or is cancelled
+    "base_unpicklable_value": 2,
+    "base_unpicklable_error": 2,
+    "junk": 2,
+    "fork": 2,
+    "thread_left": 1,
+    "session_orphan": 1,
 }
 #: the kinds a chain's head is (each fails, or is cancelled, so that every link ends with DependencyError)
 CHAIN_HEADS = ("raise", "unprintable", "cancel_loop")
@@ -115,6 +132,7 @@ class Tally:
     closed_rejections: int = 0
     abandoned_threads: int = 0
     killed_workers: int = 0
+    start_failures: int = 0
     rounds: int = 0
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -212,7 +230,7 @@ def make_mix(rng: random.Random, count: int, mode: str, tmp: Path) -> list[Spec]
             spec.dep = rng.randrange(spec.index) if spec.index else None
             if spec.dep is None:
                 spec.kind = "ok"
-        if kind == "orphan":
+        if kind in ("orphan", "session_orphan"):
             spec.orphan_file = str(tmp / f"orphan-{spec.index}")
         specs.append(spec)
     if mode == "qcancel":
@@ -263,6 +281,14 @@ def call_of(spec: Spec, specs: list[Spec]) -> tuple[Callable[..., Any], tuple[An
         "crash_segv": (tasks.s_segfault, ()),
         "memory": (tasks.s_memory, ()),
         "orphan": (tasks.s_orphan, (spec.orphan_file,)),
+        "session_orphan": (tasks.s_session_orphan, (spec.orphan_file,)),
+        "base_unpicklable_value": (tasks.s_base_unpicklable_value if sync else tasks.a_base_unpicklable_value,
+                                   (tag,)),
+        "base_unpicklable_error": (tasks.s_base_unpicklable_error if sync else tasks.a_base_unpicklable_error,
+                                   (tag,)),
+        "junk": (tasks.s_junk, (tag, spec.index % 3)),
+        "fork": (tasks.s_fork, (tag, spec.index % 2)),
+        "thread_left": (tasks.s_thread_left, (tag,)),
     }
     if kind == "depend":
         assert spec.dep is not None
@@ -271,6 +297,8 @@ def call_of(spec: Spec, specs: list[Spec]) -> tuple[Callable[..., Any], tuple[An
     fn, args = table[kind]
     if kind in ("timeout", "orphan"):
         options["timeout"] = 0.1 if spec.backend == "async" else 0.3
+    if kind == "session_orphan":
+        options["timeout"] = 1.0  # time enough to start both processes and record them
     if kind == "raise":
         options.update(retries=spec.retries, retry_delay=0.001, backoff=2.0)
     if kind == "detached":
@@ -286,13 +314,29 @@ def check_outcome(spec: Spec, result: TaskResult, specs: list[Spec], messy: bool
     if messy and result.status == "cancelled":
         assert isinstance(exc, TaskCancelledError), where
         return
-    if kind in ("ok", "detached", "cancel_done", "hook_raise"):
+    if kind in ("ok", "detached", "cancel_done", "hook_raise", "fork", "thread_left"):
         assert result.status == "succeeded" and result.value == f"t{spec.index}", where
         assert result.detached is (kind == "detached"), where
+    elif kind == "junk":
+        assert result.status == "failed" and isinstance(exc, WorkerCrashedError), where
+        assert "result pipe" in str(exc), where
+    elif kind == "base_unpicklable_value":
+        if backend == "process":
+            assert result.status == "failed" and isinstance(exc, SerializationError), where
+            assert "BaseUnpicklable" in str(exc) and "SystemExit" in str(exc), where
+        else:
+            assert result.status == "succeeded" and result.value.tag == f"t{spec.index}", where
+    elif kind == "base_unpicklable_error":
+        assert result.status == "failed", where
+        if backend == "process":
+            assert isinstance(exc, RemoteError) and "BaseUnpicklableError" in exc.type_name, where
+            assert f"base t{spec.index}" in str(exc), where
+        else:
+            assert isinstance(exc, tasks.BaseUnpicklableError), where
     elif kind == "raise":
         assert result.status == "failed" and isinstance(exc, ValueError), where
         assert f"boom t{spec.index}" in str(exc) and result.attempts == spec.retries + 1, where
-    elif kind in ("timeout", "orphan"):
+    elif kind in ("timeout", "orphan", "session_orphan"):
         assert result.status == "failed" and isinstance(exc, TaskTimeoutError), where
         assert "timed out after" in result.message, where
     elif kind in ("cancel_early", "cancel_loop", "cancel_thread", "forever"):
@@ -332,7 +376,7 @@ def check_outcome(spec: Spec, result: TaskResult, specs: list[Spec], messy: bool
         if up.status != "succeeded":
             assert result.status == "failed" and isinstance(exc, DependencyError), where
             assert result.attempts == 0 and exc.__cause__ is up.exception, where
-        elif backend == "process" and type(up.value).__name__ == "lock":
+        elif backend == "process" and type(up.value).__name__ in ("lock", "BaseUnpicklable"):
             assert result.status == "failed" and isinstance(exc, SerializationError), where
         else:
             assert result.status == "succeeded" and result.value is up.value or result.value == up.value, where
@@ -365,6 +409,14 @@ class Round:
         self.by_id: dict[str, Spec] = {}
         self.queue = AsyncQueue(workers=16, threads=6, processes=2, on_start=self.on_start,
                                 on_complete=self.on_complete)
+        # the hostile side queue: every worker it starts dies starting, hangs starting, or half of them die
+        self.side_kind = SIDES[seed % len(SIDES)]
+        initializer, initargs = {"crash": (tasks.init_crash, (("exit", "kill", "segv")[seed // 3 % 3],)),
+                                 "hang": (tasks.init_hang, ()), "flaky": (tasks.init_flaky, ())}[self.side_kind]
+        self.side_completed: list[TaskResult] = []
+        self.side = AsyncQueue(processes=2, initializer=initializer, initargs=initargs,
+                               on_complete=self.side_completed.append)
+        self.side_handles: list[TaskHandle[Any]] = []
 
     def on_complete(self, result: TaskResult) -> None:
         self.completed.append(result)
@@ -400,6 +452,40 @@ class Round:
         return handle
 
     async def run(self) -> None:
+        """The main queue's round, and beside it the hostile side queue's."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._run_side)
+            await self._run_main()
+        self._check_side()
+
+    async def _run_side(self) -> None:
+        """A few process tasks on the side queue, then its shutdown: all within the run bound."""
+        side = self.side
+        timeout = 0.3 if self.side_kind == "hang" else None
+        self.side_handles = [side.submit(tasks.s_ok, f"side{i}", backend="process", timeout=timeout,
+                                         name=f"side-{i}") for i in range(SIDE_TASKS)]
+        with anyio.move_on_after(RUN_BOUND) as bound:
+            await side.run()
+            await side.shutdown(force=self.mode == "shutdown_force")
+        assert not bound.cancelled_caught, f"the {self.side_kind} side queue hung (seed {self.seed})"
+
+    def _check_side(self) -> None:
+        """Each side task ended once, as its initializer calls for."""
+        seen = collections.Counter(r.task_id for r in self.side_completed)
+        assert sorted(seen) == sorted(h.task_id for h in self.side_handles) and set(seen.values()) == {1}, seen
+        for handle in self.side_handles:
+            result = handle.result()
+            exc, where = result.exception, f"{self.side_kind} side: {result!r} (seed {self.seed})"
+            start_failed = isinstance(exc, WorkerCrashedError) and "while starting" in str(exc)
+            if self.side_kind == "hang":
+                assert result.status == "failed" and isinstance(exc, TaskTimeoutError), where
+            elif self.side_kind == "crash":
+                assert result.status == "failed" and start_failed, where
+            else:
+                assert result.value == handle.name.replace("-", "") or start_failed, where
+            self.tally.start_failures += start_failed
+
+    async def _run_main(self) -> None:
         q = self.queue
         caller_events: list[threading.Thread] = []
         self.cancel_threads: list[threading.Thread] = []
@@ -639,11 +725,12 @@ class Round:
         self.tally.tasks += len(submitted)
         for spec in submitted:
             if spec.orphan_file and os.path.exists(spec.orphan_file):
-                pid, started = map(int, Path(spec.orphan_file).read_text().split())
-                # a SIGKILLed process still shows 'R' until it is scheduled to die: give it a moment
-                await aeventually(lambda: (tasks.start_time(pid) != started  # a later process reusing the pid
-                                           or proc_state(pid) in ("", "Z")),
-                                  f"the child {pid} of a killed worker to die", SETTLE)
+                numbers = list(map(int, Path(spec.orphan_file).read_text().split()))
+                for pid, started in zip(numbers[0::2], numbers[1::2]):
+                    # a SIGKILLed process still shows 'R' until it is scheduled to die: give it a moment
+                    await aeventually(lambda: (tasks.start_time(pid) != started  # a later process reusing the pid
+                                               or proc_state(pid) in ("", "Z")),
+                                      f"the child {pid} of a killed worker ({spec.kind}) to die", SETTLE)
         stats = q.stats
         if "thread" in stats:
             self.tally.abandoned_threads += stats["thread"]["threads_abandoned"]
@@ -687,13 +774,16 @@ def report(tally: Tally, seconds: float) -> str:
     return (f"chaos: {tally.rounds} rounds, {tally.tasks} tasks in {seconds:.1f}s; "
             f"crashes {tally.crashes}, cancellations {tally.cancellations}, timeouts {tally.timeouts}, "
             f"workers killed {tally.killed_workers}, threads abandoned {tally.abandoned_threads}, "
-            f"submits rejected while closing {tally.closed_rejections}; statuses {dict(tally.statuses)}; "
+            f"submits rejected while closing {tally.closed_rejections}, "
+            f"side tasks failed for want of a worker that starts {tally.start_failures}; "
+            f"statuses {dict(tally.statuses)}; "
             "leaks: none")
 
 
 @pytest.mark.timeout(1800)
-def test_chaos_rounds_keep_every_promise(chaos_scale: str, tmp_path: Path) -> None:
+def test_chaos_rounds_keep_every_promise(chaos_scale: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every seeded round ends each task exactly once, as its kind calls for, and leaves nothing behind."""
+    monkeypatch.setattr(supervisor, "EXIT_GRACE", LINGER)  # workers kept alive by a thread are killed sooner
     tally = Tally()
     began = time.monotonic()
     if chaos_scale == "full":

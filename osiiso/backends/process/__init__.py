@@ -2,58 +2,70 @@
 
 This package owns everything about running an attempt in another process. `ProcessBackend`
 (here) is what the engine sees; `.pool` decides, on the loop thread, where each job goes and
-what the workers' events mean; `.jobs` holds the records it keeps (jobs, shipped functions,
-slots); `.supervisor` is the thread that launches, watches and reaps the workers; `.codec`
-pickles calls and rebuilds results and errors in the parent; `.child` is the worker process
-and the wire protocol, stdlib only.
+what the workers' events mean, and its base `.starts` when workers start; `.jobs` holds the
+records it keeps (jobs, shipped functions, slots); `.pipes` are the parent's ends of the
+workers' pipes, which never block; `.supervisor` is the thread that watches, reaps and kills
+the workers, and `.launch` starts them; `.codec` pickles calls and rebuilds results and
+errors in the parent; `.child` is the worker process and the wire protocol, and
+`.descendants` the processes a task starts, both stdlib only.
 
 Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py``)::
 
     event loop thread                    supervisor thread          worker processes
-    pool.py, jobs.py, codec.py           supervisor.py              child.py
+    pool.py, starts.py, jobs.py,         supervisor.py, launch.py   child.py, descendants.py
+    codec.py                             pipes.py (flush, read)
     --------------------------           -----------------          ----------------
     ProcessBackend.run(attempt)                                     +-- worker 0 --+
-      Pool.submit -> ProcessJob                                     | setsid,      |
-        cloudpickle fn (codec, once                                 | SIGINT ign., |
-          per pool: FunctionTable)                                  | initializer  |
-        pickle args (codec)  +----------+  task pipe (JOB, CANCEL)  |              |
-        Pool._dispatch ----->| Slot 0.. |===========================> worker_main: |
-          _choose, _command  +----------+  one write per batch      | run jobs in  |
-                                   ^                                | send order   |
+      Pool.submit -> ProcessJob                                     | setsid, sub- |
+        cloudpickle fn (codec, once                                 | reaper, SIG- |
+          per pool: FunctionTable)                                  | INT ignored, |
+        pickle args (codec)  +----------+  task pipe (JOB, CANCEL)  | initializer  |
+        Pool._dispatch ----->| Slot 0.. |== TaskPipe.send ==========> worker_main: |
+          _choose, _command  +----------+  never blocks; the rest   | run jobs in  |
+                                   ^       by TaskPipe.flush        | send order   |
       await job.waiter             |                                +------+-------+
         <- job.outcome()           |  LoopCaller.call(events)              |
-           (codec decodes errors)  |  Up, Reports, Dead,                   |
+           (codec decodes errors)  |  Up, Reports, Garbled, Dead,          |
                                    |  SpawnFailed, Stopped      result pipe|
       Pool._handle  <--------------+---- Supervisor._loop:      (READY,    |
-        _on_reports: finish jobs           wait(result pipes    STARTED,   |
-        _on_death: fail / requeue          + sentinels + wake)  SKIPPED,   |
-        cancel: CANCEL or kill             reap the dead,       DONE) <----+
-                                           killpg leftovers,
-                                           start replacements
+        _on_reports: finish jobs           poll(result pipes,   STARTED,   |
+        _on_death: fail / requeue          sentinels, full task SKIPPED,   |
+        Starts: on demand, bounded         pipes, wake-up);     DONE) <----+
+        cancel: CANCEL or kill             ResultReader checks
+                                           every frame; reap,
+                                           kill trees, restart
 
 * A function is cloudpickled once per pool and sent once per worker (the worker keeps a
   table keyed by a number the parent assigns); arguments and results travel with pickle
   protocol 5, falling back to cloudpickle. See `.child` for the messages.
-* A job sent to an idle worker is running; one queued behind another (only for
-  short tasks, up to ``DEPTH`` per worker) is announced: the worker says ``STARTED``
-  first (riding on the previous ``DONE``), so a cancel before that just skips it, and
-  the timeout clock restarts when it really starts.
+* A job sent to a ready idle worker is running; one queued behind another (only for
+  short tasks, up to ``DEPTH`` per worker) or sent to a worker still starting is
+  announced: the worker says ``STARTED`` first (riding on the previous ``DONE``), so a
+  cancel before that just skips it. The timeout clock runs from the moment a job is
+  handed to a worker with nothing before it (one still starting counts), and restarts
+  when the job really starts.
 * Workers start on demand, one per job that no live worker can take, up to
   ``processes`` slots (with ``fork`` the loop thread forks them itself, see `.supervisor`).
-* Cancelling a running job SIGKILLs its worker's process group; a worker that dies
-  fails only the job it was running (``WorkerCrashedError``), its queued jobs go to
-  other workers, and the supervisor starts a fresh worker in the slot.
+  Workers that die while starting are tried again a bounded number of times (`.starts`).
+* Cancelling a running job SIGKILLs its worker and every process under it
+  (`.descendants`); a worker that dies fails only the job it was running
+  (``WorkerCrashedError``), its queued jobs go to other workers, and the supervisor starts
+  a fresh worker in the slot. One that writes junk on its result pipe is killed, and fails
+  every job it held. One told to exit that is still alive after `.supervisor.EXIT_GRACE`
+  is killed.
 * Workers are started with the chosen start method (forkserver by default where it
   exists, never ``fork`` unless asked); the user's ``__main__`` is never re-run in
-  them (see `.supervisor._preparation_data`), and they load their own code by
+  them (see `.launch._preparation_data`), and they load their own code by
   path, so a worker's start-up never imports the ``osiiso`` package.
 * Workers watch their parent: if it dies without closing the pool they kill their
-  own process group within half a second; an un-closed pool is killed at exit.
+  own tree and process group within half a second; an un-closed pool is killed at exit.
+* A pool reports to the loop it started on; closed from a later loop, it kills its
+  workers, and the backend starts a new pool there.
 
 Known limits: a job sent to an idle worker counts as started (cancelling it kills
-that worker even if it had not read the job yet); a big argument sent to an idle
-worker is written from the loop thread (the worker reads it as it arrives); with
-``mp_context="fork"`` workers inherit the parent's descriptors, as fork does.
+that worker even if it had not read the job yet); with ``mp_context="fork"`` workers
+inherit the parent's descriptors, as fork does; the processes a worker that crashed by
+itself had moved out of its process group are not found (`.descendants`).
 """
 
 from __future__ import annotations
@@ -65,8 +77,8 @@ from ..._errors import ClosedError
 from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .codec import dumps_function
+from .launch import resolve_context
 from .pool import DEPTH, Pool
-from .supervisor import resolve_context
 
 __all__ = ("ProcessBackend",)
 
@@ -92,7 +104,6 @@ class ProcessBackend(Backend):
                 "pass e.g. max_tasks_per_child=100")
         self._pool: Pool | None = None
         self._waiter: Waiter | None = None
-        self._closed = False
         self._crashed = self._killed = 0
 
     @property
@@ -106,9 +117,11 @@ class ProcessBackend(Backend):
                 "cannot be sent to a process: pass the coroutine function and its arguments instead")
 
     async def start(self) -> None:
-        """Create the pool (its workers start on demand) and the waiter of the running loop."""
-        if self._closed:
-            raise ClosedError("the process backend is closed — create a new queue")
+        """Create the pool (its workers start on demand) and the waiter of the running loop.
+
+        After `aclose` a new pool is made: a queue run again under a new event loop closes
+        the old loop's pool and starts a fresh one here.
+        """
         if self._pool is None:
             boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
                                   "initializer")
@@ -139,8 +152,8 @@ class ProcessBackend(Backend):
         return job.outcome()
 
     async def aclose(self, *, force: bool = False) -> None:
-        """Close the pool for good (see `.pool.Pool.aclose`); its crash and kill counts stay in `stats`."""
-        self._closed = True
+        """Close the pool (see `.pool.Pool.aclose`), from its own loop or a later one; its crash and kill
+        counts stay in `stats`. A later `start` or `run` opens a new pool."""
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -151,7 +164,6 @@ class ProcessBackend(Backend):
 
     def close_now(self) -> None:
         """Kill every worker now, from any thread (the queue was garbage-collected)."""
-        self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.kill_now()

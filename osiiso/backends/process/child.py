@@ -1,8 +1,9 @@
 """The worker process: its main loop, and the wire protocol both ends of the pipes speak.
 
 A worker runs `worker_main`: it sets itself up (own process group, SIGINT ignored, parent
-watch, initializer), then runs jobs one at a time in the order they were sent until EOF on
-its command pipe. The module also defines what crosses the pipes (the constants and the
+watch, on Linux a child subreaper, initializer), then runs jobs one at a time in the order
+they were sent until EOF on its command pipe, and kills what its tasks left running before
+it exits. The module also defines what crosses the pipes (the constants and the
 records below) and the worker's half of the encoding (`dumps_value`, `encode_error`); the
 parent's half is in `.codec`. It imports the standard library only (cloudpickle lazily, for a
 value plain pickle refuses): with spawn and forkserver a worker loads this file by path
@@ -15,6 +16,14 @@ parent (the previous job's ``DONE``, this job's ``STARTED``) *before* calling th
 that if the task crashes the process the parent knows exactly which job was running. EOF
 on ``task_r`` means "finish what you have and exit": that is how the parent retires a
 worker or closes the pool.
+
+**Descendants.** On Linux the worker makes itself a child subreaper before any task or
+initializer runs, so what its tasks start stays in its tree whatever session it moves to
+(see `.descendants`); it kills that tree at EOF and when its parent dies.
+
+**Forks.** A task may call ``os.fork()``; the child must never come back into the worker's
+loop and share its pipes. The loop checks the pid after every task: a forked child that
+returns from the task (or raises ``SystemExit``) ends there with `os._exit`.
 
 Every message on a pipe is one ``pickle`` (protocol 5) of a list of commands — plain tuples
 of ints and ``bytes`` — so a pipe is never blocked by a user object that fails to (un)pickle:
@@ -54,9 +63,17 @@ from collections import OrderedDict, deque
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+if __name__ != "__osiiso_worker__":
+    from .descendants import become_subreaper, kill_descendants
+else:  # loaded by path in a worker (see RUN_NAME): so is its sibling
+    import runpy
+
+    _sibling = runpy.run_path(os.path.join(os.path.dirname(__file__), "descendants.py"))
+    become_subreaper, kill_descendants = _sibling["become_subreaper"], _sibling["kill_descendants"]
+
 __all__ = (
     "CANCEL", "DONE", "FN_TABLE_SIZE", "JOB", "PROTOCOL", "READY", "RUN_NAME", "SKIPPED", "STARTED",
-    "dumps_value", "encode_error", "type_name", "worker_main",
+    "dumps_value", "encode_error", "pickling_failure", "safe_str", "type_name", "worker_main",
 )
 
 #: commands, parent → worker
@@ -79,10 +96,14 @@ def type_name(obj: object) -> str:
 
 
 def dumps_value(value: object) -> bytes:
-    """Pickle ``value`` with protocol 5, falling back to cloudpickle (lambdas, locals…)."""
+    """Pickle ``value`` with protocol 5, falling back to cloudpickle (lambdas, locals…).
+
+    Whatever pickling raises (a ``__reduce__`` may raise ``SystemExit``) comes out of here as
+    itself, for the caller to turn into an error record.
+    """
     try:
         return pickle.dumps(value, PROTOCOL)
-    except Exception:
+    except BaseException:
         import cloudpickle
 
         return cloudpickle.dumps(value, PROTOCOL)  # type: ignore[no-any-return]
@@ -100,9 +121,24 @@ def encode_error(exc: BaseException) -> tuple[Any, ...]:
     try:
         blob = dumps_value(exc)
         pickle.loads(blob)
-    except Exception as why:
-        return ("remote", qualname, f"{exc} (it could not be sent back as itself: {why!r})", tb)
+    except BaseException as why:
+        return ("remote", qualname, f"{safe_str(exc)} (it could not be sent back as itself: {why!r})", tb)
     return ("exc", blob, tb)
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when even that raises."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type_name(exc)} whose str() failed>"
+
+
+def pickling_failure(exc: BaseException) -> str:
+    """What went wrong while pickling, in words (an ``Exception``'s message is enough)."""
+    if isinstance(exc, Exception):
+        return safe_str(exc)
+    return f"{type_name(exc)}({safe_str(exc)}) was raised while pickling it"
 
 
 class _Unloadable:
@@ -112,15 +148,29 @@ class _Unloadable:
         self.record = ("serial", "function", type(exc).__name__, str(exc))
 
 
+_SUBREAPER_SET = _thread.allocate_lock()  # held until the watch thread has made this worker a subreaper
+
+def _subreaper_ready() -> None:
+    """Wait (once) until the worker is a subreaper, before code that may start processes runs."""
+    if _SUBREAPER_SET.locked():
+        with _SUBREAPER_SET:
+            pass
+
+
 def _watch_parent() -> None:
-    """Kill this worker's process group (it and its children) when the parent dies."""
+    """Make the worker a subreaper, then kill it and all it started when the parent dies."""
     import multiprocessing
 
     parent = multiprocessing.parent_process()
     sentinel = parent.sentinel if parent is not None else None
     ppid = os.getppid()
+    _SUBREAPER_SET.acquire()
 
     def watch() -> None:
+        try:
+            become_subreaper()  # here, so that importing ctypes overlaps the worker's start
+        finally:
+            _SUBREAPER_SET.release()
         while True:
             if sentinel is not None:
                 if wait([sentinel], 0.5):
@@ -129,6 +179,7 @@ def _watch_parent() -> None:
                 time.sleep(0.5)
             if os.getppid() != ppid:
                 break
+        kill_descendants(os.getpid())
         os.killpg(0, signal.SIGKILL)
 
     # a bare thread: unlike threading.Thread.start(), this does not wait for the thread to run,
@@ -136,14 +187,17 @@ def _watch_parent() -> None:
     _thread.start_new_thread(watch, ())
 
 
-def _call(fn: Any, args_blob: bytes) -> tuple[bool, Any]:
-    """Run one job; return ``(True, result_blob)`` or ``(False, error_record)``."""
+def _call(fn: Any, args_blob: bytes, owner: int) -> tuple[bool, Any]:
+    """Run one job; return ``(True, result_blob)`` or ``(False, error_record)``.
+
+    ``owner`` is the worker's pid: a child the task forked that comes back here ends at once.
+    """
     if isinstance(fn, _Unloadable):
         return False, fn.record
     try:
         args, kwargs = pickle.loads(args_blob)
     except BaseException as exc:
-        return False, ("serial", "arguments", type(exc).__name__, str(exc))
+        return False, ("serial", "arguments", type(exc).__name__, safe_str(exc))
     try:
         value = fn(*args, **kwargs)
         if type(value).__name__ == "coroutine":
@@ -151,13 +205,33 @@ def _call(fn: Any, args_blob: bytes) -> tuple[bool, Any]:
 
             value = asyncio.run(value)
     except BaseException as exc:
+        if os.getpid() != owner:
+            _end_stray_child(exc)
         return False, encode_error(exc)
     finally:
         _flush_streams()
+    if os.getpid() != owner:
+        _end_stray_child(None)
     try:
         return True, dumps_value(value)
-    except Exception as exc:
-        return False, ("serial", "result", type_name(value), str(exc))
+    except BaseException as exc:  # a __reduce__ may raise anything, SystemExit included
+        return False, ("serial", "result", type_name(value), pickling_failure(exc))
+
+
+def _end_stray_child(exc: BaseException | None) -> None:
+    """A process the task forked came back from the task: exit as Python would, never serve the pipes."""
+    code = 0
+    if isinstance(exc, SystemExit):
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    elif exc is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        code = 1
+    _flush_streams()
+    os._exit(code)
 
 
 def worker_main(task_r: Connection, result_w: Connection, boot: bytes, close_fds: list[int]) -> None:
@@ -177,18 +251,25 @@ def worker_main(task_r: Connection, result_w: Connection, boot: bytes, close_fds
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent()
+    owner = os.getpid()
     init_error: tuple[Any, ...] | None = None
     try:
         initializer, initargs = pickle.loads(boot)
         if initializer is not None:
+            _subreaper_ready()
             initializer(*initargs)
     except BaseException as exc:  # every task of this worker fails with it
+        if os.getpid() != owner:
+            _end_stray_child(exc)
         init_error = ("init", encode_error(exc))
+    if os.getpid() != owner:
+        _end_stray_child(None)
 
     try:
         _serve(task_r, result_w, init_error)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone: nobody to report to
+    kill_descendants(owner)  # what the tasks left running ends with the worker
     _flush_streams()
 
 
@@ -209,6 +290,8 @@ def _serve(task_r: Connection, result_w: Connection, init_error: tuple[Any, ...]
     cancelled: set[int] = set()
     out: list[tuple[Any, ...]] = [(READY,)]
     eof = False
+    owner = os.getpid()
+    _subreaper_ready()
 
     def read(data: bytes) -> None:
         for cmd in pickle.loads(data):
@@ -231,6 +314,8 @@ def _serve(task_r: Connection, result_w: Connection, init_error: tuple[Any, ...]
                 cancelled.add(cmd[1])
 
     while True:
+        if os.getpid() != owner:  # forked by user code that ran outside a task (an unpickled function)
+            _end_stray_child(None)
         if not queue:
             if eof:
                 break
@@ -259,7 +344,7 @@ def _serve(task_r: Connection, result_w: Connection, init_error: tuple[Any, ...]
         if init_error is not None:
             ok, payload = False, init_error
         else:
-            ok, payload = _call(fn, args_blob)
+            ok, payload = _call(fn, args_blob, owner)
         out = [(DONE, seq, ok, payload, time.perf_counter() - started)]
         del fn, args_blob
     if out:

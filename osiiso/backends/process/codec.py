@@ -6,8 +6,11 @@ unpickles a value, and `decode_error` turns a worker's error record (see `.child
 an exception: the task's own, with the worker's traceback as its ``__cause__`` (a
 `RemoteTraceback`, as CPython's ``concurrent.futures.process._RemoteTraceback``), or a
 `RemoteError` or `SerializationError` saying what could not travel. Every failure names the
-task and ends with the fix. The worker never imports this module: its half of the encoding
-(`.child.dumps_value`, `.child.encode_error`) is stdlib only.
+task and ends with the fix. Whatever (un)pickling raises is caught, ``BaseException``s that
+are no ``Exception`` (a ``__reduce__`` that raises ``SystemExit``) included: user code runs
+inside pickle, and a failure there is that task's ``SerializationError``. The worker never
+imports this module: its half of the encoding (`.child.dumps_value`, `.child.encode_error`)
+is stdlib only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import cloudpickle
 
 from ..._errors import RemoteError, SerializationError
-from .child import PROTOCOL, dumps_value, type_name
+from .child import PROTOCOL, dumps_value, pickling_failure, type_name
 
 __all__ = ("RemoteTraceback", "decode_error", "describe", "dumps_args", "dumps_function", "loads_result")
 
@@ -43,9 +46,9 @@ def dumps_function(fn: object, name: str) -> bytes:
     """Cloudpickle a task's callable, or raise `SerializationError` saying why."""
     try:
         blob: bytes = cloudpickle.dumps(fn, PROTOCOL)
-    except Exception as exc:
+    except BaseException as exc:
         raise SerializationError(
-            f"process backend could not pickle the function {name!r} ({describe(fn)}: {exc}) — "
+            f"process backend could not pickle the function {name!r} ({describe(fn)}: {pickling_failure(exc)}) — "
             "make it a module-level function, or keep unpicklable objects (locks, sockets, "
             "open files) out of its closure and globals"
         ) from exc
@@ -56,20 +59,20 @@ def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> byte
     """Pickle a call's arguments; on failure name the argument that cannot travel."""
     try:
         return dumps_value((args, kwargs))
-    except Exception as exc:
-        error: Exception = exc
+    except BaseException as exc:
+        error: BaseException = exc
     offenders = [(f"argument {i}", a) for i, a in enumerate(args)]
     offenders += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
     for label, value in offenders:
         try:
             dumps_value(value)
-        except Exception as exc:
+        except BaseException as exc:
             raise SerializationError(
-                f"process backend could not pickle {label} of {name!r} ({describe(value)}: {exc}) — "
+                f"process backend could not pickle {label} of {name!r} ({describe(value)}: {pickling_failure(exc)}) — "
                 "pass plain data, or create the object inside the task"
             ) from exc
     raise SerializationError(
-        f"process backend could not pickle the arguments of {name!r} ({error}) — pass plain data"
+        f"process backend could not pickle the arguments of {name!r} ({pickling_failure(error)}) — pass plain data"
     ) from error
 
 
@@ -77,7 +80,7 @@ def loads_result(blob: bytes, name: str) -> Any:
     """In the parent: unpickle a task's result, or raise `SerializationError` saying why."""
     try:
         return pickle.loads(blob)
-    except Exception as exc:
+    except BaseException as exc:
         raise SerializationError(
             f"process backend could not unpickle the result of {name!r} in the parent ({exc!r}) — "
             "return plain data, or types importable here"
@@ -90,7 +93,7 @@ def decode_error(record: tuple[Any, ...], name: str) -> BaseException:
     if kind == "exc":
         try:
             exc = pickle.loads(record[1])
-        except Exception as why:
+        except BaseException as why:
             return RemoteError(f"{why!r} (raised while unpickling the error of {name!r})",
                                type_name="?", remote_traceback=record[2])
         exc.__cause__ = RemoteTraceback(f'\n"""\n{record[2]}"""')

@@ -3,8 +3,9 @@
 A `ProcessJob` is one attempt on its way through the pool; a `FunctionEntry` is a task's
 callable pickled once, and `FunctionTable` keeps one entry per live callable, keyed by a
 number the workers' tables share; a `Slot` is the place of one worker, with the jobs sent
-to it and a mirror of its function table. `crash_error` words the error of a job whose
-worker died. Only the loop thread touches them (see `.pool`).
+to it and a mirror of its function table. `crash_error`, `start_error` and `garbled_error`
+word the error of a job whose worker died running it, died starting, or wrote junk. Only the
+loop thread touches them (see `.pool`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import signal
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from ..._errors import WorkerCrashedError
 from ..base import Attempt
 from .child import FN_TABLE_SIZE, PROTOCOL
 from .codec import decode_error, dumps_function, loads_result
+from .pipes import TaskPipe
 
-__all__ = ("FunctionEntry", "FunctionTable", "ProcessJob", "Slot", "crash_error", "no_worker_error")
+__all__ = (
+    "FunctionEntry", "FunctionTable", "ProcessJob", "Slot", "crash_error", "garbled_error", "no_worker_error",
+    "queue_in_order", "start_error",
+)
 
 
 class FunctionEntry:
@@ -73,17 +77,19 @@ class Slot:
 
     __slots__ = (
         "budget",
-        "conn",
         "dying",
+        "garbled",
         "gen",
         "index",
         "inflight",
         "killed",
         "known",
         "pid",
+        "pipe",
         "ready",
         "retry_at",
         "sent",
+        "skipping",
         "starting",
         "unread",
         "used",
@@ -93,45 +99,81 @@ class Slot:
         self.index = index
         self.gen = 0
         self.pid = 0
-        self.conn: Connection | None = None
+        self.pipe: TaskPipe | None = None
         self.inflight: deque[ProcessJob] = deque()  # sent to the worker, in its execution order
         self.known: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's LRU table
         self.unread = self.budget = self.sent = 0
+        self.skipping = 0  # jobs of ``inflight`` cancelled before they started: the worker skips them
         self.ready = self.dying = self.killed = False
+        self.garbled: str | None = None  # what the worker wrote that was no report (it is being killed)
         self.starting = False  # a launch was asked for and has not reported yet
-        self.used = False  # has had a worker: the supervisor keeps it filled from then on
+        self.used = False  # its worker started well: the supervisor keeps it filled from then on
         self.retry_at = 0.0  # monotonic time before which a failed launch is not retried
 
-    def occupy(self, gen: int, pid: int, conn: Connection) -> None:
+    @property
+    def ahead(self) -> int:
+        """The jobs a job sent now would wait for: those in flight, less the ones to be skipped."""
+        return len(self.inflight) - self.skipping
+
+    def occupy(self, gen: int, pid: int, pipe: TaskPipe) -> None:
         """A fresh worker took the slot: nothing sent to it yet, an empty function table."""
-        self.gen, self.pid, self.conn = gen, pid, conn
+        self.gen, self.pid, self.pipe = gen, pid, pipe
         self.ready = self.dying = self.killed = self.starting = False
+        self.garbled = None
         self.used = True
-        self.unread = self.sent = 0
+        self.unread = self.sent = self.skipping = 0
         self.known.clear()
         try:
-            self.budget = fcntl.fcntl(conn.fileno(), fcntl.F_GETPIPE_SZ) // 2
+            self.budget = fcntl.fcntl(pipe.fd, fcntl.F_GETPIPE_SZ) // 2
         except (AttributeError, OSError):
             self.budget = 8192
 
     def vacate(self, *, relaunch: bool) -> None:
-        """The worker is gone and its jobs are settled; ``relaunch``: a replacement is on its way."""
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
+        """The worker is gone and its jobs are settled; ``relaunch``: the supervisor launches a successor.
+
+        Without one, the slot is started again on demand (`.pool.Pool._grow`).
+        """
+        if self.pipe is not None:
+            self.pipe.abort()
+        self.pipe = None
         self.inflight.clear()
+        self.skipping = 0
         self.dying = True
         self.starting = relaunch
+        self.used = relaunch
+
+    def settle(self, pid: int, exitcode: int | None) -> tuple[bool, list[ProcessJob]]:
+        """Its worker died: fail the jobs it may have run; return whether it lost one, and those to send again.
+
+        A started job fails with `crash_error`; after junk (``garbled``) every job fails, since
+        its reports are lost and any of them may have run. The others had not started: their
+        clocks are held again, and they go back in line.
+        """
+        lost, again = False, []
+        for job in self.inflight:
+            if job.cancelled:
+                continue
+            if self.garbled is not None:
+                lost = True
+                job.finish(False, garbled_error(job, pid, exitcode, self.garbled))
+            elif job.started:
+                lost = True
+                job.finish(False, crash_error(job, pid, exitcode, self.killed, self.ready))
+            else:
+                if job.attempt.timeout is not None:
+                    job.attempt.hold_clock()
+                again.append(job)
+        return lost, again
 
     def send(self, commands: list[tuple[Any, ...]]) -> None:
-        """Write ``commands`` to the worker in one message.
+        """Write ``commands`` to the worker in one message, never blocking (`.pipes.TaskPipe`).
 
         If the pipe is broken (the worker just died), the jobs they carry never reached it:
         they count as not started, so its death re-queues them instead of failing them.
         """
-        assert self.conn is not None
+        assert self.pipe is not None
         try:
-            self.conn.send_bytes(pickle.dumps(commands, PROTOCOL))
+            self.pipe.send(pickle.dumps(commands, PROTOCOL))
         except OSError:
             self.dying = True
             seqs = {command[1] for command in commands}
@@ -210,13 +252,7 @@ class ProcessJob:
 def crash_error(job: ProcessJob, pid: int, exitcode: int | None, killed: bool,
                  booted: bool) -> WorkerCrashedError:
     """The error of a running ``job`` whose worker died: how it died, and what to do about it."""
-    signal_name = None
-    if exitcode is not None and exitcode < 0:
-        try:
-            signal_name = signal.Signals(-exitcode).name
-        except ValueError:
-            signal_name = f"signal {-exitcode}"
-    how = f"was killed by {signal_name}" if signal_name else f"exited with code {exitcode}"
+    how, signal_name = _how(exitcode)
     name = job.attempt.name
     if killed:
         why = "it was stopped to cancel another task that ran on it — retry the task"
@@ -227,6 +263,48 @@ def crash_error(job: ProcessJob, pid: int, exitcode: int | None, killed: bool,
                "the pool started a fresh worker; fix the task or retry it")
     return WorkerCrashedError(f"worker process {pid} running {name!r} {how}: {why}",
                               pid=pid, exitcode=exitcode, signal_name=signal_name)
+
+
+def queue_in_order(pending: deque[ProcessJob], job: ProcessJob) -> None:
+    """Add ``job`` to the jobs waiting for a worker, in priority order (FIFO within a priority)."""
+    priority = job.attempt.priority
+    if pending and pending[-1].attempt.priority > priority:
+        index = len(pending)
+        while index and pending[index - 1].attempt.priority > priority:
+            index -= 1
+        pending.insert(index, job)
+    else:
+        pending.append(job)
+
+
+def _how(exitcode: int | None) -> tuple[str, str | None]:
+    """How a process ended, in words, and the name of the signal that killed it."""
+    signal_name = None
+    if exitcode is not None and exitcode < 0:
+        try:
+            signal_name = signal.Signals(-exitcode).name
+        except ValueError:
+            signal_name = f"signal {-exitcode}"
+    return (f"was killed by {signal_name}" if signal_name else f"exited with code {exitcode}"), signal_name
+
+
+def start_error(pid: int, exitcode: int | None, attempts: int) -> WorkerCrashedError:
+    """The error of jobs that waited for a worker when the workers kept dying while starting."""
+    how, signal_name = _how(exitcode)
+    return WorkerCrashedError(
+        f"worker process {pid} {how} while starting, before it could run a task ({attempts} workers in a "
+        "row died while starting) — check the initializer (it runs in every worker before its first "
+        "task) and mp_context", pid=pid, exitcode=exitcode, signal_name=signal_name)
+
+
+def garbled_error(job: ProcessJob, pid: int, exitcode: int | None, why: str) -> WorkerCrashedError:
+    """The error of a job whose worker wrote something that is not a report on its result pipe."""
+    _, signal_name = _how(exitcode)
+    return WorkerCrashedError(
+        f"worker process {pid} running {job.attempt.name!r} wrote {why} on its result pipe, so it was killed "
+        "and the task's outcome is lost — something in the task wrote to a descriptor it does not own (a "
+        "stray os.write, a forked child, a C library); retry the task, or find that write",
+        pid=pid, exitcode=exitcode, signal_name=signal_name)
 
 
 def no_worker_error(cause: BaseException) -> WorkerCrashedError:

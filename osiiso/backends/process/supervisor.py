@@ -1,159 +1,82 @@
-"""The supervisor thread of the process pool: it starts, watches and reaps the worker processes.
+"""The supervisor thread of the process pool: it starts, watches, reaps and kills the worker processes.
 
-One daemon thread per pool (`Supervisor`) blocks in ``multiprocessing.connection.wait`` on
-every worker's result pipe, every worker's sentinel and a wake-up pipe. It reads all the
-reports a worker has written (several per wake-up under load), notices deaths, reaps the
-dead (after draining what they wrote, and killing what is left of their process group),
-starts replacements, and hands each batch of events (the named tuples below) to the event
-loop in one call. It never touches jobs: the loop thread owns them (see `.pool`). This
-module also owns how a worker is launched: the start method (`resolve_context`), the
-child loaded by path from `.child`, and the user's ``__main__`` kept out of it.
+One daemon thread per pool (`Supervisor`) polls every worker's result pipe, every worker's
+sentinel, the task pipes with bytes still to write (`.pipes.TaskPipe`) and a wake-up pipe. It
+reads what the workers wrote (several reports per wake-up under load) without ever blocking on
+one of them (`.pipes.ResultReader`), writes the rest of big commands as the workers read them,
+notices deaths, reaps the dead (after draining what they wrote, and killing what is left of
+their process group) and starts replacements for workers that had started well. It kills a
+worker that writes something that is not a report (`Garbled`), and one told to exit (its task
+pipe closed) that is still alive `EXIT_GRACE` seconds later — a non-daemon thread, an atexit
+handler or an initializer that never returns keeps it up. It hands each batch of events (the
+named tuples below) to the event loop in one call, and never touches jobs: the loop thread
+owns them (see `.pool`). How a worker process is started is `.launch`'s.
 
-Workers are launched where it is cheapest: with ``fork`` the loop thread forks the
-worker itself (`Supervisor.launch_now`, about a millisecond, and no hop between threads
-before the first job goes out); with ``spawn`` and ``forkserver``, whose launches take
-tens of milliseconds, the supervisor thread does it (`Supervisor.spawn`). Launches and
-the table of workers are guarded by one lock, so a fork never happens while another
-launch has pipes half made. The thread itself starts with the first launch.
+Workers are launched where it is cheapest: with ``fork`` the loop thread forks the worker
+itself (`Supervisor.launch_now`, about a millisecond, and no hop between threads before the
+first job goes out); with ``spawn`` and ``forkserver``, whose launches take tens of
+milliseconds, the supervisor thread does it (`Supervisor.spawn`). One lock orders launches,
+so a fork never happens while another launch has pipes half made; another guards the table
+of workers, so that no thread signals a worker the supervisor has reaped (its pid may belong
+to another process by then). The thread itself starts with the first launch.
 
-Events handed to the loop: `Up`, `Reports`, `Dead`, `SpawnFailed`, `Stopped`.
+The events it hands to the loop are `.events`'; killing a worker's tree is `.descendants.kill_tree`.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import os
 import pickle
-import runpy
-import signal
+import select
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from multiprocessing import spawn
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import child
-from .child import RUN_NAME, worker_main
+from .child import DONE, READY, SKIPPED, STARTED
+from .descendants import kill_group, kill_tree
+from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
+from .launch import WORKER_NAME_PREFIX, resolve_context, start_process
+from .pipes import ResultReader, TaskPipe
 
-__all__ = (
-    "Dead", "Event", "Reports", "SpawnFailed", "Stopped", "Supervisor", "Up", "kill_group", "resolve_context",
-)
+__all__ = ("EXIT_GRACE", "Supervisor", "resolve_context")
 
-_START_METHODS = ("spawn", "forkserver", "fork")
-_WORKER_FILE = child.__file__ or ""
-_launching = threading.local()
-_original_preparation_data = spawn.get_preparation_data
+logger = logging.getLogger("osiiso")
 
-
-def _preparation_data(name: str) -> dict[str, Any]:
-    """``spawn.get_preparation_data`` minus the user's ``__main__`` for osiiso workers.
-
-    multiprocessing's spawn and forkserver start methods re-import the parent's main
-    script (or ``-m`` module) in each child. An osiiso worker never needs it — functions
-    from ``__main__`` travel by value with cloudpickle — so while one of our workers is
-    being launched (a thread-local flag) the main module is left out. Everyone
-    else's processes are launched exactly as before.
-    """
-    data = _original_preparation_data(name)
-    if getattr(_launching, "active", False):
-        data.pop("init_main_from_path", None)
-        data.pop("init_main_from_name", None)
-        data.pop("main_path", None)
-    return data
+#: seconds a worker told to exit (its task pipe closed, nothing left to run) may take before it is killed
+EXIT_GRACE = 3.0
+_ARITY = {READY: 1, STARTED: 2, SKIPPED: 2, DONE: 5}  # the reports a worker sends, and their lengths
 
 
-spawn.get_preparation_data = _preparation_data
-
-
-def resolve_context(mp_context: object) -> BaseContext:
-    """Turn the ``mp_context`` setting into a multiprocessing context."""
-    if mp_context is None:
-        available = multiprocessing.get_all_start_methods()
-        return multiprocessing.get_context("forkserver" if "forkserver" in available else "spawn")
-    if isinstance(mp_context, BaseContext):
-        return mp_context
-    if isinstance(mp_context, str) and mp_context in _START_METHODS:
-        try:
-            return multiprocessing.get_context(mp_context)
-        except ValueError:
-            available = multiprocessing.get_all_start_methods()
-            raise ValueError(
-                f"mp_context={mp_context!r} is not available on this platform — use one of "
-                f"{available!r}"
-            ) from None
-    raise ValueError(
-        f"mp_context must be a start method name ('spawn', 'forkserver', 'fork') or a "
-        f"multiprocessing context, got {mp_context!r} — pass e.g. mp_context='spawn'"
-    )
-
-
-class Up(NamedTuple):
-    """A worker started in ``slot`` (its ``gen``-th); ``conn`` is the pipe to send it commands."""
-
-    slot: int
-    gen: int
-    pid: int
-    conn: Connection
-
-
-class Reports(NamedTuple):
-    """The reports read from a worker's result pipe, in the order it wrote them."""
-
-    slot: int
-    gen: int
-    reports: list[tuple[Any, ...]]
-
-
-class Dead(NamedTuple):
-    """The worker exited and was reaped; every report it wrote came before this event."""
-
-    slot: int
-    gen: int
-    pid: int
-    exitcode: int | None
-
-
-class SpawnFailed(NamedTuple):
-    """A worker could not be started in ``slot``."""
-
-    slot: int
-    error: BaseException
-
-
-class Stopped(NamedTuple):
-    """The pool is closing and every worker is gone: the supervisor thread has ended."""
-
-
-#: what the supervisor hands to the loop, in batches
-Event = Up | Reports | Dead | SpawnFailed | Stopped
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL a worker's process group (the worker and the processes it started)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:  # no group yet (still booting) or already gone
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    except PermissionError:
-        pass
+def _checked(batch: object) -> list[tuple[Any, ...]]:
+    """``batch`` if it is a list of well-formed reports; ValueError otherwise."""
+    if type(batch) is not list:
+        raise ValueError(f"not a list of reports: {type(batch).__name__}")
+    for report in batch:
+        if type(report) is not tuple or not report or _ARITY.get(report[0]) != len(report) or (
+                len(report) > 1 and type(report[1]) is not int):
+            raise ValueError(f"not a report: {report!r:.80}")
+    return batch
 
 
 class _Worker:
-    """A live worker process as the supervisor knows it: its process, result pipe and sentinel."""
+    """A live worker process as the supervisor knows it."""
 
-    __slots__ = ("conn", "gen", "pid", "proc", "sentinel", "slot", "task_fd")
+    __slots__ = ("garbled", "gen", "lingered", "pid", "proc", "reader", "ready", "sentinel", "slot", "task")
 
-    def __init__(self, slot: int, gen: int, proc: Any, conn: Connection, task_fd: int) -> None:
-        self.slot, self.gen, self.proc, self.conn, self.task_fd = slot, gen, proc, conn, task_fd
+    def __init__(self, slot: int, gen: int, proc: Any, reader: ResultReader, task: TaskPipe) -> None:
+        self.slot, self.gen, self.proc, self.reader, self.task = slot, gen, proc, reader, task
         self.pid: int = proc.pid
         self.sentinel: int = proc.sentinel
+        self.ready = False  # it sent a report: it started well, so a successor replaces it at once
+        self.garbled = self.lingered = False
 
 
 class Supervisor:
@@ -166,7 +89,9 @@ class Supervisor:
         self._gens: dict[int, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._lock = threading.Lock()  # launches, and changes to the table of workers
+        # re-entrant: a finalizer (close_now) may run in any thread, this one included
+        self._launch_lock = threading.RLock()  # launches
+        self._table_lock = threading.RLock()  # the table of workers: signalling against reaping
         self._released = False  # closed before the thread ever started (close_unstarted)
         self.closing = False
         self._thread = threading.Thread(target=self._main, name="osiiso-process-io", daemon=True)
@@ -195,9 +120,8 @@ class Supervisor:
         `watch_launched` next; the first jobs may go out before (the worker runs them while
         the supervisor thread starts).
         """
-        with self._lock:
-            event = self._launch(slot)
-        return event
+        with self._launch_lock:
+            return self._launch(slot)
 
     def watch_launched(self) -> None:
         """Have the thread watch the workers `launch_now` started (starting it if need be)."""
@@ -218,21 +142,29 @@ class Supervisor:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def kill(self, slot: int, gen: int) -> None:
+        """SIGKILL the ``gen``-th worker of ``slot`` and all it started, if it is not reaped yet (any thread)."""
+        with self._table_lock:
+            worker = self._workers.get(slot)
+            if worker is not None and worker.gen == gen:
+                kill_tree(worker.pid)
+
     def kill_all(self) -> None:
         """Stop everything now (forced close, interpreter exit); any thread.
 
-        Takes the launch lock, so a worker being started meanwhile is registered, then killed.
+        Takes the launch lock first, so a worker being started meanwhile is registered, then
+        killed, and no launch starts after this.
         """
-        with self._lock:
+        with self._launch_lock:
             self.closing = True  # from now on `_launch` refuses
-            workers = list(self._workers.values())
-        for worker in workers:
-            kill_group(worker.pid)
+        with self._table_lock:
+            for worker in list(self._workers.values()):
+                kill_tree(worker.pid)
         self.wake()
 
     def close_unstarted(self) -> bool:
         """Release the wake-up pipe of a pool that never launched a worker; ``False`` if it did."""
-        with self._lock:
+        with self._launch_lock:
             if self.started:
                 return False
             self.closing = True  # from now on `_launch` refuses
@@ -247,124 +179,142 @@ class Supervisor:
         try:
             self._loop()
         finally:
-            for worker in list(self._workers.values()):  # only after an internal error
-                kill_group(worker.pid)
+            self.kill_all()  # none is left, unless the loop failed
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._report([Stopped()])
 
     def _launch(self, slot: int) -> Up:
-        """Start a worker in ``slot`` (holding ``_lock``) and register it."""
+        """Start a worker in ``slot`` (holding the launch lock) and register it."""
         if self.closing:
             raise RuntimeError("the process pool is closing")
-        ctx = self._ctx
-        task_r, task_w = ctx.Pipe(duplex=False)
-        result_r, result_w = ctx.Pipe(duplex=False)
-        fork = ctx.get_start_method() == "fork"
-        close_fds: list[int] = []
-        if fork:  # the child gets a copy of every parent fd
-            close_fds = [task_w.fileno(), result_r.fileno(), self._wake_r, self._wake_w]
+        proc, task_w, result_r = start_process(self._ctx, slot, self._boot, self._inherited)
+        task = TaskPipe(task_w, self.wake)
+        with self._table_lock:
+            gen = self._gens[slot] = self._gens.get(slot, 0) + 1
+            self._workers[slot] = _Worker(slot, gen, proc, ResultReader(result_r), task)
+        return Up(slot, gen, proc.pid, task)
+
+    def _inherited(self, task_r: Connection, result_w: Connection) -> list[int]:
+        """The parent's descriptors a forked worker must close: every other pipe it would inherit."""
+        fds = [self._wake_r, self._wake_w]
+        with self._table_lock:
             for other in self._workers.values():
-                close_fds += [other.task_fd, other.sentinel]
-                if not other.conn.closed:
-                    close_fds.append(other.conn.fileno())
-            own = {task_r.fileno(), result_w.fileno()}
-            close_fds = [fd for fd in close_fds if fd not in own]
-        worker_args = (task_r, result_w, self._boot, close_fds)
-        target: Callable[..., object] = worker_main
-        args: tuple[object, ...] = worker_args
-        kwargs: dict[str, object] = {}
-        if not fork and os.path.isfile(_WORKER_FILE):
-            # load the worker by path: the child never imports the osiiso package
-            target, args = runpy.run_path, (_WORKER_FILE,)
-            kwargs = {"init_globals": {"_osiiso_worker_args": worker_args}, "run_name": RUN_NAME}
-        proc = ctx.Process(  # type: ignore[attr-defined]
-            target=target, args=args, kwargs=kwargs, name=f"{WORKER_NAME_PREFIX}{slot}", daemon=False)
-        _launching.active = True
-        try:
-            proc.start()
-        except BaseException:
-            for conn in (task_r, task_w, result_r, result_w):
-                conn.close()
-            raise
-        finally:
-            _launching.active = False
-        task_r.close()
-        result_w.close()
-        gen = self._gens[slot] = self._gens.get(slot, 0) + 1
-        self._workers[slot] = _Worker(slot, gen, proc, result_r, task_w.fileno())
-        return Up(slot, gen, proc.pid, task_w)
+                fds += [other.task.fd, other.sentinel]
+                if not other.reader.closed:
+                    fds.append(other.reader.fd)
+        own = {task_r.fileno(), result_w.fileno()}
+        return [fd for fd in fds if fd not in own]
 
     def _loop(self) -> None:
-        """Launch what was asked for, then wait on every pipe and sentinel and report what happened."""
+        """Launch what was asked for, then poll every pipe and sentinel and report what happened."""
         while True:
-            events: list[Event] = []
-            while self._requests:
-                slot = self._requests.popleft()
-                if self.closing or slot in self._workers:
-                    continue
-                launched: Up | SpawnFailed
-                try:
-                    with self._lock:
-                        launched = self._launch(slot)
-                except Exception as exc:
-                    launched = SpawnFailed(slot, exc)
-                # report each worker as soon as it exists: the first job need not wait for the rest
-                self._report([launched])
+            self._serve_requests()
             if self.closing and not self._workers:
                 return
-            by_fd: dict[int, tuple[str, _Worker]] = {}
+            events: list[Event] = []
+            timeout = self._enforce_grace()
+            poller = select.poll()
+            poller.register(self._wake_r, select.POLLIN)
+            watched: dict[int, tuple[str, _Worker]] = {}
             for worker in list(self._workers.values()):
-                if not worker.conn.closed:
-                    by_fd[worker.conn.fileno()] = ("conn", worker)
-                by_fd[worker.sentinel] = ("dead", worker)
-            ready = wait([self._wake_r, *by_fd])
+                reader = worker.reader
+                if not (reader.closed or worker.garbled):
+                    watched[reader.fd] = ("read", worker)
+                    poller.register(reader.fd, select.POLLIN)
+                watched[worker.sentinel] = ("dead", worker)
+                poller.register(worker.sentinel, select.POLLIN)
+                if worker.task.pending:
+                    watched[worker.task.fd] = ("write", worker)
+                    poller.register(worker.task.fd, select.POLLOUT)
             dead: list[_Worker] = []
-            for fd in ready:
-                assert isinstance(fd, int)
+            for fd, _ in poller.poll(None if timeout is None else max(1, int(timeout * 1000) + 1)):
                 if fd == self._wake_r:
                     os.read(self._wake_r, 4096)
                     continue
-                kind, worker = by_fd[fd]
+                kind, worker = watched[fd]
                 if kind == "dead":
                     dead.append(worker)
-                else:
+                elif kind == "read":
                     self._read(worker, events)
+                else:
+                    worker.task.flush()
             for worker in dead:
                 events.extend(self._bury(worker))
             if events:
                 self._report(events)
 
-    @staticmethod
-    def _read(worker: _Worker, events: list[Event], *, readable: bool = True) -> None:
-        """Read every report waiting in the worker's pipe (without blocking on an empty one)."""
-        reports: list[Any] = []
-        conn = worker.conn
-        try:
-            while readable or conn.poll():
-                reports.extend(pickle.loads(conn.recv_bytes()))
-                readable = False
-        except (EOFError, OSError):
-            conn.close()
+    def _serve_requests(self) -> None:
+        """Launch the workers asked for, reporting each one as soon as it exists."""
+        while self._requests:
+            slot = self._requests.popleft()
+            if self.closing or slot in self._workers:
+                continue
+            launched: Up | SpawnFailed
+            try:
+                with self._launch_lock:
+                    launched = self._launch(slot)
+            except Exception as exc:
+                launched = SpawnFailed(slot, exc)
+            self._report([launched])  # the first job need not wait for the other launches
+
+    def _enforce_grace(self) -> float | None:
+        """Kill the workers told to exit more than `EXIT_GRACE` ago; return seconds to the next such deadline."""
+        now = time.monotonic()
+        nearest: float | None = None
+        for worker in list(self._workers.values()):
+            since = worker.task.closing_since
+            if since is None or worker.lingered:
+                continue
+            if now >= since + EXIT_GRACE:
+                worker.lingered = True
+                logger.warning("osiiso: worker process %d was still alive %.1fs after it was told to exit "
+                               "(a non-daemon thread, an atexit handler, an initializer that never returns?) — "
+                               "killed it", worker.pid, EXIT_GRACE)
+                kill_tree(worker.pid)
+            else:
+                nearest = min(nearest if nearest is not None else since + EXIT_GRACE, since + EXIT_GRACE)
+        return None if nearest is None else nearest - now
+
+    def _read(self, worker: _Worker, events: list[Event]) -> None:
+        """Read the reports waiting in the worker's pipe (never blocking); kill it if they are junk."""
+        messages, junk = worker.reader.read()
+        reports: list[tuple[Any, ...]] = []
+        for message in messages:
+            try:
+                reports.extend(_checked(pickle.loads(message)))
+            except BaseException as exc:  # unpickling junk may raise anything
+                junk = f"a message that is not a list of reports ({exc!r:.200})"
+                break
         if reports:
+            worker.ready = True
             events.append(Reports(worker.slot, worker.gen, reports))
+        if junk is not None:
+            worker.garbled = True
+            logger.warning("osiiso: worker process %d wrote %s on its result pipe — killed it", worker.pid, junk)
+            events.append(Garbled(worker.slot, worker.gen, junk))
+            kill_tree(worker.pid)
+        elif worker.reader.eof:
+            worker.reader.close()
 
     def _bury(self, worker: _Worker) -> list[Event]:
         """Reap a dead worker: what it wrote, then `Dead`, then its replacement's `Up` (or `SpawnFailed`)."""
         events: list[Event] = []
-        kill_group(worker.pid)  # whatever the worker started dies with it
-        if not worker.conn.closed:
-            self._read(worker, events, readable=False)  # everything it wrote before dying
-            worker.conn.close()
+        if not (worker.reader.closed or worker.garbled):
+            self._read(worker, events)  # everything it wrote before dying
+        worker.reader.close()
+        worker.task.abort()
+        with self._table_lock:  # from now on nobody signals its pid
+            del self._workers[worker.slot]
+        kill_group(worker.pid)  # whatever it started in its group dies with it (a zombie keeps its pid)
         worker.proc.join()
         exitcode = worker.proc.exitcode
         worker.proc.close()
-        with self._lock:
-            del self._workers[worker.slot]
-        events.append(Dead(worker.slot, worker.gen, worker.pid, exitcode))
-        if not self.closing:  # keep a slot that had a worker filled
+        replaced = not self.closing and worker.ready  # one that died starting is relaunched on demand (`.pool`)
+        events.append(Dead(worker.slot, worker.gen, worker.pid, exitcode, replaced, worker.lingered))
+        if replaced:
             try:
-                with self._lock:
+                with self._launch_lock:
                     events.append(self._launch(worker.slot))
             except Exception as exc:
                 events.append(SpawnFailed(worker.slot, exc))
@@ -372,8 +322,6 @@ class Supervisor:
 
 
 _live: weakref.WeakSet[Supervisor] = weakref.WeakSet()
-#: the name of every worker process starts with this
-WORKER_NAME_PREFIX = "osiiso-process-"
 
 
 @atexit.register
@@ -385,12 +333,12 @@ def _kill_unclosed_pools() -> None:
     """
     for supervisor in list(_live):
         supervisor.kill_all()
-    # a worker still being started when its pool was killed is not known to its supervisor
-    # yet: kill every worker process of ours that is left, or multiprocessing would wait for it
+    # a worker process of ours that multiprocessing still lists would make its own exit hook
+    # wait for it: kill whatever is left before that hook runs
     ours = [p for p in multiprocessing.active_children() if p.name.startswith(WORKER_NAME_PREFIX)]
     for proc in ours:
         if proc.pid is not None:
-            kill_group(proc.pid)
+            kill_tree(proc.pid)
     for proc in ours:
         proc.join(5.0)
     for supervisor in list(_live):

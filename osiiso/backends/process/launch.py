@@ -1,0 +1,113 @@
+"""How a worker process is started: the start method, the child loaded by path, the user's ``__main__`` kept out.
+
+`resolve_context` turns the ``mp_context`` setting into a multiprocessing context (forkserver
+where it exists, else spawn; fork only when asked). `start_process` makes a worker's two pipes
+and starts the process: with spawn and forkserver the child runs `.child` loaded by path, so
+its start-up never imports the ``osiiso`` package, and never re-runs the user's main script
+(`_preparation_data`). The supervisor (`.supervisor`) decides when to call it and keeps the
+table of the workers it started.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import runpy
+import threading
+from collections.abc import Callable
+from multiprocessing import spawn
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from . import child
+from .child import RUN_NAME, worker_main
+
+__all__ = ("resolve_context", "start_process")
+
+#: the name of every worker process starts with this
+WORKER_NAME_PREFIX = "osiiso-process-"
+
+_START_METHODS = ("spawn", "forkserver", "fork")
+_WORKER_FILE = child.__file__ or ""
+_launching = threading.local()
+_original_preparation_data = spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    """``spawn.get_preparation_data`` minus the user's ``__main__`` for osiiso workers.
+
+    multiprocessing's spawn and forkserver start methods re-import the parent's main
+    script (or ``-m`` module) in each child. An osiiso worker never needs it — functions
+    from ``__main__`` travel by value with cloudpickle — so while one of our workers is
+    being launched (a thread-local flag) the main module is left out. Everyone
+    else's processes are launched exactly as before.
+    """
+    data = _original_preparation_data(name)
+    if getattr(_launching, "active", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        data.pop("main_path", None)
+    return data
+
+
+spawn.get_preparation_data = _preparation_data
+
+
+def resolve_context(mp_context: object) -> BaseContext:
+    """Turn the ``mp_context`` setting into a multiprocessing context."""
+    if mp_context is None:
+        available = multiprocessing.get_all_start_methods()
+        return multiprocessing.get_context("forkserver" if "forkserver" in available else "spawn")
+    if isinstance(mp_context, BaseContext):
+        return mp_context
+    if isinstance(mp_context, str) and mp_context in _START_METHODS:
+        try:
+            return multiprocessing.get_context(mp_context)
+        except ValueError:
+            available = multiprocessing.get_all_start_methods()
+            raise ValueError(
+                f"mp_context={mp_context!r} is not available on this platform — use one of "
+                f"{available!r}"
+            ) from None
+    raise ValueError(
+        f"mp_context must be a start method name ('spawn', 'forkserver', 'fork') or a "
+        f"multiprocessing context, got {mp_context!r} — pass e.g. mp_context='spawn'"
+    )
+
+
+def start_process(ctx: BaseContext, slot: int, boot: bytes,
+                  inherited: Callable[[Connection, Connection], list[int]]) -> tuple[Any, Connection, Connection]:
+    """Start one worker; return its process, the parent's end of its task pipe and of its result pipe.
+
+    ``inherited(task_r, result_w)`` lists the parent's descriptors a ``fork`` child must close
+    (the other workers' pipes, the supervisor's wake-up pipe; never the two it is given): they
+    must not stay open there, or those pipes would never see EOF. Raises what the start
+    raised, with no pipe left open.
+    """
+    task_r, task_w = ctx.Pipe(duplex=False)
+    result_r, result_w = ctx.Pipe(duplex=False)
+    fork = ctx.get_start_method() == "fork"
+    close_fds = [*inherited(task_r, result_w), task_w.fileno(), result_r.fileno()] if fork else []
+    worker_args = (task_r, result_w, boot, close_fds)
+    target: Callable[..., object] = worker_main
+    args: tuple[object, ...] = worker_args
+    kwargs: dict[str, object] = {}
+    if not fork and os.path.isfile(_WORKER_FILE):
+        # load the worker by path: the child never imports the osiiso package
+        target, args = runpy.run_path, (_WORKER_FILE,)
+        kwargs = {"init_globals": {"_osiiso_worker_args": worker_args}, "run_name": RUN_NAME}
+    proc = ctx.Process(  # type: ignore[attr-defined]
+        target=target, args=args, kwargs=kwargs, name=f"{WORKER_NAME_PREFIX}{slot}", daemon=False)
+    _launching.active = True
+    try:
+        proc.start()
+    except BaseException:
+        for conn in (task_r, task_w, result_r, result_w):
+            conn.close()
+        raise
+    finally:
+        _launching.active = False
+    task_r.close()
+    result_w.close()
+    return proc, task_w, result_r
