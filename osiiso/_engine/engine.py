@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._handle import READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
@@ -339,13 +339,7 @@ class Engine(Records):
         error = self.broken
         assert error is not None
         for handle in self.unfinished():
-            where = handle._where
-            if where is READY:
-                self.lanes[handle._backend].discard(handle)
-            elif where is SCHEDULED:
-                self.timers.discard(handle)
-            elif where is WAITING:
-                self.waiting.discard(handle)
+            self.unplace(handle)
             try:
                 self.finish(handle, TaskStatus.FAILED, None, engine_failure(error), None)
             except BaseException:  # pragma: no cover - the recording itself is what fails

@@ -271,13 +271,18 @@ class Records:
             if worker is not None and worker.scope is not None:
                 worker.scope.cancel()
             return
+        self.unplace(handle)
+        self.finish_cancelled(handle, reason)
+
+    def unplace(self, handle: TaskHandle[Any]) -> None:
+        """Take a task that waits (ready, scheduled or on its dependencies) out of its place."""
+        where = handle._where
         if where is READY:
             self.lanes[handle._backend].discard(handle)
         elif where is SCHEDULED:
             self.timers.discard(handle)
         elif where is WAITING:
             self.waiting.discard(handle)
-        self.finish_cancelled(handle, reason)
 
     def finish_cancelled(self, handle: TaskHandle[Any], reason: str, cause: BaseException | None = None) -> None:
         """Record ``handle`` as cancelled for ``reason`` (``cause``: what its attempt did meanwhile)."""
