@@ -47,6 +47,8 @@ async def test_timeout_counts_execution_not_the_wait_for_a_worker() -> None:
 async def test_timeout_still_kills_a_task_that_runs_too_long() -> None:
     """A process task over its timeout is killed and the pool goes on with a fresh worker."""
     q = AsyncQueue(processes=1)
+    q.submit(busy, 0.01, backend="process")
+    await q.run()  # the worker is up: a timeout also bounds a worker's start, which is not what this tests
     slow = q.submit(busy, 30, backend="process", timeout=0.3)
     after = q.submit(busy, 0.01, backend="process")
     began = time.monotonic()
