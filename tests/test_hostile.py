@@ -241,3 +241,29 @@ async def test_keyboard_interrupt_from_a_hook_is_logged_and_the_run_goes_on(capl
     assert summary.ok and boom.value() == 1 and slow.status == "succeeded"
     assert any("KeyboardInterrupt" in r.getMessage() for r in caplog.records)
     await q.shutdown()
+
+
+@pytest.mark.timeout(30)
+async def test_an_engine_failure_with_async_hooks_still_lets_the_run_return() -> None:
+    """After an engine failure the async on_complete hooks of the rescued tasks are dropped and run() returns."""
+    seen: list[str] = []
+
+    async def on_complete(result: Any) -> None:
+        seen.append(result.status)
+
+    q = AsyncQueue(workers=1, on_complete=on_complete)
+    engine = q._engine
+    real = engine.dispatch
+
+    def broken_dispatch() -> None:
+        real()
+        if engine.running:
+            raise RuntimeError("a bug in the engine's hand-out of slots")
+
+    engine.dispatch = broken_dispatch  # type: ignore[method-assign]
+    handles = [q.submit(anyio.sleep, 60) for _ in range(3)]
+    with anyio.fail_after(10):
+        summary = await q.run()
+    assert all(h.status == "failed" for h in handles) and summary.failed == 3
+    assert engine.hooks_running == 0 and engine.outstanding == 0
+    await q.shutdown()

@@ -344,6 +344,7 @@ class Engine(Records):
                 self.finish(handle, TaskStatus.FAILED, None, engine_failure(error), None)
             except BaseException:  # pragma: no cover - the recording itself is what fails
                 logger.exception("osiiso: could not record %r after the engine failed", handle)
+        self.drop_hooks()  # the async on_complete hooks of those results: the service is gone
         # whatever the failure left half-counted: nothing is held any more
         self.running = self.outstanding = self.hooks_running = 0
         for lane in self.lane_list:

@@ -194,7 +194,7 @@ class Records:
             result = self.finish(handle, status, value, exc, message, call_hook=False)
             if self.running < self.workers:
                 self.dispatch()
-            if result is not None:
+            if result is not None and worker is not None:
                 worker.in_hook = True  # a run past its time limit cancels the hook (`cut_hooks`)
                 token = IN_HOOK.set(self)
                 try:
@@ -202,6 +202,8 @@ class Records:
                 finally:
                     IN_HOOK.reset(token)
                     worker.in_hook = False
+            elif result is not None:  # pragma: no cover - a worker always holds the task it completes
+                await call_hook(hook, result)
         finally:
             self.hooks_running -= 1
             self.check_idle()
