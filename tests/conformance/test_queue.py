@@ -240,7 +240,8 @@ async def test_workers_start_as_tasks_become_ready(kit: Kit) -> None:
         assert q.stats[kit.backend]["workers"] == 4
         for handle in held:
             handle.cancel()
-        cap = {"async": 200, "thread": 6, "process": 8, "dask": 8}[kit.backend]  # dask: 2 x the test cluster's 4 threads
+        # dask: twice the 4 worker threads of the test cluster
+        cap = {"async": 200, "thread": 6, "process": 8, "dask": 8}[kit.backend]
         handles = q.map(kit.echo, range(40), **kit.opts)
         while not all(h.done() for h in handles):
             assert q.stats[kit.backend]["workers"] <= cap

@@ -15,7 +15,7 @@ Data flow::
       pickle args
       DaskJob -- DaskThread.send -->   client.submit(run_payload,  ----> run_payload:
         hold_clock (timed jobs)          fn_blob, args_blob, topic,        announce start
-                                         priority=-priority,               (topic event)
+                                         priority=-(priority+seq/2**32)   (topic event)
       await waiter                       pure=False, retries=0)            token watched
         <-- started(jobs) ------------  start event (key, worker) <-----   fn(*args)
             restart_clock              await future (gather)               (True, blob) or

@@ -10,8 +10,8 @@ the client lives in one thread, `DaskThread`, and the two loops only exchange re
   ``LoopCaller.call`` (again one call per batch), and the backend wakes the attempt.
 
 A job (`DaskJob`) is one attempt. In the dask thread it becomes one dask future
-(``client.submit(run_payload, ...)`` with ``pure=False``, ``retries=0`` and the priority
-turned around: dask runs higher numbers first), watched by one asyncio task until the
+(``client.submit(run_payload, ...)`` with ``pure=False``, ``retries=0`` and osiiso's order
+as dask's priority, see `DaskJob`), watched by one asyncio task until the
 future ends; the future is then dropped, so dask forgets its result. Only this module
 touches the client, and only from the dask thread.
 """
@@ -71,7 +71,10 @@ class DaskJob:
         self.name: str = attempt.name
         self.key = f"{attempt.name}-{uuid.uuid4().hex}"
         self.fn_blob, self.args_blob = fn_blob, args_blob
-        self.priority: int = attempt.priority
+        # dask runs higher priorities first, and breaks ties last-in first-out: osiiso's order
+        # (lower priority first, then submission) is -(priority + seq / 2**32), exact for any
+        # priority below 2**20 in size and the first 2**32 tasks
+        self.priority: float = -(attempt.priority + attempt.seq / 2**32)
         self.topic = topic
         self.done = self.abandoned = False
         self.raw: Any = None
@@ -180,7 +183,7 @@ class DaskThread:
             if self.client is None or self.closing:
                 raise ConnectionError("the dask backend's client is closed")
             future = self.client.submit(run_payload, job.fn_blob, job.args_blob, job.topic, key=job.key,
-                                        pure=False, priority=-job.priority, retries=0)
+                                        pure=False, priority=job.priority, retries=0)
         except Exception as exc:
             job.error = exc
             self._report(True, job)

@@ -47,10 +47,19 @@ def _preparation_data(name: str) -> dict[str, Any]:
 spawn.get_preparation_data = _preparation_data
 
 
-def _dashboard_address(dashboard: bool | str) -> str | None:
-    if dashboard is True:
-        return "127.0.0.1:8787"
-    return dashboard or None
+def _scheduler_kwargs(dashboard: bool | str) -> dict[str, Any]:
+    """The scheduler's settings: no re-runs after a crash, and its HTTP server on loopback.
+
+    The scheduler always serves HTTP (health, metrics); without a dashboard it gets a free
+    loopback port rather than dask's default 8787 (which warns when taken, and listens on
+    every interface).
+    """
+    kwargs: dict[str, Any] = {"allowed_failures": 0}
+    if dashboard is False or dashboard == "":
+        kwargs.update(dashboard=False, dashboard_address="127.0.0.1:0")
+    else:
+        kwargs.update(dashboard=True, dashboard_address="127.0.0.1:8787" if dashboard is True else dashboard)
+    return kwargs
 
 
 async def start_local_cluster(options: DaskOptions, processes: int) -> Any:
@@ -66,8 +75,7 @@ async def start_local_cluster(options: DaskOptions, processes: int) -> Any:
             threads_per_worker=options.threads_per_worker,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=_dashboard_address(options.dashboard),
-            scheduler_kwargs={"allowed_failures": 0},
+            scheduler_kwargs=_scheduler_kwargs(options.dashboard),
             asynchronous=True,
         )
     except BaseException:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import pickle
 from typing import Any
 
@@ -92,7 +93,8 @@ def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> B
         return WorkerCrashedError(
             f"the dask worker {where} running {name!r} ({job.key}) died — see that worker's log; "
             "retries= runs the task again")
-    if isinstance(error, asyncio.CancelledError) or (closing and isinstance(error, ConnectionError)):
+    cancelled = isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError))
+    if cancelled or (closing and isinstance(error, ConnectionError)):
         if closing:
             return forced_close_error(backend)
         return TaskCancelledError(f"the dask cluster cancelled {name!r} ({job.key}): {error} — "
