@@ -53,7 +53,9 @@ class OperatorCluster:
         self.tmp = tmp
         self.n_workers = workers
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.seen: set[int] = set()  # every PID of the cluster ever seen (nanny children included)
+        # every process of the cluster ever seen (nanny children included), as psutil handles:
+        # they know their start time, so a PID the system has since given to another process is not ours
+        self.seen: dict[tuple[int, float], psutil.Process] = {}
         self.address = ""
 
     def _spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
@@ -64,8 +66,20 @@ class OperatorCluster:
         finally:
             out.close()
         self.procs.append(proc)
-        self.seen.add(proc.pid)
+        self._see(proc.pid)
         return proc
+
+    def _see(self, pid: int) -> None:
+        try:
+            self._add(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+
+    def _add(self, process: psutil.Process) -> None:
+        try:
+            self.seen.setdefault((process.pid, process.create_time()), process)
+        except psutil.NoSuchProcess:
+            pass
 
     def start(self) -> OperatorCluster:
         scheduler_file = self.tmp / "scheduler.json"
@@ -100,13 +114,15 @@ class OperatorCluster:
 
         with Client(self.address, timeout=30, set_as_default=False) as client:
             pids: dict[str, int] = client.run(os.getpid)
-        self.seen.update(pids.values())
+        for pid in pids.values():
+            self._see(pid)
         return pids
 
     def _note_children(self) -> None:
         for proc in self.procs:
             try:
-                self.seen.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    self._add(child)
             except psutil.NoSuchProcess:
                 pass
 
@@ -128,6 +144,9 @@ class OperatorCluster:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        deadline = time.monotonic() + 5  # the workers a nanny stopped exit just after it
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
         for pid in self.leftovers():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -138,7 +157,11 @@ class OperatorCluster:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+        deadline = time.monotonic() + 10  # a nanny's child is reaped by init, a moment after its nanny
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def leftovers(self) -> list[int]:
-        """The PIDs of this cluster still alive (zombies count as gone)."""
-        return sorted(pid for pid in self.seen if proc_state(pid) not in ("", "Z"))
+        """The PIDs of this cluster's processes still alive (zombies count as gone)."""
+        return sorted(pid for (pid, _), process in self.seen.items()
+                      if process.is_running() and proc_state(pid) not in ("", "Z"))

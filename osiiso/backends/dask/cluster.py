@@ -1,7 +1,8 @@
 """The embedded cluster: a ``LocalCluster`` osiiso starts on the first dask task and closes at shutdown.
 
-`start_local_cluster` runs in the dask thread's event loop: the scheduler lives in that
-thread, its workers are processes (one nanny each, so a worker that dies is replaced and
+`start_local_cluster` runs in a thread of an executor (it blocks while the cluster starts): the
+cluster is dask's synchronous kind, so its scheduler lives in dask's own loop thread, never on
+the queue's loop, and its workers are processes (one nanny each, so a worker that dies is replaced and
 ``hard_stop`` can restart one), on loopback, without a dashboard unless asked. Two choices
 differ from dask's defaults, both so that the embedded cluster behaves like osiiso's process
 pool:
@@ -19,13 +20,16 @@ pool:
 
 from __future__ import annotations
 
+import logging
 import threading
 from multiprocessing import spawn
 from typing import Any
 
 from .options import DaskOptions
 
-__all__ = ("start_local_cluster",)
+__all__ = ("close_local_cluster", "start_local_cluster")
+
+logger = logging.getLogger("osiiso")
 
 #: the name dask's nanny gives the worker processes it starts
 _NANNY_CHILD = "Dask Worker process (from Nanny)"
@@ -62,30 +66,39 @@ def _scheduler_kwargs(dashboard: bool | str) -> dict[str, Any]:
     return kwargs
 
 
-async def start_local_cluster(options: DaskOptions, processes: int) -> Any:
-    """Start the embedded ``LocalCluster`` on the running (dask thread's) loop and return it."""
+def start_local_cluster(options: DaskOptions, processes: int) -> Any:
+    """Start the embedded ``LocalCluster`` (blocking, within ``options.connect_timeout``) and return it."""
     global _open_clusters
     from distributed import LocalCluster
 
     with _lock:
         _open_clusters += 1
     try:
-        cluster = await LocalCluster(
+        cluster = LocalCluster(
             n_workers=options.n_workers or max(1, processes),
             threads_per_worker=options.threads_per_worker,
             processes=True,
             host="127.0.0.1",
             scheduler_kwargs=_scheduler_kwargs(options.dashboard),
-            asynchronous=True,
+            timeout=options.connect_timeout,
         )
     except BaseException:
-        release_cluster_slot()
+        _release()
         raise
     return cluster
 
 
-def release_cluster_slot() -> None:
-    """An embedded cluster has closed (or failed to start): its workers' main-module rule ends."""
+def close_local_cluster(cluster: Any, timeout: float) -> None:
+    """Close an embedded cluster and its workers (blocking, bounded); the main-module rule ends with it."""
+    try:
+        cluster.close(timeout=timeout)
+    except Exception:
+        logger.warning("osiiso: the embedded dask cluster did not close cleanly", exc_info=True)
+    finally:
+        _release()
+
+
+def _release() -> None:
     global _open_clusters
     with _lock:
         _open_clusters = max(0, _open_clusters - 1)

@@ -37,8 +37,9 @@ class DaskOptions:
     and ``dashboard``: ``False`` (none), ``True`` (``127.0.0.1:8787``) or an address.
 
     ``capacity``: how many attempts osiiso keeps on the cluster at once (``None``: twice the
-    cluster's worker threads when the backend starts, so that no thread waits for a round trip
-    between two tasks). ``hard_stop``: a timed-out or cancelled attempt that is already running
+    cluster's worker threads when the backend starts, and at least 64, so that no thread waits
+    for a round trip between two tasks; the queue's ``workers`` caps it too).
+    ``hard_stop``: a timed-out or cancelled attempt that is already running
     restarts the worker process that runs it (it must have a nanny), instead of leaving the
     thread to finish the call; see the cluster guide for what that costs.
     ``connect_timeout``: seconds to reach the scheduler, or to start the embedded cluster.
