@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def test_cluster_errors_become_osiiso_errors() -> None:
     """KilledWorker and lost connections become WorkerCrashedError; a closing backend's cancels, forced-close errors."""
     import asyncio
 
-    pytest.importorskip("distributed", reason='distributed is not installed: pip install -e ".[dask]"')
+    if not os.environ.get("CI"):  # CI installs the dev extra: there a missing distributed fails
+        pytest.importorskip("distributed", reason='distributed is not installed: pip install -e ".[dask]"')
     from distributed.scheduler import KilledWorker
 
     class _Worker:

@@ -32,7 +32,7 @@ from ..process.child import dumps_value, encode_error, type_name
 __all__ = ("run_payload",)
 
 #: seconds between two looks at the worker's task states while tokens are watched
-POLL = 0.02
+POLL = 0.05
 
 _watched: dict[str, tuple[Any, CancelToken]] = {}
 _lock = threading.Lock()
