@@ -21,4 +21,5 @@ WORKLOADS: dict[str, str] = {
     "W6": "benchmarks.w6_cold_start",
     "W7": "benchmarks.w7_pipeline",
     "W8": "benchmarks.w8_memory",
+    "W9": "benchmarks.w9_dask",
 }

@@ -145,15 +145,18 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         raise ValueError(f"initializer must be a callable or None, got {initializer!r}")
     if not isinstance(initargs, tuple):
         raise ValueError(f"initargs must be a tuple, got {initargs!r}")
-    if dask is not None:
-        raise ValueError(f"dask= is not supported yet, got {dask!r} — leave it out (None) and run the tasks "
-                         "on backend='process' or 'thread'")
+    extra: dict[str, Any] = {}
+    if dask is not None:  # None: the backend's defaults ($DASK_SCHEDULER_ADDRESS, else an embedded cluster)
+        from .backends.dask.options import coerce_options
+
+        extra["dask"] = coerce_options(dask)
     return QueueSettings(
         backend=BackendConfig(
             workers=n_workers, threads=n_threads, processes=n_processes,
             initializer=initializer,
             initargs=initargs, mp_context=_mp_context(mp_context),
             max_tasks_per_child=_count("max_tasks_per_child", max_tasks_per_child),
+            extra=extra,
         ),
         size=n_size,
         timeout=_seconds("timeout", timeout),

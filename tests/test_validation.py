@@ -29,7 +29,7 @@ from osiiso import AsyncQueue, TaskOptions
         ({"initargs": [1]}, "initargs"),
         ({"mp_context": "threads"}, "mp_context"),
         ({"max_tasks_per_child": 0}, "max_tasks_per_child"),
-        ({"dask": "tcp://scheduler:8786"}, "dask"),
+        ({"dask": 8786}, "dask"),
     ],
 )
 def test_queue_arguments_are_validated(kwargs: dict[str, object], needle: str) -> None:
@@ -39,11 +39,15 @@ def test_queue_arguments_are_validated(kwargs: dict[str, object], needle: str) -
     assert repr(next(iter(kwargs.values()))) in str(info.value)
 
 
-def test_dask_argument_is_refused_until_it_is_supported() -> None:
-    """dask=None is accepted; any other value is a ValueError saying dask= is not supported yet."""
+def test_dask_argument_takes_none_an_address_or_dask_options() -> None:
+    """dask= takes None, a scheduler address or a DaskOptions (checked without connecting); not a blank address."""
+    from osiiso.backends.dask import DaskOptions
+
     AsyncQueue(dask=None)
-    with pytest.raises(ValueError, match="dask= is not supported yet"):
-        AsyncQueue(dask="tcp://scheduler:8786")
+    AsyncQueue(dask="tcp://127.0.0.1:8786")
+    AsyncQueue(dask=DaskOptions(n_workers=2, hard_stop=True))
+    with pytest.raises(ValueError, match="scheduler address"):
+        AsyncQueue(dask="  ")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str | type[Backend]] = {
     "async": "osiiso.backends.coroutine:AsyncBackend",
     "thread": "osiiso.backends.thread:ThreadBackend",
     "process": "osiiso.backends.process:ProcessBackend",
+    "dask": "osiiso.backends.dask:DaskBackend",  # the dask extra; distributed is imported when it starts
 }
 
 

@@ -240,7 +240,7 @@ async def test_workers_start_as_tasks_become_ready(kit: Kit) -> None:
         assert q.stats[kit.backend]["workers"] == 4
         for handle in held:
             handle.cancel()
-        cap = {"async": 200, "thread": 6, "process": 8}[kit.backend]
+        cap = {"async": 200, "thread": 6, "process": 8, "dask": 64}[kit.backend]  # dask: its default capacity
         handles = q.map(kit.echo, range(40), **kit.opts)
         while not all(h.done() for h in handles):
             assert q.stats[kit.backend]["workers"] <= cap

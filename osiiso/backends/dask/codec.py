@@ -1,0 +1,134 @@
+"""Pickling on the client's side of the dask backend, and what an ended future means.
+
+`dumps_function` and `dumps_args` make the payload (naming what cannot travel);
+`decode_outcome` turns a finished `.link.DaskJob` into the attempt's value or exception:
+
+* ``(True, blob)`` from `.remote.run_payload`: the value;
+* ``(False, record)``: the task's own exception with the worker's traceback as its
+  ``__cause__`` (the process backend's `RemoteTraceback`), a `RemoteError`, or a
+  `SerializationError`, from the same error records the process backend uses;
+* ``KilledWorker`` or a lost connection: `WorkerCrashedError`; a future the cluster
+  cancelled: `TaskCancelledError` (`forced_close_error` while the backend closes);
+  a worker without osiiso: ``ModuleNotFoundError`` saying what to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import pickle
+from typing import Any
+
+import cloudpickle
+
+from ..._errors import RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
+from ..base import forced_close_error
+from ..process.child import PROTOCOL, dumps_value
+from ..process.codec import RemoteTraceback, describe
+
+__all__ = ("decode_outcome", "dumps_args", "dumps_function")
+
+
+def dumps_function(fn: object, name: str) -> bytes:
+    """Cloudpickle a task's callable, or raise `SerializationError` saying why."""
+    try:
+        blob: bytes = cloudpickle.dumps(fn, PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(
+            f"dask backend could not pickle the function {name!r} ({describe(fn)}: {exc}) — make it a "
+            "module-level function, or keep unpicklable objects (locks, sockets, open files) out of its "
+            "closure and globals") from exc
+    return blob
+
+
+def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> bytes:
+    """Pickle a call's arguments; on failure name the argument that cannot travel."""
+    try:
+        return dumps_value((args, kwargs))
+    except Exception as exc:
+        error: Exception = exc
+    labelled = [(f"argument {i}", a) for i, a in enumerate(args)]
+    labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for label, value in labelled:
+        try:
+            dumps_value(value)
+        except Exception as exc:
+            raise SerializationError(
+                f"dask backend could not pickle {label} of {name!r} ({describe(value)}: {exc}) — pass plain "
+                "data, or create the object inside the task") from exc
+    raise SerializationError(f"dask backend could not pickle the arguments of {name!r} ({error}) — pass plain data"
+                             ) from error
+
+
+def decode_outcome(job: Any, backend: str, *, closing: bool) -> Any:
+    """The value of a finished job, or raise its error (see the module docstring)."""
+    error, job.error = job.error, None
+    if error is not None:
+        translated = _translate(error, job, backend, closing)
+        try:
+            if translated is error:
+                raise error
+            raise translated from error
+        finally:
+            del error, translated
+    ok, payload = job.raw
+    job.raw = None
+    if ok:
+        try:
+            return pickle.loads(payload)
+        except Exception as exc:
+            raise SerializationError(
+                f"dask backend could not unpickle the result of {job.name!r} here ({exc!r}) — return plain "
+                "data, or types importable in this process") from exc
+    raise _decode_error(payload, job.name)
+
+
+def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> BaseException:
+    """What an exception from awaiting the future means for the attempt."""
+    from distributed import KilledWorker
+
+    name = job.name
+    if isinstance(error, KilledWorker):
+        where = getattr(error.last_worker, "address", None) or job.where or "?"
+        return WorkerCrashedError(
+            f"the dask worker {where} running {name!r} ({job.key}) died — see that worker's log; "
+            "retries= runs the task again")
+    cancelled = isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError))
+    if cancelled or (closing and isinstance(error, ConnectionError)):
+        if closing:
+            return forced_close_error(backend)
+        return TaskCancelledError(f"the dask cluster cancelled {name!r} ({job.key}): {error} — "
+                                  "someone restarted the cluster or cancelled its futures")
+    if isinstance(error, ImportError) and (error.name or "").split(".")[0] in ("osiiso", "cloudpickle"):
+        return ModuleNotFoundError(
+            f"a dask worker could not import {error.name!r}, which runs osiiso tasks there — install osiiso "
+            "(and cloudpickle) on every worker, the same version as here", name=error.name)
+    if isinstance(error, (OSError, TimeoutError)):
+        return WorkerCrashedError(f"the dask backend lost {name!r} ({job.key}): {type(error).__name__}: {error}")
+    return error
+
+
+def _decode_error(record: tuple[Any, ...], name: str) -> BaseException:
+    """Rebuild the exception a worker's error record (`.remote.run_payload`) describes."""
+    kind = record[0]
+    if kind == "exc":
+        try:
+            exc: BaseException = pickle.loads(record[1])
+        except Exception as why:
+            return RemoteError(f"{why!r} (raised while unpickling the error of {name!r})",
+                               type_name="?", remote_traceback=record[2])
+        exc.__cause__ = RemoteTraceback(f'\n"""\n{record[2]}"""')
+        return exc
+    if kind == "remote":
+        _, qualname, message, tb = record
+        return RemoteError(f"{qualname}: {message}", type_name=qualname, remote_traceback=tb)
+    _, what, qualname, detail = record
+    if what == "result":
+        fix = "return plain data (numbers, strings, lists, dicts, dataclasses…)"
+    elif what == "function":
+        fix = "make sure the modules it uses are installed on the workers"
+    else:
+        fix = "pass plain data, or make its class importable on the workers"
+    return SerializationError(
+        f"dask backend could not {'pickle' if what == 'result' else 'unpickle'} the {what} of {name!r} "
+        f"on the worker (a {qualname!r} object: {detail}) — {fix}")

@@ -1,0 +1,368 @@
+"""The link to the cluster: the dask ``Client``, the loop it runs on, and the jobs it carries.
+
+dask's async client needs an asyncio loop. On asyncio and uvloop that is the queue's own
+loop: `Link` runs there, and a job costs no thread hop (a hop through a thread measured 2 to
+10 ms more per round trip on the benchmarks' 2-core machine, where a round trip takes about
+12 ms). On trio the link runs an asyncio loop in a thread of its own (``osiiso-dask``), and
+the two loops only exchange records:
+
+* the queue's loop hands over jobs and cancels with `Link.send` (a deque and one
+  ``call_soon_threadsafe`` per batch, however many jobs it holds); a batch is sent with one
+  ``client.map`` per priority, and the values of the futures that finish together are
+  fetched with one ``client.gather``;
+* the link hands back finished jobs and start announcements with ``LoopCaller.call``
+  (again one call per batch), and the backend wakes the attempt.
+
+On asyncio the same deques are used, drained by plain ``call_soon`` callbacks. The embedded
+cluster (`.cluster`) always runs its scheduler in a thread of its own, never on the queue's loop.
+
+A job (`DaskJob`) is one attempt. In the dask thread it becomes one dask future
+(``client.map(run_payload, ...)`` with ``pure=False``, ``retries=0`` and the priority
+turned around: dask runs higher numbers first), watched by one asyncio task until the
+future ends; the future is then dropped, so dask forgets its result. Only this module
+touches the client, and only from the link's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..._loops import LoopCaller
+from .cluster import close_local_cluster, start_local_cluster
+from .options import DaskOptions, scheduler_address
+from .remote import run_payload
+
+__all__ = ("DaskJob", "Link")
+
+logger = logging.getLogger("osiiso")
+
+#: seconds the client and the embedded cluster get to close
+CLOSE_TIMEOUT = 20.0
+
+#: every client a link opened and has not closed: held, so that a queue dropped without
+#: shutdown reaches its finalizer (`Link.close_soon`) before dask's ``Client.__del__`` runs
+_open_clients: set[Any] = set()
+
+#: what `Link.call` returns: an asyncio future on the queue's loop, or a concurrent one (trio)
+Outcome = concurrent.futures.Future[Any] | asyncio.Future[Any]
+
+
+class DaskJob:
+    """One attempt on the cluster: what is sent, what came back, and where it ran.
+
+    ``raw`` is what `run_payload` returned, ``error`` what awaiting the future raised
+    instead (``KilledWorker``, a cancellation, a lost connection). ``abandoned``: the
+    attempt was cancelled or timed out; whatever comes back is dropped. ``where`` is the
+    worker that announced the start (only for announced jobs).
+    """
+
+    __slots__ = (
+        "abandoned",
+        "args_blob",
+        "attempt",
+        "done",
+        "error",
+        "fn_blob",
+        "future",
+        "key",
+        "name",
+        "priority",
+        "raw",
+        "topic",
+        "waiter",
+        "where",
+    )
+
+    def __init__(self, attempt: Any, fn_blob: bytes, args_blob: bytes, topic: str | None) -> None:
+        self.attempt = attempt
+        self.name: str = attempt.name
+        self.key = f"{attempt.name}-{uuid.uuid4().hex}"
+        self.fn_blob, self.args_blob = fn_blob, args_blob
+        self.priority: int = attempt.priority
+        self.topic = topic
+        self.done = self.abandoned = False
+        self.raw: Any = None
+        self.error: BaseException | None = None
+        self.future: Any = None
+        self.waiter: Any = None
+        self.where: str | None = None
+
+
+class Link:
+    """The client and the loop it runs on (the queue's, or a thread's); `open` connects, `aclose` closes.
+
+    ``loop`` is the queue's asyncio loop, or ``None`` (trio) for a loop in a thread of
+    its own. ``finished(jobs)`` and ``started(jobs)`` are called on the queue's loop
+    (through ``caller``) with the jobs that ended, and those whose start was announced.
+    """
+
+    def __init__(self, options: DaskOptions, processes: int, caller: LoopCaller,
+                 finished: Callable[[list[DaskJob]], None], started: Callable[[list[DaskJob]], None],
+                 loop: asyncio.AbstractEventLoop | None) -> None:
+        self.options = options
+        self.processes = processes
+        self.caller = caller
+        self._finished, self._started = finished, started
+        self.loop = loop or asyncio.new_event_loop()
+        self._soon = self.loop.call_soon if loop is not None else self.loop.call_soon_threadsafe
+        self._report_soon = caller.call_local if loop is not None else caller.call
+        self.client: Any = None
+        self.cluster: Any = None  # the embedded cluster, if this thread started one
+        self.address: str | None = None
+        self.topic = f"osiiso-start-{uuid.uuid4().hex}"
+        self.restarts = 0
+        self.closing = False
+        self._jobs: dict[str, DaskJob] = {}
+        self._inbox: deque[tuple[bool, DaskJob]] = deque()
+        self._inbox_armed = False
+        self._outbox: deque[tuple[bool, DaskJob]] = deque()
+        self._outbox_armed = False
+        self._restarting: set[str] = set()
+        self._gathering: list[tuple[DaskJob, Any]] = []
+        self.thread: threading.Thread | None = None
+        if loop is None:
+            self.thread = threading.Thread(target=self._main, name="osiiso-dask", daemon=True)
+            self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def call(self, coro: Callable[[], Coroutine[Any, Any, Any]]) -> Outcome:
+        """Run ``coro()`` on the link's loop (from the queue's loop); a future of its outcome."""
+        if self.thread is None:
+            return asyncio.ensure_future(coro())
+        return asyncio.run_coroutine_threadsafe(coro(), self.loop)
+
+    # -- connecting ---------------------------------------------------------------------------
+    async def open(self) -> int:
+        """Connect (starting the embedded cluster first if needed); return the cluster's worker threads."""
+        from distributed import Client
+
+        options = self.options
+        address, security = scheduler_address(options.cluster)
+        if address is None:
+            self.cluster = await self.loop.run_in_executor(None, start_local_cluster, options, self.processes)
+            address = self.cluster.scheduler_address
+        self.address = address
+        try:
+            self.client = await Client(address, asynchronous=True, set_as_default=False,
+                                       timeout=options.connect_timeout, security=security)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ConnectionError(
+                f"the dask backend could not reach the scheduler at {address!r} within "
+                f"{options.connect_timeout:g}s ({exc}) — start it (dask scheduler) or fix the address") from exc
+        _open_clients.add(self.client)
+        self.client.subscribe_topic(self.topic, self._on_start_event)
+        threads: dict[str, int] = await self.client.nthreads()
+        return sum(threads.values())
+
+    # -- jobs in ------------------------------------------------------------------------------
+    def send(self, job: DaskJob, cancel: bool = False) -> None:
+        """From the queue's loop: submit ``job``, or (``cancel``) stop it. Batched per loop turn."""
+        self._inbox.append((cancel, job))
+        if not self._inbox_armed:
+            self._inbox_armed = True
+            try:
+                self._soon(self._drain_inbox)
+            except RuntimeError:  # the link's loop is closed: nothing runs there any more
+                self._inbox_armed = False
+                if not cancel:
+                    job.error = ConnectionError("the dask backend's client is closed")
+                    self._report(True, job)
+
+    def _drain_inbox(self) -> None:
+        self._inbox_armed = False  # before popping: a job appended after this schedules a new drain
+        inbox = self._inbox
+        batch: dict[int, list[DaskJob]] = {}  # by priority, in order of arrival
+        while inbox:
+            cancel, job = inbox.popleft()
+            if cancel:
+                self._submit(batch)
+                batch = {}
+                self._cancel(job)
+            elif not job.abandoned:
+                batch.setdefault(job.priority, []).append(job)
+        self._submit(batch)
+
+    def _submit(self, batch: dict[int, list[DaskJob]]) -> None:
+        """One ``client.map`` per priority: one graph message and one scheduler update for many jobs.
+
+        ``fifo_timeout=0`` gives every call a new generation, so dask orders equal priorities
+        by submission (its own ties go last-in first-out), and jobs within a call by position.
+        """
+        for priority, jobs in batch.items():
+            try:
+                if self.client is None or self.closing:
+                    raise ConnectionError("the dask backend's client is closed")
+                futures = self.client.map(
+                    run_payload, [j.fn_blob for j in jobs], [j.args_blob for j in jobs], [j.topic for j in jobs],
+                    key=[j.key for j in jobs], pure=False, priority=-priority, retries=0, fifo_timeout=0)
+            except Exception as exc:
+                for job in jobs:
+                    job.error = exc
+                    self._report(True, job)
+                continue
+            for job, future in zip(jobs, futures, strict=True):
+                job.future = future
+                job.fn_blob = job.args_blob = b""
+                self._jobs[job.key] = job
+                self.loop.create_task(self._watch(job, future))
+
+    async def _watch(self, job: DaskJob, future: Any) -> None:
+        """Wait for ``job``'s future; a value joins the next batched gather, anything else is reported."""
+        try:
+            await future._state.wait()  # what dask's own wait() and as_completed() await
+            if future.status == "finished":
+                self._gathering.append((job, future))
+                if len(self._gathering) == 1:
+                    self.loop.call_soon(self._start_gather)
+                return
+            job.raw = await future  # raises: the error, KilledWorker or the cancel
+        except BaseException as exc:  # a cancel, a lost scheduler, loop shutdown
+            job.error = exc
+        self._done(job)
+
+    def _start_gather(self) -> None:
+        batch, self._gathering = self._gathering, []
+        if batch:
+            self.loop.create_task(self._gather(batch))
+
+    async def _gather(self, batch: list[tuple[DaskJob, Any]]) -> None:
+        """Fetch the values of every future that finished in one turn of the loop, in one request."""
+        try:
+            values = await self.client.gather([future for _, future in batch])
+            for (job, _), value in zip(batch, values, strict=True):
+                job.raw = value
+        except BaseException:  # one failed (its data lost, say): each on its own, to name the failure
+            for job, future in batch:
+                try:
+                    job.raw = await future
+                except BaseException as exc:
+                    job.error = exc
+        finally:
+            for job, _ in batch:
+                self._done(job)
+            del batch
+
+    def _done(self, job: DaskJob) -> None:
+        self._jobs.pop(job.key, None)
+        job.future = None
+        self._report(True, job)
+
+    def _cancel(self, job: DaskJob) -> None:
+        future = job.future
+        if future is None or future.done():
+            return
+        self.loop.create_task(self._stop(job, future))
+
+    async def _stop(self, job: DaskJob, future: Any) -> None:
+        """Cancel ``job``'s future; with ``hard_stop``, restart the worker it runs on."""
+        where = job.where if self.options.hard_stop else None
+        try:
+            await self.client.cancel([future], reason="osiiso: the attempt timed out or was cancelled")
+            if where is not None and where not in self._restarting:
+                self._restarting.add(where)
+                try:
+                    await self.client.restart_workers([where], timeout=self.options.connect_timeout,
+                                                      raise_for_error=False)
+                    self.restarts += 1
+                finally:
+                    self._restarting.discard(where)
+        except Exception:  # a closing client: the future goes with it
+            logger.debug("osiiso: cancelling dask future %s failed", job.key, exc_info=True)
+
+    # -- jobs out -----------------------------------------------------------------------------
+    def _on_start_event(self, event: tuple[float, Any]) -> None:
+        key, where = event[1][0], event[1][1]
+        job = self._jobs.get(key)
+        if job is not None:
+            job.where = where
+            self._report(False, job)
+
+    def _report(self, done: bool, job: DaskJob) -> None:
+        self._outbox.append((done, job))
+        if not self._outbox_armed:
+            self._outbox_armed = True
+            if self._report_soon(self._drain_outbox) is False:
+                self._outbox_armed = False  # the queue's loop is gone: nobody waits for these
+                self._outbox.clear()
+
+    def _drain_outbox(self) -> None:
+        """On the queue's loop: hand over what the link reported since the last drain."""
+        self._outbox_armed = False
+        outbox = self._outbox
+        done: list[DaskJob] = []
+        started: list[DaskJob] = []
+        while outbox:
+            is_done, job = outbox.popleft()
+            (done if is_done else started).append(job)
+        if started:
+            self._started(started)
+        if done:
+            self._finished(done)
+
+    # -- closing ------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """On the link's loop: close the client, then the embedded cluster (each within a bound)."""
+        self.closing = True
+        client, self.client = self.client, None
+        cluster, self.cluster = self.cluster, None
+        try:
+            if client is not None:
+                _open_clients.discard(client)
+                try:
+                    # timeout=None: the coroutine itself, started at once by wait_for (dask's own
+                    # timeout wrapper would never start it if this task is cancelled first)
+                    await asyncio.wait_for(client.close(timeout=None), CLOSE_TIMEOUT)
+                except Exception:
+                    logger.warning("osiiso: the dask client did not close cleanly", exc_info=True)
+                finally:  # even if this was cancelled: dask's Client.__del__ must not try again
+                    client.status = "closed"
+            if cluster is not None:
+                await self.loop.run_in_executor(None, close_local_cluster, cluster, CLOSE_TIMEOUT)
+                cluster = None
+        finally:
+            if cluster is not None:  # cancelled before its turn (the queue's loop is ending)
+                _close_in_a_thread(cluster)
+            if self.thread is not None:
+                self.loop.call_soon(self.loop.stop)
+
+    def close_soon(self) -> None:
+        """From any thread, without waiting: close everything (and let the thread end).
+
+        If the link's loop is gone already (a queue collected after its loop closed), the
+        embedded cluster is still closed, from a thread of its own.
+        """
+        try:
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self.aclose()))
+        except RuntimeError:  # the loop is closed
+            client, self.client = self.client, None
+            if client is not None:  # its connections went with the loop: nothing to close, nor to warn about
+                _open_clients.discard(client)
+                client.status = "closed"
+            cluster, self.cluster = self.cluster, None
+            if cluster is not None:
+                _close_in_a_thread(cluster)
+
+
+def _close_in_a_thread(cluster: Any) -> None:
+    threading.Thread(target=close_local_cluster, args=(cluster, CLOSE_TIMEOUT), name="osiiso-dask-close",
+                     daemon=True).start()

@@ -1,0 +1,131 @@
+"""The worker's side of the dask backend: `run_payload`, the one function osiiso ships to dask.
+
+Every dask attempt is ``client.submit(run_payload, fn_blob, args_blob, topic)``: dask imports
+this module on the worker (so the worker needs osiiso and cloudpickle installed, not the
+user's code), and the payload carries the user's function as a cloudpickle (functions from
+``__main__``, lambdas and closures travel by value) and its arguments as a pickle. The
+trampoline
+
+* announces the start on ``topic`` (``[key, worker address, pid]``, a dask event the parent
+  subscribes to) when the parent asks: for attempts with a timeout, so that the clock counts
+  execution only, and for ``hard_stop``, so that the parent knows which worker to restart;
+* gives the call a `osiiso._cancel.CancelToken`, raised by a watcher thread as soon as the
+  worker releases the task (its future was cancelled: a timeout or a cancel), so that
+  ``osiiso.cancelled()`` works inside dask tasks as inside thread tasks;
+* runs the call (a coroutine function on a private event loop, to completion), and returns
+  ``(True, result_blob)`` or ``(False, error_record)``: it never raises, so dask only ever
+  moves bytes, and errors travel in the process backend's records (``child.encode_error``),
+  the task's own exception with the worker's traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pickle
+import threading
+from typing import Any
+
+from ..._cancel import CancelToken, use_token
+from ..process.child import dumps_value, encode_error, type_name
+
+__all__ = ("run_payload",)
+
+#: seconds between two looks at the worker's task states while tokens are watched
+POLL = 0.05
+
+_watched: dict[str, tuple[Any, CancelToken]] = {}
+_lock = threading.Lock()
+_wake = threading.Event()
+_watcher: threading.Thread | None = None
+
+
+def run_payload(fn_blob: bytes, args_blob: bytes, topic: str | None) -> tuple[bool, Any]:
+    """Run one attempt on a dask worker; return ``(ok, result blob or error record)``."""
+    worker, key = _current_task()
+    if topic is not None and worker is not None:
+        worker.log_event(topic, [str(key), str(worker.address), os.getpid()])
+    token = CancelToken()
+    if worker is not None:
+        _watch(key, worker, token)
+    use_token(token)
+    try:
+        return _call(fn_blob, args_blob)
+    finally:
+        use_token(None)
+        if worker is not None:
+            with _lock:
+                _watched.pop(key, None)
+
+
+def _current_task() -> tuple[Any, Any]:
+    """The dask worker running this thread's task and the task's key, or ``(None, None)``."""
+    try:
+        from distributed.worker import get_worker, thread_state
+
+        return get_worker(), thread_state.key
+    except (ImportError, ValueError, AttributeError):  # called outside a dask task
+        return None, None
+
+
+def _call(fn_blob: bytes, args_blob: bytes) -> tuple[bool, Any]:
+    try:
+        fn = pickle.loads(fn_blob)
+    except BaseException as exc:
+        return False, ("serial", "function", type(exc).__name__, str(exc))
+    try:
+        args, kwargs = pickle.loads(args_blob)
+    except BaseException as exc:
+        return False, ("serial", "arguments", type(exc).__name__, str(exc))
+    try:
+        value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):
+            import asyncio
+
+            value = asyncio.run(value)
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit too: they fail this task only
+        return False, encode_error(exc)
+    try:
+        return True, dumps_value(value)
+    except Exception as exc:
+        return False, ("serial", "result", type_name(value), str(exc))
+
+
+# -- the cooperative cancel signal ----------------------------------------------------------------
+def _watch(key: Any, worker: Any, token: CancelToken) -> None:
+    global _watcher
+    with _lock:
+        _watched[key] = (worker, token)
+        _wake.set()
+        if _watcher is None:
+            _watcher = threading.Thread(target=_watch_loop, name="osiiso-cancel-watch", daemon=True)
+            _watcher.start()
+
+
+def _released(worker: Any, key: Any) -> bool:
+    """Whether the worker no longer runs ``key`` for anyone (the scheduler released it)."""
+    task = worker.state.tasks.get(key)
+    return task is None or task.state in ("cancelled", "released", "forgotten")
+
+
+def _watch_loop() -> None:
+    """Raise the token of every watched task the worker has released (one thread per process)."""
+    import time
+
+    while True:
+        _wake.wait()
+        time.sleep(POLL)
+        with _lock:
+            if not _watched:
+                _wake.clear()
+                continue
+            items = list(_watched.items())
+        for key, (worker, token) in items:
+            try:
+                gone = _released(worker, key)
+            except Exception:  # a worker closing under us: nothing more to watch there
+                gone = True
+            if gone:
+                token.set("the dask future of this attempt was cancelled (it timed out or was cancelled)")
+                with _lock:
+                    _watched.pop(key, None)
