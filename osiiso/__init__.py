@@ -36,6 +36,7 @@ from ._helpers import run as run
 from ._helpers import tmap as tmap
 from ._options import TaskOptions as TaskOptions
 from ._queue import AsyncQueue as AsyncQueue
+from ._results import AttemptTiming as AttemptTiming
 from ._results import RunSummary as RunSummary
 from ._results import TaskResult as TaskResult
 from ._results import TaskStatus as TaskStatus
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "AsyncQueue",
+    "AttemptTiming",
     "BoundTask",
     "Checkpoint",
     "CheckpointError",

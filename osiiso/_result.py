@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-__all__ = ("TaskResult", "TaskStatus")
+__all__ = ("AttemptTiming", "TaskResult", "TaskStatus")
 
 
 class TaskStatus(str, enum.Enum):
@@ -39,6 +39,38 @@ class TaskStatus(str, enum.Enum):
 _FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+class AttemptTiming(NamedTuple):
+    """When one attempt of a task waited, ran and ended (epoch seconds).
+
+    ``number`` counts from 1. ``queued_at`` is when the attempt became ready to run (the
+    task's admission for the first attempt, the end of the retry delay for later ones);
+    ``started_at`` is when a worker took it (``None`` if it never started, e.g. cancelled
+    while waiting); ``finished_at`` is when its outcome was known. ``outcome`` is one of
+    ``"ok"``, ``"error"``, ``"timeout"``, ``"cancelled"``, ``"crashed"``; ``worker`` names
+    where it ran (``"async"``, ``"thread/3"``, ``"process/1"``, ``"dask/tcp://…"``) and
+    ``message`` says what happened, in words.
+    """
+
+    number: int
+    queued_at: float
+    started_at: float | None
+    finished_at: float
+    outcome: str
+    worker: str = ""
+    message: str = ""
+
+    @property
+    def waited(self) -> float:
+        """Seconds from ready to started (to finished, if it never started)."""
+        start = self.started_at if self.started_at is not None else self.finished_at
+        return max(0.0, start - self.queued_at)
+
+    @property
+    def ran(self) -> float:
+        """Seconds from started to finished; 0 if it never started."""
+        return 0.0 if self.started_at is None else max(0.0, self.finished_at - self.started_at)
+
+
 class _ResultFields(NamedTuple):
     task_id: str
     name: str
@@ -58,6 +90,7 @@ class _ResultFields(NamedTuple):
     finished_at: float
     duration: float
     restored: bool
+    timings: tuple[AttemptTiming, ...]
 
 
 def _status(value: object) -> TaskStatus:
@@ -86,7 +119,8 @@ class TaskResult(_ResultFields):
     (what happened, in words), ``created_at``, ``started_at``, ``finished_at`` (epoch
     seconds), ``duration`` (from the first attempt's start to the end; 0 for a task that
     never ran) and ``restored`` (true for an input whose value came back from a
-    `osiiso.Checkpoint` instead of running: ``succeeded``, ``attempts == 0``).
+    `osiiso.Checkpoint` instead of running: ``succeeded``, ``attempts == 0``) and
+    ``timings`` (one `AttemptTiming` per attempt, oldest first; empty for a restored task).
 
     The queue builds them; tests and user code may too, with keywords: everything but
     ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as
@@ -101,14 +135,15 @@ class TaskResult(_ResultFields):
                 priority: int = 3, group_id: str | None = None, metadata: Mapping[str, Any] | None = None,
                 detached: bool = False, must_complete: bool = False, message: str | None = None,
                 created_at: float = 0.0, started_at: float | None = None, finished_at: float = 0.0,
-                duration: float = 0.0, restored: bool = False) -> TaskResult:
+                duration: float = 0.0, restored: bool = False,
+                timings: tuple[AttemptTiming, ...] = ()) -> TaskResult:
         if status.__class__ is not TaskStatus:
             status = _status(status)
         if message is None:
             message = _default_message(status, exception)
         return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
                                    group_id, metadata, detached, must_complete, message, created_at,
-                                   started_at, finished_at, duration, restored))
+                                   started_at, finished_at, duration, restored, tuple(timings)))
 
     @property
     def ok(self) -> bool:

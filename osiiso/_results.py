@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ExecutionError, TaskTimeoutError, describe_failures
+from ._result import AttemptTiming as AttemptTiming
 from ._result import TaskResult as TaskResult
 from ._result import TaskStatus as TaskStatus
 
-__all__ = ("RunSummary", "TaskResult", "TaskStatus")
+__all__ = ("AttemptTiming", "RunSummary", "TaskResult", "TaskStatus")
 
 
 def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskResult, ...]]:

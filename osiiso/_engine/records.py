@@ -111,7 +111,7 @@ class Records:
             f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
             options.priority, options.group_id, options.metadata, options.detached,
             options.must_complete, message, handle._created_at, started, now,
-            now - started if started is not None else 0.0, False,
+            now - started if started is not None else 0.0, False, (),
         ))
         lane.done += 1
         self.outstanding -= 1
@@ -147,7 +147,7 @@ class Records:
         result = TaskResult(
             f"task-{handle._seq}", handle._name, TaskStatus.SUCCEEDED, value, None, 0, handle._backend,
             options.priority, options.group_id, options.metadata, options.detached, options.must_complete,
-            message, created, None, created, 0.0, True,
+            message, created, None, created, 0.0, True, (),
         )
         handle._finish(result)
         return result
