@@ -83,6 +83,7 @@ class QueueSettings:
         "burst",
         "defaults",
         "fail_policy",
+        "keep_results",
         "mode",
         "on_complete",
         "on_retry",
@@ -101,6 +102,7 @@ class QueueSettings:
     size: int
     timeout: float | None
     mode: str
+    keep_results: int | None
     fail_policy: str
     on_timeout: str
     rate: float | None
@@ -123,11 +125,23 @@ def _mp_context(value: object) -> Any:
                      f"a multiprocessing context or None, got {value!r}")
 
 
+def _keep(value: object) -> int | None:
+    """``keep_results``: ``True`` keeps every result (``None``), ``False`` none, an int that many."""
+    if value is True:
+        return None
+    if value is False:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError("keep_results must be True (keep every result), False (keep none) or an int >= 0 "
+                     f"(keep that many of the newest), got {value!r}")
+
+
 def settings_from(*, workers: object, threads: object, processes: object, size: object, timeout: object,
                   mode: object, fail_policy: object, on_timeout: object, rate: object, burst: object,
                   defaults: object, on_start: object, on_complete: object, on_retry: object,
                   initializer: object, initargs: object, mp_context: object,
-                  max_tasks_per_child: object, dask: object) -> QueueSettings:
+                  max_tasks_per_child: object, dask: object, keep_results: object = True) -> QueueSettings:
     """Validate every ``AsyncQueue`` argument and resolve the automatic sizes."""
     cpu = os.cpu_count() or 1
     n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
@@ -161,6 +175,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         size=n_size,
         timeout=_seconds("timeout", timeout),
         mode=check_choice("mode", mode, ("finite", "infinite")),
+        keep_results=_keep(keep_results),
         fail_policy=check_choice("fail_policy", fail_policy, ("continue", "fail_first")),
         on_timeout=check_choice("on_timeout", on_timeout, ("complete", "cancel")),
         rate=n_rate,

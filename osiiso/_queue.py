@@ -54,14 +54,16 @@ class AsyncQueue(Intake):
         on_retry: Callable[[TaskHandle[Any], BaseException], object] | None = None,
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
+        keep_results: bool | int = True,
     ) -> None:
         s = settings_from(
             workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
             fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
             on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
-            initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
+            initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask,
+            keep_results=keep_results)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
-                                   on_retry=s.on_retry, on_complete=s.on_complete))
+                                   on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
         # a queue dropped without shutdown() still lets its pool threads and processes go
         weakref.finalize(self, _release_backends, self._engine.lanes)
         self._group_seq = itertools.count(1)
@@ -290,8 +292,9 @@ class AsyncQueue(Intake):
     def clear_results(self) -> None:
         """Drop the results kept in `results`, and those the current run has gathered so far.
 
-        A long-running (``mode="infinite"``) queue calls this now and then to keep memory flat;
-        the run's summary then holds only the results recorded after the last call.
+        A long-running (``mode="infinite"``) queue calls this now and then to keep memory flat
+        (or is made with ``keep_results=n`` to keep only the newest ``n``); the run's summary
+        then holds and counts only the results recorded after the last call.
         """
         engine = self._engine
         engine.results.clear()

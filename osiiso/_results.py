@@ -6,7 +6,7 @@ re-exported here, so ``from osiiso._results import TaskResult`` keeps working.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from ._errors import ExecutionError, TaskTimeoutError, describe_failures
@@ -36,22 +36,34 @@ class RunSummary:
     nothing was cancelled and the run did not time out. The counts are of work done:
     results restored from a `osiiso.Checkpoint` are counted in ``restored`` alone, so
     ``succeeded + failed + cancelled == total_submitted`` and ``total_submitted + restored ==
-    len(results)``; their values are still in ``values``.
+    len(results) + dropped``; their values are still in ``values``.
+
+    ``dropped`` is 0 unless the queue bounds what it keeps (``AsyncQueue(keep_results=n)``):
+    then ``results`` (and ``values``, ``errors``… which read it) hold the ``n`` newest results
+    of the run, while the counts cover every task it ran, ``dropped`` of them no longer held.
+    ``earlier`` (constructor only) gives the counts ``(succeeded, failed, cancelled,
+    timeouts, restored)`` of those dropped results.
     """
 
     results: tuple[TaskResult, ...]
     duration: float
     timed_out: bool = False
+    earlier: InitVar[tuple[int, int, int, int, int] | None] = None
     total_submitted: int = field(init=False)
     succeeded: int = field(init=False)
     failed: int = field(init=False)
     cancelled: int = field(init=False)
     timeouts: int = field(init=False)
     restored: int = field(init=False)
+    dropped: int = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, earlier: tuple[int, int, int, int, int] | None) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
-        timeouts = restored = 0
+        timeouts = restored = dropped = 0
+        if earlier is not None:  # results the queue did not keep (keep_results): counted, not held
+            succeeded, failed, cancelled, timeouts, restored = earlier
+            counts = {TaskStatus.SUCCEEDED: succeeded, TaskStatus.FAILED: failed, TaskStatus.CANCELLED: cancelled}
+            dropped = succeeded + failed + cancelled + restored
         for result in self.results:
             if result.restored:
                 restored += 1
@@ -60,7 +72,8 @@ class RunSummary:
             if isinstance(result.exception, TaskTimeoutError):
                 timeouts += 1
         set_ = object.__setattr__
-        set_(self, "total_submitted", len(self.results) - restored)
+        set_(self, "total_submitted", len(self.results) + dropped - restored)
+        set_(self, "dropped", dropped)
         set_(self, "restored", restored)
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
@@ -126,6 +139,8 @@ class RunSummary:
 
     def __repr__(self) -> str:
         restored = f", restored={self.restored}" if self.restored else ""
+        if self.dropped:
+            restored += f", dropped={self.dropped}"
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
             f"failed={self.failed}, cancelled={self.cancelled}, timeouts={self.timeouts}, "

@@ -25,6 +25,7 @@ from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
 from .deps import dependencies_of
+from .kept import new_results
 from .lanes import Lane
 from .ratelimit import RateLimiter
 from .records import Records
@@ -58,7 +59,8 @@ class Engine(Records):
     """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
 
     def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
-                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None) -> None:
+                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None,
+                 keep_results: int | None = None) -> None:
         from .service import Service
 
         self.config = config
@@ -73,7 +75,9 @@ class Engine(Records):
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
         self.outstanding = 0  # tasks without a result
-        self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
+        self.keep_results = keep_results  # how many results to keep; None: every one
+        # every result since the last clear (queue.results); the newest `keep_results` if bounded
+        self.results: list[TaskResult] = new_results(keep_results)
         self.run: Run | None = None  # the run in progress, if any
         self.waiting: set[TaskHandle[Any]] = set()
         self.crew: set[Worker] = set()  # every live worker

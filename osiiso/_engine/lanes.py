@@ -50,6 +50,7 @@ class Lane:
         "buckets",
         "cap",
         "done",
+        "failed",
         "idle",
         "open",
         "priorities",
@@ -68,6 +69,7 @@ class Lane:
         self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
         self.running = 0  # tasks handed to a worker and not yet released
         self.done = 0
+        self.failed = 0  # of `done`: the tasks that did not succeed (failed or cancelled)
         self.workers = 0  # worker coroutines started and not yet returned
         self.cap = 0  # most workers (and running tasks) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out

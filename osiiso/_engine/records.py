@@ -37,6 +37,7 @@ __all__ = ("Records",)
 
 Hook = Callable[..., object]
 _CANCELLED = TaskStatus.CANCELLED
+_SUCCEEDED = TaskStatus.SUCCEEDED
 #: the engine whose hook the current task is running (join() there would wait for itself)
 IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 _new_result = tuple.__new__
@@ -114,6 +115,8 @@ class Records:
             now - started if started is not None else 0.0, False, (),
         ))
         lane.done += 1
+        if status is not _SUCCEEDED:
+            lane.failed += 1
         self.outstanding -= 1
         self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
         run = self.run

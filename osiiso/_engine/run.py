@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._results import RunSummary, TaskResult
+from .kept import new_results
 from .service import stopping_reason
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Run:
         self.fail_first = fail_first
         self.finite = finite
         self.spare_on_timeout = spare_on_timeout
-        self.results: list[TaskResult] = []  # appended by `Engine.finish`
+        self.results: list[TaskResult] = new_results(engine.keep_results)  # appended by `Engine.finish`
         self.stop = anyio.Event()
         self.began = time.perf_counter()
         self.timed_out = False  # the run stopped at its time limit
@@ -72,7 +73,7 @@ class Run:
             if progress:
                 from .._progress import ProgressBar
 
-                bar = ProgressBar(self.results, lambda: engine.outstanding)
+                bar = ProgressBar(engine)
                 service.spawn(bar.run)
             await self._wait()
         except BaseException:
@@ -94,8 +95,9 @@ class Run:
         if broken is not None and not isinstance(broken, Exception):
             raise broken  # a SystemExit or KeyboardInterrupt comes out of run() on every loop alike
         results = self.results
-        results.sort(key=_submission_order)
-        return RunSummary(tuple(results), time.perf_counter() - self.began, timed_out=self.timed_out)
+        dropped = getattr(results, "dropped", None)
+        return RunSummary(tuple(sorted(results, key=_submission_order)), time.perf_counter() - self.began,
+                          timed_out=self.timed_out, earlier=None if dropped is None else dropped.as_tuple())
 
     async def _wait(self) -> None:
         engine = self.engine

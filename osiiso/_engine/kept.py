@@ -1,0 +1,65 @@
+"""`KeptResults`: the results list of a queue with ``keep_results`` (a bound on memory).
+
+A queue made with ``keep_results=True`` (the default) keeps every result in a plain list.
+With a bound ``n`` it keeps the ``n`` most recent ones; each result pushed out is counted
+in `Dropped` first, so a run's summary still counts every task it ran.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .._errors import TaskTimeoutError
+from .._result import TaskResult, TaskStatus
+
+__all__ = ("Dropped", "KeptResults", "new_results")
+
+
+class Dropped:
+    """Counts of the results a `KeptResults` no longer holds."""
+
+    __slots__ = ("cancelled", "failed", "restored", "succeeded", "timeouts")
+
+    def __init__(self) -> None:
+        self.succeeded = self.failed = self.cancelled = self.timeouts = self.restored = 0
+
+    def add(self, result: TaskResult) -> None:
+        if result.restored:
+            self.restored += 1
+        elif result.status is TaskStatus.SUCCEEDED:
+            self.succeeded += 1
+        elif result.status is TaskStatus.FAILED:
+            self.failed += 1
+            if isinstance(result.exception, TaskTimeoutError):
+                self.timeouts += 1
+        else:
+            self.cancelled += 1
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        """``(succeeded, failed, cancelled, timeouts, restored)``."""
+        return self.succeeded, self.failed, self.cancelled, self.timeouts, self.restored
+
+
+class KeptResults(deque[TaskResult]):
+    """At most ``maxlen`` results, the newest; the counts of the others in `dropped`."""
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, keep: int) -> None:
+        super().__init__((), keep)
+        self.dropped = Dropped()
+
+    def append(self, result: TaskResult) -> None:
+        if len(self) == self.maxlen:  # full (always, for keep_results=False): the oldest goes
+            self.dropped.add(self[0] if self else result)
+        deque.append(self, result)
+
+    def clear(self) -> None:
+        deque.clear(self)
+        self.dropped = Dropped()
+
+
+def new_results(keep: int | None) -> Any:
+    """A results list for a queue that keeps ``keep`` results (``None``: every one)."""
+    return [] if keep is None else KeptResults(keep)

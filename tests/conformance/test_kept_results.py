@@ -1,0 +1,64 @@
+"""Conformance: ``keep_results`` bounds what a queue holds, never what it counts or delivers."""
+
+from __future__ import annotations
+
+import pytest
+
+import osiiso
+from osiiso import AsyncQueue
+
+from .kit import Kit
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+@pytest.mark.parametrize("keep", [False, 0, 3])
+async def test_a_bounded_queue_counts_every_task_and_holds_the_newest(kit: Kit, keep: int) -> None:
+    """The summary counts all 12 tasks; results holds the newest `keep`; handles and hooks see every result."""
+    seen: list[osiiso.TaskResult] = []
+    q = AsyncQueue(keep_results=keep, on_complete=seen.append)
+    handles = [q.submit(kit.echo, i, **kit.opts) for i in range(9)]
+    handles += [q.submit(kit.fail, f"no {i}", retries=0, **kit.opts) for i in range(3)]
+    summary = await q.run()
+    assert (summary.total_submitted, summary.succeeded, summary.failed) == (12, 9, 3)
+    assert summary.dropped == 12 - keep
+    assert len(summary.results) == len(q.results) == keep
+    assert summary.total_submitted + summary.restored == len(summary.results) + summary.dropped
+    assert not summary.ok
+    assert [h.value() for h in handles[:9]] == list(range(9))
+    assert all(h.result().status == "failed" for h in handles[9:])
+    assert len(seen) == 12
+    assert "dropped=" in repr(summary)
+
+
+async def test_clear_results_on_a_bounded_queue_restarts_its_counts(kit: Kit) -> None:
+    """After clear_results() a bounded queue's next summary counts only what came after."""
+    q = AsyncQueue(keep_results=2)
+    for i in range(5):
+        q.submit(kit.echo, i, **kit.opts)
+    first = await q.run()
+    assert (first.total_submitted, first.dropped, len(first.values)) == (5, 3, 2)  # the last two to finish
+    assert set(first.values) <= set(range(5))
+    q.clear_results()
+    assert q.results == ()
+    q.submit(kit.echo, 9, **kit.opts)
+    second = await q.run()
+    assert (second.total_submitted, second.dropped, second.values) == (1, 0, (9,))
+
+
+async def test_the_default_keeps_every_result(kit: Kit) -> None:
+    """keep_results=True (the default) keeps all of them and drops none."""
+    q = AsyncQueue()
+    for i in range(5):
+        q.submit(kit.echo, i, **kit.opts)
+    summary = await q.run()
+    assert (len(summary.results), summary.dropped, len(q.results)) == (5, 0, 5)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "all", None])
+def test_a_bad_keep_results_names_the_choices(bad: object) -> None:
+    """keep_results accepts True, False or an int >= 0, and says so."""
+    with pytest.raises(ValueError, match=r"keep_results must be True .* got " + repr(bad).replace(".", r"\.")):
+        AsyncQueue(keep_results=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keep_results"):
+        osiiso.Queue(keep_results=bad)  # type: ignore[arg-type]
