@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._intake import refuse_generator
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 
 if TYPE_CHECKING:
@@ -127,4 +128,5 @@ def make_bound(queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | Non
     """Bind ``fn`` to ``queue`` (checks the callable now, not at the first call)."""
     if not callable(fn):
         raise TypeError(f"@q.task() decorates a function, got {fn!r}")
+    refuse_generator(fn)
     return BoundTask(queue, fn, opts, overrides)

@@ -40,6 +40,10 @@ async def coro_fn(x: int = 1) -> int:
     return x
 
 
+def yields(x: int = 1) -> Iterator[int]:
+    yield x
+
+
 def broken_items() -> Iterator[int]:
     yield 1
     raise RuntimeError("the iterable broke")
@@ -83,6 +87,9 @@ CASES: list[Case] = [
      ValueError, "coroutine object"),
     ("submit-coroutine-object-thread", lambda q: _with_coroutine(lambda c: q.submit(c, backend="thread")),
      TypeError, "coroutine"),
+    ("submit-generator-function", lambda q: q.submit(yields), TypeError, "return a list"),
+    ("map-generator-function", lambda q: q.map(yields, [1]), TypeError, "return a list"),
+    ("task-generator-function", lambda q: q.task(yields), TypeError, "return a list"),
     ("map-not-iterable", lambda q: q.map(plain, 5), TypeError, "int"),
     ("map-none", lambda q: q.map(plain, None), TypeError, "NoneType"),  # type: ignore[arg-type]
     ("map-unknown-option", lambda q: q.map(plain, [1], prio=1), TypeError, "'prio'"),
@@ -127,11 +134,13 @@ def _with_coroutine(call: Callable[[Any], object]) -> object:
 @pytest.mark.parametrize(("case", "call", "exc_type", "needle"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_input_is_refused_at_the_call_and_the_queue_stays_usable(
         case: str, call: Callable[[AsyncQueue], object], exc_type: type[BaseException], needle: str) -> None:
-    """A wrong call raises a clear error naming the offender, and a good task runs afterwards."""
+    """A wrong call raises a clear error naming the offender, with no internal exception as its
+    context (one traceback, not two), and a good task runs afterwards."""
     q = AsyncQueue(threads=2)
     with pytest.raises(exc_type) as info:
         call(q)
     assert needle in str(info.value), f"{case}: {info.value}"
+    assert info.value.__context__ is None, f"{case}: an internal {info.value.__context__!r} rides along"
     assert q.pending_count == 0, f"{case}: the failed call left tasks behind"
     await assert_usable(q)
 
