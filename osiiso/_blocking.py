@@ -26,7 +26,7 @@ from ._options import TaskOptions, merge_options
 from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
-from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap
+from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args
 
 __all__ = ("Driver", "Queue")
 
@@ -155,8 +155,7 @@ class Queue:
     def submit(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                **options: Any) -> SyncTaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
-        if args and (type(args[0]) is SyncTaskHandle if len(args) == 1 else SyncTaskHandle in map(type, args)):
-            args = tuple(map(unwrap, args))  # blocking handles among the arguments: dependencies
+        args = unwrap_args(args)  # blocking handles among the arguments (or in their containers): dependencies
         aq = self._aq
         try:  # AsyncQueue.submit's body, called without its argument packing (the per-task hot path)
             if opts is None:

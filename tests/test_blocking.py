@@ -126,6 +126,28 @@ def test_iter_completed_refuses_async_handles() -> None:
     q.cancel()
 
 
+def size(obj: object) -> int:
+    return len(obj)  # type: ignore[arg-type]
+
+
+def test_blocking_handles_in_containers_are_dependencies() -> None:
+    """Blocking handles in a list, tuple or dict argument (submit, map, bound task) are waited for and
+    replaced by their values."""
+    with Queue() as q:
+        parts = [q.submit(double, i) for i in range(3)]
+        total = q.submit(sum, parts)
+        mapped = q.map(size, [(tuple(parts),), {"obj": {"a": parts[0]}}])
+
+        @q.task()
+        def pair(items: list[int], *, more: dict[str, int]) -> tuple[int, int]:
+            return sum(items), more["x"]
+
+        bound = pair(parts, more={"x": parts[2]})
+        assert total.value(timeout=10) == 6
+        assert [m.value(timeout=10) for m in mapped] == [3, 1]
+        assert bound.value(timeout=10) == (6, 4)
+
+
 def test_blocking_handles_are_dependencies() -> None:
     """A blocking handle passed as an argument (positional, keyword, in map items, in group calls) is a dependency."""
     with Queue() as q:
