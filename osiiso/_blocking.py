@@ -25,6 +25,7 @@ from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
 from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
+from ._shadow import refuse_shadowed
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
 from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args
 
@@ -157,6 +158,8 @@ class Queue:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
         args = unwrap_args(args)  # blocking handles among the arguments (or in their containers): dependencies
         aq = self._aq
+        if options:
+            refuse_shadowed(fn, args, options, "submit()")
         try:  # AsyncQueue.submit's body, called without its argument packing (the per-task hot path)
             if opts is None:
                 merged = aq._merged(options) if options else aq._defaults

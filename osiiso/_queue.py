@@ -29,6 +29,7 @@ from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
+from ._shadow import refuse_shadowed
 
 __all__ = ("AsyncQueue",)
 
@@ -79,6 +80,8 @@ class AsyncQueue(Intake):
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                opts: TaskOptions | None = None, **options: Any) -> TaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
+        if options:
+            refuse_shadowed(fn, args, options, "submit()")
         if opts is None:
             merged = self._merged(options) if options else self._defaults
         else:
@@ -88,6 +91,8 @@ class AsyncQueue(Intake):
     async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                   **options: Any) -> TaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
+        if options:
+            refuse_shadowed(fn, args, options, "put()")
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
         await self._wait_for_room()
         return self._enqueue(fn, args, {}, merged)

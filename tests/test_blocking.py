@@ -130,6 +130,20 @@ def size(obj: object) -> int:
     return len(obj)  # type: ignore[arg-type]
 
 
+def test_an_option_shadowing_a_parameter_is_refused_at_submit() -> None:
+    """Queue.submit and a blocking bound task refuse name= for a function that needs a name argument."""
+
+    def greet(name: str) -> str:
+        return f"hello {name}"
+
+    with Queue() as q:
+        with pytest.raises(TypeError, match="functools.partial"):
+            q.submit(greet, name="ada")
+        with pytest.raises(TypeError, match="positionally"):
+            q.task()(greet)(name="ada")
+        assert q.submit(greet, "ada", name="g").value(timeout=10) == "hello ada"
+
+
 def test_blocking_handles_in_containers_are_dependencies() -> None:
     """Blocking handles in a list, tuple or dict argument (submit, map, bound task) are waited for and
     replaced by their values."""
