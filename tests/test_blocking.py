@@ -6,6 +6,7 @@ import gc
 import inspect
 import threading
 import time
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -128,6 +129,26 @@ def test_iter_completed_refuses_async_handles() -> None:
 
 def size(obj: object) -> int:
     return len(obj)  # type: ignore[arg-type]
+
+
+def _yields() -> object:
+    yield 1
+
+
+def test_submit_errors_of_the_blocking_queue_carry_no_internal_context() -> None:
+    """Bad input to the blocking Queue raises with no internal exception (a cache miss) as its context."""
+    with Queue() as q:
+        bad: list[Callable[[], object]] = [
+            lambda: q.submit("not callable"), lambda: q.submit(double, retires=1),  # type: ignore[arg-type]
+            lambda: q.submit(double, backend="gpu"), lambda: q.submit(double, timeout="1"),
+            lambda: q.submit(_yields), lambda: q.map(double, [1], prio=1),
+            lambda: q.task()(double)(1, retries=-1), lambda: q.group([(5, 1)]),
+            lambda: q.submit(double, backend="async"), lambda: q.map(_yields, [()])]
+        for call in bad:
+            with pytest.raises((TypeError, ValueError)) as info:
+                call()
+            assert info.value.__context__ is None, repr(info.value.__context__)
+        assert q.submit(double, 2).value(timeout=10) == 4
 
 
 def test_an_option_shadowing_a_parameter_is_refused_at_submit() -> None:
