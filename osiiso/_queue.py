@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
@@ -63,8 +64,9 @@ class AsyncQueue(Intake):
             initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
                                    on_retry=s.on_retry, on_complete=s.on_complete))
-        # a queue dropped without shutdown() still lets its pool threads and processes go
-        weakref.finalize(self, _release_backends, self._engine.lanes)
+        # a queue dropped without shutdown() still lets its pool threads and processes go, and
+        # says how many of its tasks never ended
+        weakref.finalize(self, _release_backends, self._engine)
         self._group_seq = itertools.count(1)
         self._run_active = False
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
@@ -277,7 +279,7 @@ class AsyncQueue(Intake):
         """``cancel()`` with no service running: nothing runs, so cancel and release right here."""
         self._handovers_open = False
         self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        _release_backends(self._engine.lanes)
+        _release_backends(self._engine)
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
@@ -347,8 +349,19 @@ class AsyncQueue(Intake):
                 f"running={self.active_count} pending={self.pending_count}>")
 
 
-def _release_backends(lanes: dict[str, Any]) -> None:
-    for lane in list(lanes.values()):
+def _release_backends(engine: Engine) -> None:
+    """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks, release the pools."""
+    dropped = engine.outstanding
+    if dropped:
+        message = (f"an osiiso.AsyncQueue was garbage-collected with {dropped} unfinished "
+                   f"task{'s' if dropped != 1 else ''}, dropped without running to the end — await q.run() "
+                   "(or q.join(), or use `async with osiiso.AsyncQueue() as q:`) before the queue goes away")
+        logging.getLogger("osiiso").warning("osiiso: %s", message)
+        try:
+            warnings.warn(message, ResourceWarning, stacklevel=2)
+        except Exception:  # a finalizer must not raise (warnings may be errors)
+            pass
+    for lane in list(engine.lanes.values()):
         try:
             lane.backend.close_now()
         except Exception:  # a finalizer must not raise
