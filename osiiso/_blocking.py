@@ -23,7 +23,7 @@ from ._errors import QueueFullError
 from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
-from ._queue import AsyncQueue
+from ._queue import AsyncQueue, warn_dropped
 from ._results import RunSummary, TaskResult
 from ._shadow import refuse_shadowed
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
@@ -86,6 +86,8 @@ class Driver:
         with self._lock:
             thread, self._thread = self._thread, None
         try:
+            warn_dropped(self.aq._engine.outstanding, "Queue",
+                         "call q.run() (or q.join(), or use `with osiiso.Queue() as q:`)")
             if thread is None:
                 self.aq.cancel()  # no loop: cancels and releases at once
                 return

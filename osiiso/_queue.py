@@ -32,7 +32,7 @@ from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
 from ._shadow import refuse_shadowed
 
-__all__ = ("AsyncQueue",)
+__all__ = ("AsyncQueue", "warn_dropped")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -349,18 +349,27 @@ class AsyncQueue(Intake):
                 f"running={self.active_count} pending={self.pending_count}>")
 
 
+def warn_dropped(count: int, queue: str, fix: str) -> None:
+    """A ``queue`` was collected with ``count`` unfinished tasks: a log line and a ``ResourceWarning``.
+
+    The log line (on the ``"osiiso"`` logger) shows with no logging set up, the warning under
+    ``-X dev``; called by finalizers, so it never raises, even where warnings are errors.
+    """
+    if not count:
+        return
+    message = (f"an osiiso.{queue} was garbage-collected with {count} unfinished task{'s' if count != 1 else ''}, "
+               f"dropped without running to the end — {fix} before the queue goes away")
+    logging.getLogger("osiiso").warning("osiiso: %s", message)
+    try:
+        warnings.warn(message, ResourceWarning, stacklevel=2)
+    except Exception:  # an "error" warnings filter: the log line has said it already
+        pass
+
+
 def _release_backends(engine: Engine) -> None:
     """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks, release the pools."""
-    dropped = engine.outstanding
-    if dropped:
-        message = (f"an osiiso.AsyncQueue was garbage-collected with {dropped} unfinished "
-                   f"task{'s' if dropped != 1 else ''}, dropped without running to the end — await q.run() "
-                   "(or q.join(), or use `async with osiiso.AsyncQueue() as q:`) before the queue goes away")
-        logging.getLogger("osiiso").warning("osiiso: %s", message)
-        try:
-            warnings.warn(message, ResourceWarning, stacklevel=2)
-        except Exception:  # a finalizer must not raise (warnings may be errors)
-            pass
+    warn_dropped(engine.outstanding, "AsyncQueue",
+                 "await q.run() (or q.join(), or use `async with osiiso.AsyncQueue() as q:`)")
     for lane in list(engine.lanes.values()):
         try:
             lane.backend.close_now()

@@ -115,6 +115,20 @@ def test_a_queue_collected_with_unfinished_tasks_says_how_many_it_dropped(
         assert not caplog.records
 
 
+def test_a_blocking_queue_collected_with_unfinished_tasks_says_how_many_it_dropped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A blocking Queue dropped with tasks it never ran (a script that submits and exits) warns and logs
+    how many it dropped, and says how to run them; they end cancelled."""
+    q = osiiso.Queue()
+    handles = [q.submit(_triple, i) for i in range(2)]
+    with caplog.at_level(logging.WARNING, logger="osiiso"):
+        with pytest.warns(ResourceWarning, match="osiiso.Queue was garbage-collected with 2 unfinished tasks"):
+            del q
+            gc.collect()
+    assert "q.run()" in caplog.records[0].getMessage() and "with osiiso.Queue() as q:" in caplog.text
+    assert [h.status for h in handles] == ["cancelled", "cancelled"]
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("helper", [osiiso.pmap, osiiso.tmap], ids=["pmap", "tmap"])
 async def test_pmap_and_tmap_in_async_code_point_at_amap(helper: Any) -> None:
