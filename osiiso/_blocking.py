@@ -86,7 +86,7 @@ class Driver:
         with self._lock:
             thread, self._thread = self._thread, None
         try:
-            warn_dropped(self.aq._engine.outstanding, "Queue",
+            warn_dropped(self.aq.pending_count + self.aq.active_count, "Queue",
                          "call q.run() (or q.join(), or use `with osiiso.Queue() as q:`)")
             if thread is None:
                 self.aq.cancel()  # no loop: cancels and releases at once
