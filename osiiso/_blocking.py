@@ -23,10 +23,11 @@ from ._errors import QueueFullError
 from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
-from ._queue import AsyncQueue
+from ._queue import AsyncQueue, warn_dropped
 from ._results import RunSummary, TaskResult
+from ._shadow import refuse_shadowed
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
-from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap
+from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args
 
 __all__ = ("Driver", "Queue")
 
@@ -85,6 +86,8 @@ class Driver:
         with self._lock:
             thread, self._thread = self._thread, None
         try:
+            warn_dropped(self.aq.pending_count + self.aq.active_count, "Queue",
+                         "call q.run() (or q.join(), or use `with osiiso.Queue() as q:`)")
             if thread is None:
                 self.aq.cancel()  # no loop: cancels and releases at once
                 return
@@ -155,9 +158,10 @@ class Queue:
     def submit(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                **options: Any) -> SyncTaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
-        if args and (type(args[0]) is SyncTaskHandle if len(args) == 1 else SyncTaskHandle in map(type, args)):
-            args = tuple(map(unwrap, args))  # blocking handles among the arguments: dependencies
+        args = unwrap_args(args)  # blocking handles among the arguments (or in their containers): dependencies
         aq = self._aq
+        if options:
+            refuse_shadowed(fn, args, options, "submit()")
         try:  # AsyncQueue.submit's body, called without its argument packing (the per-task hot path)
             if opts is None:
                 merged = aq._merged(options) if options else aq._defaults

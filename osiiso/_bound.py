@@ -6,7 +6,9 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._intake import refuse_generator
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
+from ._shadow import refuse_shadowed, required_options
 
 if TYPE_CHECKING:
     from ._checkpoint import Checkpoint
@@ -59,6 +61,7 @@ class BoundTask(Generic[P, R]):
         self._opts = opts
         self._overrides = dict(overrides)
         self._options = merge_options(queue._defaults, opts, self._overrides, "task()")
+        self._required = required_options(fn)  # option names fn needs as arguments (usually none)
         functools.update_wrapper(self, fn)
 
     @property
@@ -71,17 +74,19 @@ class BoundTask(Generic[P, R]):
         """The merged options every call starts from."""
         return self._options
 
-    def _split(self, kwargs: dict[str, Any]) -> tuple[TaskOptions, dict[str, Any]]:
+    def _split(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[TaskOptions, dict[str, Any]]:
         if not kwargs:
             return self._options, kwargs
         changes = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
         if not changes:
             return self._options, kwargs
+        if self._required:
+            refuse_shadowed(self._fn, args, changes, "a bound task's call", self._required)
         call_kwargs = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
         return self._options.merged(None, changes), call_kwargs
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
-        options, call_kwargs = self._split(kwargs)
+        options, call_kwargs = self._split(args, kwargs)
         return self._queue._enqueue(self._fn, args, call_kwargs, options)
 
     def map(self, iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
@@ -127,4 +132,5 @@ def make_bound(queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | Non
     """Bind ``fn`` to ``queue`` (checks the callable now, not at the first call)."""
     if not callable(fn):
         raise TypeError(f"@q.task() decorates a function, got {fn!r}")
+    refuse_generator(fn)
     return BoundTask(queue, fn, opts, overrides)

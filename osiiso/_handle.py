@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -29,6 +30,16 @@ logger = logging.getLogger("osiiso")
 
 # where an unfinished task is: exactly one of these at any time (docs/internals.md)
 WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
+
+
+#: seconds a handle of a queue that is not running is awaited before a ``RuntimeWarning``
+NOT_RUNNING_GRACE = 1.0
+
+
+def _not_running_hint(handle: TaskHandle[Any]) -> str:
+    return (f"awaiting task {handle._name!r} ({handle.task_id}) of a queue that is not running: it "
+            f"has waited {NOT_RUNNING_GRACE:g}s and cannot end until the queue runs — call `await q.run()` "
+            "(or `await q.join()`), or submit inside `async with osiiso.AsyncQueue() as q:`")
 
 
 class TaskOwner(Protocol):
@@ -238,10 +249,21 @@ class TaskHandle(Generic[T]):
         self._callbacks.append(fn)
 
     async def wait(self) -> TaskResult:
-        """Wait for the task to end and return its `TaskResult`."""
+        """Wait for the task to end and return its `TaskResult`.
+
+        Awaited while its queue is not running (never started, or its run is over), the task
+        cannot end until something runs the queue: after `NOT_RUNNING_GRACE` seconds with the
+        queue still not running, a ``RuntimeWarning`` says so (once per place), and the wait
+        goes on — a queue started later, by another task, still ends it.
+        """
         if self._result is None:
             if self._event is None:
                 self._event = anyio.Event()
+            if self._engine.caller is None:
+                with anyio.move_on_after(NOT_RUNNING_GRACE):
+                    await self._event.wait()
+                if self._result is None and self._engine.caller is None:
+                    warnings.warn(_not_running_hint(self), RuntimeWarning, stacklevel=2)
             await self._event.wait()
         assert self._result is not None
         return self._result

@@ -14,6 +14,7 @@ import anyio
 from ._checkpoint import Checkpoint
 from ._engine.service import stop_every_queue
 from ._loops import LoopCaller, current_loop_caller
+from ._loopthread import running_event_loop
 from ._options import reject_unknown
 from .backends.coroutine import is_async_callable
 
@@ -222,10 +223,24 @@ async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint
     return await _ordered(fn, iterable, queue_args, task_options, _resume_args(checkpoint, key, namespace))
 
 
+def _refuse_in_event_loop(name: str, backend: str) -> None:
+    """``pmap``/``tmap`` start an event loop of their own: in async code, point at ``amap``."""
+    running = running_event_loop()
+    if running is not None:
+        raise RuntimeError(
+            f"osiiso.{name}() runs an event loop of its own and blocks until every task is done, but this "
+            f"thread is already running an {running} event loop — in async code use "
+            f"`await osiiso.amap(fn, items, backend={backend!r})` instead")
+
+
 def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
          key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
          **options: Any) -> tuple[Any, ...]:
-    """From synchronous code: ``fn`` over ``iterable`` on threads; a tuple of the values in input order."""
+    """From synchronous code: ``fn`` over ``iterable`` on threads; a tuple of the values in input order.
+
+    In async code (a running event loop) it raises ``RuntimeError``: use `amap` there.
+    """
+    _refuse_in_event_loop("tmap", "thread")
     options.setdefault("backend", "thread")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "tmap()")
@@ -235,7 +250,11 @@ def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Chec
 def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
          key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
          **options: Any) -> tuple[Any, ...]:
-    """From synchronous code: ``fn`` over ``iterable`` on processes; a tuple of the values in input order."""
+    """From synchronous code: ``fn`` over ``iterable`` on processes; a tuple of the values in input order.
+
+    In async code (a running event loop) it raises ``RuntimeError``: use `amap` there.
+    """
+    _refuse_in_event_loop("pmap", "process")
     options.setdefault("backend", "process")
     queue_args, task_options = _split_args(dict(options))
     reject_unknown(task_options, "pmap()")

@@ -27,7 +27,7 @@ from ._handle import TaskHandle
 from ._options import TaskOptions, merge_options
 from .backends.coroutine import is_async_callable
 
-__all__ = ("NO_KWARGS", "Call", "Intake", "arguments_of")
+__all__ = ("NO_KWARGS", "Call", "Intake", "arguments_of", "refuse_generator")
 
 #: the keyword arguments of a task submitted without any (never mutated: dependencies make a new dict)
 NO_KWARGS: dict[str, Any] = {}
@@ -41,6 +41,35 @@ def arguments_of(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if isinstance(item, dict):
         return (), item
     return (item,), {}
+
+
+def _is_generator_function(fn: Any) -> str | None:
+    """``"a generator"`` or ``"an async generator"`` if calling ``fn`` makes one, else None."""
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - an object whose __call__ yields
+    for target in (fn, None if inspect.isfunction(fn) or inspect.ismethod(fn) else call):
+        if target is None:
+            continue
+        if inspect.isasyncgenfunction(target):
+            return "an async generator"
+        if inspect.isgeneratorfunction(target):
+            return "a generator"
+    return None
+
+
+def refuse_generator(fn: Any) -> None:
+    """Refuse a generator or async generator function at submit, with the fix.
+
+    Its call only makes a generator: the body would run later, wherever the value is
+    consumed, outside the task's timeout, retries and backend. So it is refused on every
+    backend rather than run half-way; the task should return a list.
+    """
+    kind = _is_generator_function(fn)
+    if kind is not None:
+        qualname = getattr(fn, "__qualname__", None)
+        name = repr(qualname) if isinstance(qualname, str) else repr(fn)
+        raise TypeError(f"{name} is {kind} function: a task must return its value, and calling it only "
+                        f"makes {kind} whose body would run outside the task — return a list instead "
+                        f"(e.g. `return list(...)`), or submit one task per item")
 
 
 class Intake:
@@ -65,17 +94,20 @@ class Intake:
 
     def _merged(self, options: dict[str, Any]) -> TaskOptions:
         """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
+        key = tuple(options.items())
         try:
-            key = tuple(options.items())
             return self._options_cache[key]
-        except KeyError:
-            merged = merge_options(self._defaults, None, options, "submit()")
+        except (KeyError, TypeError):  # a miss, or an unhashable value (metadata={...})
+            pass
+        # merged outside the except block: a user's error never carries the cache miss as its context
+        merged = merge_options(self._defaults, None, options, "submit()")
+        try:
             if len(self._options_cache) >= 256:
                 self._options_cache.clear()
             self._options_cache[key] = merged
-            return merged
-        except TypeError:  # an unhashable value (metadata={...}): merged each time
-            return merge_options(self._defaults, None, options, "submit()")
+        except TypeError:  # unhashable: merged again next time
+            pass
+        return merged
 
     # -- the size limit ----------------------------------------------------------------------
     async def _wait_for_room(self) -> None:
@@ -141,13 +173,15 @@ class Intake:
         try:
             return self._routes[fn, options.backend]
         except (KeyError, TypeError):
-            return self._route(fn, args, kwargs, options)
+            pass
+        return self._route(fn, args, kwargs, options)  # outside the except: no KeyError as the context
 
     def _route(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                options: TaskOptions) -> tuple[Any, str]:
         """Resolve and check the backend for ``fn`` (cached per callable)."""
         backend = options.backend
         awaitable = inspect.isawaitable(fn)
+        refuse_generator(fn)
         if backend == "auto":
             backend = "async" if awaitable or is_async_callable(fn) else "thread"
         if awaitable:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-__all__ = ("LOOPS", "LoopThread", "check_loop", "check_not_in_event_loop")
+__all__ = ("LOOPS", "LoopThread", "check_loop", "check_not_in_event_loop", "running_event_loop")
 
 T = TypeVar("T")
 
@@ -45,25 +45,30 @@ def check_loop(loop: object) -> str:
     return loop
 
 
-def check_not_in_event_loop(what: str) -> None:
-    """Raise ``RuntimeError`` if the calling thread is running an event loop.
-
-    A blocking call there would stall that loop (or, on the queue's own loop, never return).
-    """
-    running = None
+def running_event_loop() -> str | None:
+    """``"asyncio"`` or ``"trio"`` if the calling thread is running that event loop, else None."""
     try:
         import asyncio
 
         asyncio.get_running_loop()
-        running = "asyncio"
+        return "asyncio"
     except RuntimeError:
         trio = sys.modules.get("trio")
         if trio is not None:
             try:
                 trio.lowlevel.current_trio_token()
-                running = "trio"
+                return "trio"
             except RuntimeError:
                 pass
+    return None
+
+
+def check_not_in_event_loop(what: str) -> None:
+    """Raise ``RuntimeError`` if the calling thread is running an event loop.
+
+    A blocking call there would stall that loop (or, on the queue's own loop, never return).
+    """
+    running = running_event_loop()
     if running is not None:
         raise RuntimeError(
             f"{what} blocks, and this thread is running an {running} event loop — in async code use "

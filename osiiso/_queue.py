@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
@@ -29,8 +30,9 @@ from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
 from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
+from ._shadow import refuse_shadowed
 
-__all__ = ("AsyncQueue",)
+__all__ = ("AsyncQueue", "warn_dropped")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -64,8 +66,9 @@ class AsyncQueue(Intake):
             keep_results=keep_results)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
                                    on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
-        # a queue dropped without shutdown() still lets its pool threads and processes go
-        weakref.finalize(self, _release_backends, self._engine.lanes)
+        # a queue dropped without shutdown() still lets its pool threads and processes go, and
+        # says how many of its tasks never ended
+        weakref.finalize(self, _release_backends, self._engine)
         self._group_seq = itertools.count(1)
         self._run_active = False
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
@@ -81,6 +84,8 @@ class AsyncQueue(Intake):
     def submit(self, fn: Callable[..., Any], /, *args: Any,
                opts: TaskOptions | None = None, **options: Any) -> TaskHandle[Any]:
         """Submit ``fn(*args)`` and return its handle. Keyword arguments are task options."""
+        if options:
+            refuse_shadowed(fn, args, options, "submit()")
         if opts is None:
             merged = self._merged(options) if options else self._defaults
         else:
@@ -90,6 +95,8 @@ class AsyncQueue(Intake):
     async def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
                   **options: Any) -> TaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
+        if options:
+            refuse_shadowed(fn, args, options, "put()")
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
         await self._wait_for_room()
         return self._enqueue(fn, args, {}, merged)
@@ -274,7 +281,7 @@ class AsyncQueue(Intake):
         """``cancel()`` with no service running: nothing runs, so cancel and release right here."""
         self._handovers_open = False
         self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        _release_backends(self._engine.lanes)
+        _release_backends(self._engine)
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
@@ -345,8 +352,28 @@ class AsyncQueue(Intake):
                 f"running={self.active_count} pending={self.pending_count}>")
 
 
-def _release_backends(lanes: dict[str, Any]) -> None:
-    for lane in list(lanes.values()):
+def warn_dropped(count: int, queue: str, fix: str) -> None:
+    """A ``queue`` was collected with ``count`` unfinished tasks: a log line and a ``ResourceWarning``.
+
+    The log line (on the ``"osiiso"`` logger) shows with no logging set up, the warning under
+    ``-X dev``; called by finalizers, so it never raises, even where warnings are errors.
+    """
+    if not count:
+        return
+    message = (f"an osiiso.{queue} was garbage-collected with {count} unfinished task{'s' if count != 1 else ''}, "
+               f"dropped without running to the end — {fix} before the queue goes away")
+    logging.getLogger("osiiso").warning("osiiso: %s", message)
+    try:
+        warnings.warn(message, ResourceWarning, stacklevel=2)
+    except Exception:  # an "error" warnings filter: the log line has said it already
+        pass
+
+
+def _release_backends(engine: Engine) -> None:
+    """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks, release the pools."""
+    warn_dropped(engine.outstanding, "AsyncQueue",
+                 "await q.run() (or q.join(), or use `async with osiiso.AsyncQueue() as q:`)")
+    for lane in list(engine.lanes.values()):
         try:
             lane.backend.close_now()
         except Exception:  # a finalizer must not raise

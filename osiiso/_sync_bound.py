@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_kwargs
+from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args, unwrap_kwargs
 
 if TYPE_CHECKING:
     from ._bound import BoundTask
@@ -59,7 +59,7 @@ class SyncBoundTask(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
         bound, queue = self._bound, self._queue
         if args:
-            args = tuple(map(unwrap, args))  # type: ignore[assignment]
+            args = unwrap_args(args)  # type: ignore[assignment]
         if kwargs:
             kwargs = unwrap_kwargs(kwargs)  # type: ignore[assignment]
         return SyncTaskHandle(queue._when_full(bound, *args, **kwargs), queue._driver)

@@ -275,20 +275,43 @@ def _completed(items: list[SyncTaskHandle[T]], timeout: float | None) -> Iterato
                                f"{timeout:g}s") from None
 
 
-def unwrap(value: Any) -> Any:
-    """``value`` with blocking handles replaced by the engine's handles (so they are dependencies)."""
+#: the argument types that are, or may hold, a blocking handle (one level deep, as the engine scans)
+_MAY_HOLD = frozenset({SyncTaskHandle, list, tuple, dict})
+
+
+def unwrap_arg(value: Any) -> Any:
+    """One argument with blocking handles replaced by the engine's handles (so they are
+    dependencies): the argument itself, or the items of a list/tuple or values of a dict."""
     kind = type(value)
     if kind is SyncTaskHandle:
         return value._handle
-    if kind is tuple and SyncTaskHandle in map(type, value):
-        return tuple(h._handle if type(h) is SyncTaskHandle else h for h in value)
+    if (kind is tuple or kind is list) and SyncTaskHandle in map(type, value):
+        return kind(h._handle if type(h) is SyncTaskHandle else h for h in value)
     if kind is dict and SyncTaskHandle in map(type, value.values()):
         return {k: (h._handle if type(h) is SyncTaskHandle else h) for k, h in value.items()}
     return value
 
 
+def unwrap_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Positional arguments with blocking handles replaced (cheap when none can hold one)."""
+    if not args or _MAY_HOLD.isdisjoint(map(type, args)):
+        return args
+    return tuple(map(unwrap_arg, args))
+
+
+def unwrap(value: Any) -> Any:
+    """One element of a fan-out (a tuple of args, a dict of keyword args, or one arg) with its
+    blocking handles replaced by the engine's handles."""
+    kind = type(value)
+    if kind is tuple:
+        return unwrap_args(value)
+    if kind is dict:
+        return unwrap_kwargs(value)
+    return unwrap_arg(value)
+
+
 def unwrap_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments with blocking handles replaced by the engine's handles."""
-    if SyncTaskHandle in map(type, kwargs.values()):
-        return {k: (v._handle if type(v) is SyncTaskHandle else v) for k, v in kwargs.items()}
-    return kwargs
+    if not kwargs or _MAY_HOLD.isdisjoint(map(type, kwargs.values())):
+        return kwargs
+    return {k: unwrap_arg(v) for k, v in kwargs.items()}

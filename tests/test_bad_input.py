@@ -40,6 +40,22 @@ async def coro_fn(x: int = 1) -> int:
     return x
 
 
+def yields(x: int = 1) -> Iterator[int]:
+    yield x
+
+
+def greet(name: str) -> str:
+    return f"hello {name}"
+
+
+def wait_for(*, timeout: float) -> float:
+    return timeout
+
+
+def fetch(url: str, timeout: float = 10.0) -> float:
+    return timeout
+
+
 def broken_items() -> Iterator[int]:
     yield 1
     raise RuntimeError("the iterable broke")
@@ -83,6 +99,14 @@ CASES: list[Case] = [
      ValueError, "coroutine object"),
     ("submit-coroutine-object-thread", lambda q: _with_coroutine(lambda c: q.submit(c, backend="thread")),
      TypeError, "coroutine"),
+    ("submit-generator-function", lambda q: q.submit(yields), TypeError, "return a list"),
+    ("map-generator-function", lambda q: q.map(yields, [1]), TypeError, "return a list"),
+    ("task-generator-function", lambda q: q.task(yields), TypeError, "return a list"),
+    ("submit-option-shadows-parameter", lambda q: q.submit(greet, name="ada"), TypeError,
+     "functools.partial(greet, name=value)"),
+    ("submit-option-shadows-keyword-only", lambda q: q.submit(wait_for, timeout=3), TypeError,
+     "functools.partial(wait_for, timeout=value)"),
+    ("bound-option-shadows-parameter", lambda q: q.task(greet)(name="ada"), TypeError, "positionally"),
     ("map-not-iterable", lambda q: q.map(plain, 5), TypeError, "int"),
     ("map-none", lambda q: q.map(plain, None), TypeError, "NoneType"),  # type: ignore[arg-type]
     ("map-unknown-option", lambda q: q.map(plain, [1], prio=1), TypeError, "'prio'"),
@@ -127,13 +151,32 @@ def _with_coroutine(call: Callable[[Any], object]) -> object:
 @pytest.mark.parametrize(("case", "call", "exc_type", "needle"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_input_is_refused_at_the_call_and_the_queue_stays_usable(
         case: str, call: Callable[[AsyncQueue], object], exc_type: type[BaseException], needle: str) -> None:
-    """A wrong call raises a clear error naming the offender, and a good task runs afterwards."""
+    """A wrong call raises a clear error naming the offender, with no internal exception as its
+    context (one traceback, not two), and a good task runs afterwards."""
     q = AsyncQueue(threads=2)
     with pytest.raises(exc_type) as info:
         call(q)
     assert needle in str(info.value), f"{case}: {info.value}"
+    assert info.value.__context__ is None, f"{case}: an internal {info.value.__context__!r} rides along"
     assert q.pending_count == 0, f"{case}: the failed call left tasks behind"
     await assert_usable(q)
+
+
+@pytest.mark.anyio
+async def test_an_option_named_like_a_parameter_is_fine_when_the_parameter_gets_a_value() -> None:
+    """An option that shares a parameter's name is accepted when the parameter is given
+    positionally or has a default: the keyword is the option, as written; put() refuses as submit() does."""
+    q = AsyncQueue()
+    named = q.submit(greet, "ada", name="greeting")
+    defaulted = q.submit(fetch, "https://x.example", timeout=5)
+    bound = q.task(greet)("alan", name="bound")
+    with pytest.raises(TypeError, match="put\\(\\) took name="):
+        await q.put(greet, name="ada")
+    await q.run(strict=True)
+    assert (named.value(), named.name) == ("hello ada", "greeting")
+    assert defaulted.value() == 10.0 and defaulted.options.timeout == 5
+    assert (bound.value(), bound.name) == ("hello alan", "bound")
+    await q.shutdown()
 
 
 @pytest.mark.anyio

@@ -6,6 +6,7 @@ import gc
 import inspect
 import threading
 import time
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -124,6 +125,62 @@ def test_iter_completed_refuses_async_handles() -> None:
     with pytest.raises(TypeError, match="as_completed"):
         list(osiiso.iter_completed([q.submit(double, 1)]))  # type: ignore[list-item]
     q.cancel()
+
+
+def size(obj: object) -> int:
+    return len(obj)  # type: ignore[arg-type]
+
+
+def _yields() -> object:
+    yield 1
+
+
+def test_submit_errors_of_the_blocking_queue_carry_no_internal_context() -> None:
+    """Bad input to the blocking Queue raises with no internal exception (a cache miss) as its context."""
+    with Queue() as q:
+        bad: list[Callable[[], object]] = [
+            lambda: q.submit("not callable"), lambda: q.submit(double, retires=1),  # type: ignore[arg-type]
+            lambda: q.submit(double, backend="gpu"), lambda: q.submit(double, timeout="1"),
+            lambda: q.submit(_yields), lambda: q.map(double, [1], prio=1),
+            lambda: q.task()(double)(1, retries=-1), lambda: q.group([(5, 1)]),
+            lambda: q.submit(double, backend="async"), lambda: q.map(_yields, [()])]
+        for call in bad:
+            with pytest.raises((TypeError, ValueError)) as info:
+                call()
+            assert info.value.__context__ is None, repr(info.value.__context__)
+        assert q.submit(double, 2).value(timeout=10) == 4
+
+
+def test_an_option_shadowing_a_parameter_is_refused_at_submit() -> None:
+    """Queue.submit and a blocking bound task refuse name= for a function that needs a name argument."""
+
+    def greet(name: str) -> str:
+        return f"hello {name}"
+
+    with Queue() as q:
+        with pytest.raises(TypeError, match="functools.partial"):
+            q.submit(greet, name="ada")
+        with pytest.raises(TypeError, match="positionally"):
+            q.task()(greet)(name="ada")
+        assert q.submit(greet, "ada", name="g").value(timeout=10) == "hello ada"
+
+
+def test_blocking_handles_in_containers_are_dependencies() -> None:
+    """Blocking handles in a list, tuple or dict argument (submit, map, bound task) are waited for and
+    replaced by their values."""
+    with Queue() as q:
+        parts = [q.submit(double, i) for i in range(3)]
+        total = q.submit(sum, parts)
+        mapped = q.map(size, [(tuple(parts),), {"obj": {"a": parts[0]}}])
+
+        @q.task()
+        def pair(items: list[int], *, more: dict[str, int]) -> tuple[int, int]:
+            return sum(items), more["x"]
+
+        bound = pair(parts, more={"x": parts[2]})
+        assert total.value(timeout=10) == 6
+        assert [m.value(timeout=10) for m in mapped] == [3, 1]
+        assert bound.value(timeout=10) == (6, 4)
 
 
 def test_blocking_handles_are_dependencies() -> None:

@@ -1,5 +1,10 @@
 """Handles as arguments: which tasks a task depends on, the values it gets, the error when one fails.
 
+A handle is a dependency as a direct argument (positional or keyword) and as an item of a
+list or tuple argument or a value of a dict argument (fan-in, one level deep: exact types,
+no deeper nesting, no subclasses such as named tuples). The task gets each value in place
+of its handle, in a new container of the same type.
+
 The engine parks a task with dependencies in ``Engine.waiting`` and releases or fails it as
 they end (`Engine._settle`, iterative, so a chain of any length ends without recursion). This
 module holds the pure parts. A dependency cycle cannot be built: a handle exists only once
@@ -15,19 +20,35 @@ from .._handle import TaskHandle
 from .._results import TaskResult
 from .text import describe
 
-__all__ = ("dependencies_of", "dependency_error", "resolve_arguments")
+__all__ = ("MAY_HOLD_HANDLES", "dependencies_of", "dependency_error", "resolve_arguments")
+
+#: the argument types that are, or may hold, a handle: a handle, or a list, tuple or dict of them
+#: (exact types, one level deep, as dask does); a set, so the common case is one C-level
+#: ``isdisjoint`` over the argument types and no Python loop
+MAY_HOLD_HANDLES = frozenset({TaskHandle, list, tuple, dict})
+
+
+def _handles_in(arg: Any) -> list[TaskHandle[Any]]:
+    """The handles ``arg`` is or holds: itself, or the items of a list/tuple or values of a dict."""
+    kind = type(arg)
+    if kind is TaskHandle:
+        return [arg]
+    items = arg.values() if kind is dict else arg if kind is list or kind is tuple else ()
+    return [item for item in items if type(item) is TaskHandle] if TaskHandle in map(type, items) else []
 
 
 def dependencies_of(handle: TaskHandle[Any]) -> list[TaskHandle[Any]]:
-    """The handles among ``handle``'s arguments (empty for most tasks, found cheaply).
+    """The handles among ``handle``'s arguments, also inside list, tuple and dict arguments
+    (empty for most tasks, found cheaply).
 
     A handle of another queue is refused (``ValueError``): that queue's engine records its
     result, on its own loop, and could never release a task of this one.
     """
     args, kwargs = handle._args, handle._kwargs
-    if not (TaskHandle in map(type, args) or (kwargs and TaskHandle in map(type, kwargs.values()))):
+    if MAY_HOLD_HANDLES.isdisjoint(map(type, args)) and (
+            not kwargs or MAY_HOLD_HANDLES.isdisjoint(map(type, kwargs.values()))):
         return []
-    deps = [a for a in (*args, *kwargs.values()) if isinstance(a, TaskHandle)]
+    deps = [dep for arg in (*args, *kwargs.values()) for dep in _handles_in(arg)]
     for dep in deps:
         if dep._engine is not handle._engine:
             raise ValueError(
@@ -37,12 +58,27 @@ def dependencies_of(handle: TaskHandle[Any]) -> list[TaskHandle[Any]]:
     return deps
 
 
+def _leaf(item: Any) -> Any:
+    return item._result.value if type(item) is TaskHandle and item._result is not None else item
+
+
 def _value(arg: Any) -> Any:
-    return arg._result.value if isinstance(arg, TaskHandle) and arg._result is not None else arg
+    """``arg`` with its handles replaced by their values; a container is rebuilt, same type, only if it held one."""
+    kind = type(arg)
+    if kind is TaskHandle:
+        return _leaf(arg)
+    if kind is list and TaskHandle in map(type, arg):
+        return [_leaf(item) for item in arg]
+    if kind is tuple and TaskHandle in map(type, arg):
+        return tuple(_leaf(item) for item in arg)
+    if kind is dict and TaskHandle in map(type, arg.values()):
+        return {key: _leaf(item) for key, item in arg.items()}
+    return arg
 
 
 def resolve_arguments(handle: TaskHandle[Any]) -> None:
-    """Every dependency succeeded: replace the handles among the arguments by their values."""
+    """Every dependency succeeded: replace the handles among the arguments (and in their
+    lists, tuples and dicts) by their values."""
     handle._args = tuple(_value(a) for a in handle._args)
     handle._kwargs = {k: _value(v) for k, v in handle._kwargs.items()}
 

@@ -24,7 +24,7 @@ from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
-from .deps import dependencies_of
+from .deps import MAY_HOLD_HANDLES, dependencies_of
 from .kept import new_results
 from .lanes import Lane
 from .ratelimit import RateLimiter
@@ -140,13 +140,15 @@ class Engine(Records):
     # -- admission -------------------------------------------------------------------------
     def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
         """Place a new task: waiting on dependencies, on the timer heap, or ready."""
-        if TaskHandle in map(type, handle._args) or (
-                handle._kwargs and TaskHandle in map(type, handle._kwargs.values())):
+        args, kwargs = handle._args, handle._kwargs
+        if (args and not MAY_HOLD_HANDLES.isdisjoint(map(type, args))) or (
+                kwargs and not MAY_HOLD_HANDLES.isdisjoint(map(type, kwargs.values()))):
             deps = dependencies_of(handle)  # first: it refuses a handle of another queue
-            self.outstanding += 1
-            lane.queued += 1
-            self._wait_for(handle, deps)
-            return
+            if deps:
+                self.outstanding += 1
+                lane.queued += 1
+                self._wait_for(handle, deps)
+                return
         self.outstanding += 1
         lane.queued += 1
         if handle._options.delay is None and handle._options.run_at is None:

@@ -200,11 +200,15 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
     if reason is not None:
         engine.finish_cancelled(handle, reason)
         return
-    timeout = handle._options.timeout
-    total = handle._options.retries + 1
+    options = handle._options
+    if handle._attempts <= options.retries and not issubclass(TaskTimeoutError, options.retry_on):
+        # retries are left, but retry_on leaves timeouts out: say so, not "attempt 1 of 4"
+        which, fix = "not retried: TaskTimeoutError is not in retry_on", ", or add TaskTimeoutError to retry_on"
+    else:
+        which, fix = f"attempt {handle._attempts} of {options.retries + 1}", ""
     error = TaskTimeoutError(
-        f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
-        f"(attempt {handle._attempts} of {total}) — raise timeout= or make the task faster"
+        f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(options.timeout or 0)} "
+        f"({which}) — raise timeout= or make the task faster{fix}"
     )
     await _failed(engine, handle, error)
 

@@ -124,6 +124,22 @@ async def test_timed_out_attempts_are_retried(kit: Kit) -> None:
     await q.shutdown()
 
 
+async def test_a_timeout_outside_retry_on_says_why_it_was_not_retried(kit: Kit) -> None:
+    """retry_on without TaskTimeoutError: the timed-out task is not retried and its message says so
+    (not "attempt 1 of 4"); with TaskTimeoutError in retry_on it is retried."""
+    q = AsyncQueue()
+    plain = q.submit(kit.slow, 20, timeout=0.1, retries=3, retry_on=ConnectionError, **kit.opts)
+    retried = q.submit(kit.slow, 20, timeout=0.1, retries=1, retry_on=(ConnectionError, TaskTimeoutError),
+                       **kit.opts)
+    await q.run()
+    assert plain.attempts == 1
+    message = str(plain.exception())
+    assert "not retried: TaskTimeoutError is not in retry_on" in message and "attempt 1 of 4" not in message
+    assert "not retried" in plain.result().message
+    assert retried.attempts == 2 and "attempt 2 of 2" in str(retried.exception())
+    await q.shutdown()
+
+
 async def test_delay_does_not_hold_a_worker(kit: Kit, tmp_path: Path) -> None:
     """A delayed task waits without a worker: a later task runs first on a one-worker queue."""
     log = str(tmp_path / "order")
