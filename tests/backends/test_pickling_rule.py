@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import multiprocessing
 import os
 import pickle
 import socket
@@ -40,6 +41,10 @@ def kind_of(value: object) -> str:
     return type(value).__name__
 
 
+def numbers(n: int) -> Iterator[int]:
+    return (i for i in range(n))
+
+
 def open_file(path: str) -> list[object]:
     return [open(path)]  # noqa: SIM115 - the open file is the point
 
@@ -51,6 +56,9 @@ def _refused_cases(text_file: io.TextIOWrapper) -> list[tuple[tuple[Any, ...], d
         ((1, [0, {"f": text_file}]), {}, "argument 1", "'_io.TextIOWrapper'"),
         ((), {"src": binary}, "keyword argument 'src'", "an open file ('_io.BufferedReader')"),
         ((threading.Lock(),), {}, "argument 0", "'_thread.lock'"),
+        (({"lock": multiprocessing.get_context("spawn").Lock()},), {}, "argument 0",
+         "'multiprocessing.synchronize.Lock'"),
+        ((threading.Event(),), {}, "argument 0", "a lock or other synchronisation object"),
         ((socket.socket(),), {}, "argument 0", "pass the address and connect inside the task"),
         (((i for i in range(3)),), {}, "argument 0", "pass a list"),
         (([lambda: 1, text_file],), {}, "argument 0", "an open file"),  # cloudpickle's fallback refuses it too
@@ -99,12 +107,14 @@ def test_process_tasks_refuse_file_arguments_and_results(text_file: io.TextIOWra
         sent = q.submit(kind_of, [text_file], backend="process").result()
         returned = q.submit(open_file, text_file.name, backend="process").result()
         fine = q.submit(kind_of, io.BytesIO(b"x"), backend="process").result()
+        generated = q.submit(numbers, 3, backend="process").result()
     assert isinstance(sent.exception, SerializationError)
     assert "argument 0 of 'kind_of'" in str(sent.exception) and "open it inside the task" in str(sent.exception)
     assert isinstance(returned.exception, SerializationError)
     assert str(returned.exception).startswith("process backend cannot send the result of 'open_file' back: ")
     assert "return its path" in str(returned.exception)
     assert fine.value == "BytesIO"
+    assert isinstance(generated.exception, SerializationError) and "return a list" in str(generated.exception)
 
 
 def stdout_in_a_list() -> list[object]:
