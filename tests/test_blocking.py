@@ -361,14 +361,3 @@ def test_process_queue_runs_in_processes() -> None:
         assert q.submit(double, 3).backend == "process"
     with pytest.raises(TypeError, match="not both"):
         osiiso.ProcessQueue(context="spawn", mp_context="spawn")
-
-
-@pytest.mark.parametrize("make", [osiiso.Queue, osiiso.ThreadQueue, osiiso.ProcessQueue])
-def test_blocking_queues_take_keep_results(make: type[osiiso.Queue]) -> None:
-    """Queue, ThreadQueue and ProcessQueue pass keep_results on: the last N results kept, every task counted."""
-    q = make(keep_results=1)
-    handles = q.map(abs, [-1, -2, -3])  # before run(): every task ends during the run
-    summary = q.run()
-    q.shutdown()
-    assert [h.value() for h in handles] == [1, 2, 3]
-    assert (summary.total_submitted, summary.dropped, len(summary.results), len(q.results)) == (3, 2, 1, 1)
