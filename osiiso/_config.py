@@ -83,7 +83,6 @@ class QueueSettings:
         "burst",
         "defaults",
         "fail_policy",
-        "keep_results",
         "mode",
         "on_complete",
         "on_retry",
@@ -110,18 +109,6 @@ class QueueSettings:
     on_start: Callable[..., object] | None
     on_complete: Callable[..., object] | None
     on_retry: Callable[..., object] | None
-    keep_results: int | None  # None: every result
-
-
-def _keep_results(value: object) -> int | None:
-    if value is True:
-        return None
-    if value is False:
-        return 0
-    if isinstance(value, int) and value >= 0:
-        return value
-    raise ValueError(f"keep_results must be True (keep every result), False (keep none) or an int >= 0 "
-                     f"(keep the last N), got {value!r}")
 
 
 def _mp_context(value: object) -> Any:
@@ -140,7 +127,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
                   mode: object, fail_policy: object, on_timeout: object, rate: object, burst: object,
                   defaults: object, on_start: object, on_complete: object, on_retry: object,
                   initializer: object, initargs: object, mp_context: object,
-                  max_tasks_per_child: object, dask: object, keep_results: object = True) -> QueueSettings:
+                  max_tasks_per_child: object, dask: object) -> QueueSettings:
     """Validate every ``AsyncQueue`` argument and resolve the automatic sizes."""
     cpu = os.cpu_count() or 1
     n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
@@ -182,5 +169,4 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         on_start=check_hook("on_start", on_start),
         on_complete=check_hook("on_complete", on_complete),
         on_retry=check_hook("on_retry", on_retry),
-        keep_results=_keep_results(keep_results),
     )

@@ -32,8 +32,6 @@ class Summary(Protocol):
     def timeouts(self) -> int: ...
     @property
     def restored(self) -> int: ...
-    @property
-    def dropped(self) -> int: ...
     def by_backend(self) -> dict[str, tuple[TaskResult, ...]]: ...
 
 
@@ -41,11 +39,6 @@ def _rate(summary: Summary) -> str:
     if summary.duration <= 0:
         return "-"
     return f"{summary.total_submitted / summary.duration:,.0f} tasks/s"
-
-
-def _dropped_note(summary: Summary) -> str:
-    return (f"{summary.dropped} results not kept (keep_results): the rows by backend and the tasks listed "
-            f"are of the {len(summary.results)} kept")
 
 
 def _problems(summary: Summary) -> list[TaskResult]:
@@ -67,8 +60,6 @@ def summary_lines(summary: Summary, limit: int = 20) -> list[str]:
                  if (n := sum(1 for r in results if not r.restored))]
         if parts:
             lines.append("  by backend: " + ", ".join(parts))
-    if summary.dropped:
-        lines.append("  " + _dropped_note(summary))
     problems = _problems(summary)
     for result in problems[:limit]:
         lines.append(f"  {result.status.value:<9} {result.name} ({result.task_id}): {result.message}")
@@ -105,8 +96,6 @@ def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> Non
     console.print(table)
     if summary.restored:
         console.print(f"restored {summary.restored} (from a checkpoint, not run)")
-    if summary.dropped:
-        console.print(_dropped_note(summary))
     problems = _problems(summary)
     if problems:
         detail = Table(title="tasks that did not succeed", show_lines=False)

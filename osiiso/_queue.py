@@ -21,14 +21,13 @@ from ._bound import BoundTask, TaskDecorator, make_bound
 from ._checkpoint import Checkpoint
 from ._config import check_run_arguments, settings_from
 from ._engine import Engine, Run
-from ._engine.keep import kept
 from ._errors import ClosedError
 from ._group import TaskGroup
 from ._handle import TaskHandle
 from ._intake import NO_KWARGS, Call, Intake, arguments_of
 from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
-from ._results import ResultTally, RunSummary, TaskResult
+from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
 
 __all__ = ("AsyncQueue",)
@@ -55,16 +54,14 @@ class AsyncQueue(Intake):
         on_retry: Callable[[TaskHandle[Any], BaseException], object] | None = None,
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
-        keep_results: bool | int = True,
     ) -> None:
         s = settings_from(
             workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
             fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
             on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
-            initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask,
-            keep_results=keep_results)
+            initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
-                                   on_retry=s.on_retry, on_complete=s.on_complete, keep=s.keep_results))
+                                   on_retry=s.on_retry, on_complete=s.on_complete))
         # a queue dropped without shutdown() still lets its pool threads and processes go
         weakref.finalize(self, _release_backends, self._engine.lanes)
         self._group_seq = itertools.count(1)
@@ -326,7 +323,6 @@ class AsyncQueue(Intake):
         engine.results.clear()
         if engine.run is not None:
             engine.run.results.clear()
-            engine.run.not_kept = ResultTally()
 
     async def __aenter__(self) -> AsyncQueue:
         await self.start()
@@ -354,11 +350,8 @@ class AsyncQueue(Intake):
 
     @property
     def results(self) -> tuple[TaskResult, ...]:
-        """Every result since the last ``clear_results()``/``reset()``, detached tasks included.
-
-        With ``keep_results=N``: the last N of them; with ``keep_results=False``: none.
-        """
-        return tuple(kept(self._engine.results, self._engine.keep))
+        """Every result since the last ``clear_results()``/``reset()``, detached tasks included."""
+        return tuple(self._engine.results)
 
     @property
     def stats(self) -> dict[str, dict[str, int]]:

@@ -6,7 +6,7 @@ re-exported here, so ``from osiiso._results import TaskResult`` keeps working.
 
 from __future__ import annotations
 
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ExecutionError, TaskTimeoutError, describe_failures
@@ -14,7 +14,7 @@ from ._result import AttemptTiming as AttemptTiming
 from ._result import TaskResult as TaskResult
 from ._result import TaskStatus as TaskStatus
 
-__all__ = ("AttemptTiming", "ResultTally", "RunSummary", "TaskResult", "TaskStatus")
+__all__ = ("AttemptTiming", "RunSummary", "TaskResult", "TaskStatus")
 
 
 def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskResult, ...]]:
@@ -24,32 +24,6 @@ def _group(results: tuple[TaskResult, ...], key: str) -> dict[str, tuple[TaskRes
         if value is not None:
             groups.setdefault(value, []).append(result)
     return {k: tuple(v) for k, v in groups.items()}
-
-
-class ResultTally:
-    """Counts of the results a run let go under the queue's ``keep_results`` bound."""
-
-    __slots__ = ("cancelled", "failed", "succeeded", "timeouts")
-
-    def __init__(self) -> None:
-        self.succeeded = self.failed = self.cancelled = self.timeouts = 0
-
-    def add(self, result: TaskResult) -> None:
-        """Count ``result`` (a result of this run that is not kept)."""
-        status = result.status
-        if status is TaskStatus.SUCCEEDED:
-            self.succeeded += 1
-        elif status is TaskStatus.FAILED:
-            self.failed += 1
-            if isinstance(result.exception, TaskTimeoutError):
-                self.timeouts += 1
-        else:
-            self.cancelled += 1
-
-    @property
-    def total(self) -> int:
-        """How many results were counted."""
-        return self.succeeded + self.failed + self.cancelled
 
 
 @dataclass(frozen=True)
@@ -63,11 +37,6 @@ class RunSummary:
     results restored from a `osiiso.Checkpoint` are counted in ``restored`` alone, so
     ``succeeded + failed + cancelled == total_submitted`` and ``total_submitted + restored ==
     len(results)``; their values are still in ``values``.
-
-    On a queue with a ``keep_results`` bound, the counts are still of every task of the run,
-    while ``results`` (and what is read from it: ``values``, ``errors``, ``by_name()``…) holds
-    only the results kept — the most recent ones; ``dropped`` says how many were let go, so
-    ``total_submitted + restored == len(results) + dropped``.
     """
 
     results: tuple[TaskResult, ...]
@@ -79,15 +48,10 @@ class RunSummary:
     cancelled: int = field(init=False)
     timeouts: int = field(init=False)
     restored: int = field(init=False)
-    dropped: int = field(init=False)
-    #: the results of the run that were not kept (``keep_results``), counted
-    not_kept: InitVar[ResultTally | None] = None
 
-    def __post_init__(self, not_kept: ResultTally | None) -> None:
-        tally = not_kept if not_kept is not None else ResultTally()
-        counts = {TaskStatus.SUCCEEDED: tally.succeeded, TaskStatus.FAILED: tally.failed,
-                  TaskStatus.CANCELLED: tally.cancelled}
-        timeouts, restored = tally.timeouts, 0
+    def __post_init__(self) -> None:
+        counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
+        timeouts = restored = 0
         for result in self.results:
             if result.restored:
                 restored += 1
@@ -96,9 +60,8 @@ class RunSummary:
             if isinstance(result.exception, TaskTimeoutError):
                 timeouts += 1
         set_ = object.__setattr__
-        set_(self, "total_submitted", len(self.results) - restored + tally.total)
+        set_(self, "total_submitted", len(self.results) - restored)
         set_(self, "restored", restored)
-        set_(self, "dropped", tally.total)
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])
         set_(self, "cancelled", counts[TaskStatus.CANCELLED])
@@ -163,7 +126,6 @@ class RunSummary:
 
     def __repr__(self) -> str:
         restored = f", restored={self.restored}" if self.restored else ""
-        restored += f", dropped={self.dropped}" if self.dropped else ""
         return (
             f"RunSummary(total={self.total_submitted}, succeeded={self.succeeded}, "
             f"failed={self.failed}, cancelled={self.cancelled}, timeouts={self.timeouts}, "

@@ -58,8 +58,7 @@ class Engine(Records):
     """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
 
     def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
-                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None,
-                 keep: int | None = None) -> None:
+                 on_start: Hook | None, on_retry: Hook | None, on_complete: Hook | None) -> None:
         from .service import Service
 
         self.config = config
@@ -75,7 +74,6 @@ class Engine(Records):
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
         self.outstanding = 0  # tasks without a result
         self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
-        self.keep = keep  # how many results to keep (`.keep`); None: all
         self.run: Run | None = None  # the run in progress, if any
         self.waiting: set[TaskHandle[Any]] = set()
         self.crew: set[Worker] = set()  # every live worker

@@ -23,7 +23,6 @@ from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from .deps import dependency_error, resolve_arguments
 from .hooks import await_hook, call_hook, spawn_hook
-from .keep import keep_bounded
 from .text import text_of
 
 if TYPE_CHECKING:
@@ -54,7 +53,6 @@ class Records:
     caller: LoopCaller | None
     run: Run | None
     results: list[TaskResult]
-    keep: int | None
     waiting: set[TaskHandle[Any]]
     crew: set[Worker]
     idle_waiters: list[anyio.Event]
@@ -117,13 +115,10 @@ class Records:
         ))
         lane.done += 1
         self.outstanding -= 1
+        self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
         run = self.run
-        if self.keep is None:
-            self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
-            if run is not None and not options.detached:
-                run.results.append(result)
-        else:  # AsyncQueue(keep_results=False | int)
-            keep_bounded(self.results, run, result, options.detached, self.keep)
+        if run is not None and not options.detached:
+            run.results.append(result)
         handle._finish(result)
         dependents = handle._dependents
         if dependents:

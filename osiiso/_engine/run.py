@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._results import ResultTally, RunSummary, TaskResult
+from .._results import RunSummary, TaskResult
 from .service import stopping_reason
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ class Run:
         self.finite = finite
         self.spare_on_timeout = spare_on_timeout
         self.results: list[TaskResult] = []  # appended by `Engine.finish`
-        self.not_kept = ResultTally()  # this run's results let go under keep_results (`.keep`)
         self.stop = anyio.Event()
         self.began = time.perf_counter()
         self.timed_out = False  # the run stopped at its time limit
@@ -94,14 +93,9 @@ class Run:
         broken = self.broken
         if broken is not None and not isinstance(broken, Exception):
             raise broken  # a SystemExit or KeyboardInterrupt comes out of run() on every loop alike
-        results, keep = self.results, engine.keep
-        if keep is not None and len(results) > keep:  # the most recent `keep` stay, the rest is counted
-            for old in results[:len(results) - keep]:
-                self.not_kept.add(old)
-            results = results[len(results) - keep:]
+        results = self.results
         results.sort(key=_submission_order)
-        return RunSummary(tuple(results), time.perf_counter() - self.began, timed_out=self.timed_out,
-                          not_kept=self.not_kept)
+        return RunSummary(tuple(results), time.perf_counter() - self.began, timed_out=self.timed_out)
 
     async def _wait(self) -> None:
         engine = self.engine
