@@ -25,7 +25,7 @@ N_MIXED = 10_000
 
 def _workloads() -> dict[str, object]:
     from benchmarks import _async_peers as peers
-    from benchmarks import w3_thread_noop, w5_process_cpu, w7_pipeline
+    from benchmarks import _process_peers, w3_thread_noop, w4_process_tiny, w5_process_cpu, w7_pipeline
     from benchmarks._runner import run_on
     from benchmarks.w1_async_noop import LIMIT, N, noop
 
@@ -70,6 +70,10 @@ def _workloads() -> dict[str, object]:
             await q.group(w5_process_cpu.burn, [n] * 16).values()
             return perf_counter() - start
 
+    def w4(how: str) -> float:
+        items = list(range(w4_process_tiny.N))
+        return _process_peers.osiiso_run(how, "asyncio", w4_process_tiny.h, items, 1)[0]
+
     def w1(loop: str) -> float:
         return run_on(loop, lambda: peers.osiiso_queue(noop, N, LIMIT))
 
@@ -79,6 +83,8 @@ def _workloads() -> dict[str, object]:
         "W1 trio": lambda: w1("trio"),
         "W1 seed form": lambda: run_on("asyncio", seed_form),
         "W3": lambda: run_on("asyncio", w3_thread_noop.osiiso_threads),
+        "W4 map": lambda: w4("map"),
+        "W4 submit": lambda: w4("submit"),
         "W5": lambda: run_on("asyncio", w5),
         "W7": lambda: run_on("asyncio", lambda: w7_pipeline.osiiso_pipeline(64)),
         "mixed async+thread": lambda: run_on("asyncio", mixed),
@@ -108,7 +114,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     repo = str(Path(__file__).resolve().parent.parent)
-    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W3", "W5", "W7",
+    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W3", "W4 map", "W4 submit", "W5", "W7",
                          "mixed async+thread")
              if not args.only or any(n.startswith(o.strip()) for o in args.only.split(","))]
     trees = {"old": str(Path(args.old).resolve()), "new": str(Path(args.new).resolve())}

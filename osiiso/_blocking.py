@@ -179,6 +179,13 @@ class Queue:
         self._driver.call("Queue.put()", self._aq._wait_for_room)
         return self.submit(fn, *args, opts=opts, **options)
 
+    @overload
+    def map(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+            opts: TaskOptions | None = None, **options: Any) -> list[SyncTaskHandle[T]]: ...
+    @overload
+    def map(self, fn: Callable[..., T], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
+            **options: Any) -> list[SyncTaskHandle[T]]: ...
+
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
             **options: Any) -> list[SyncTaskHandle[Any]]:
         """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args."""
@@ -191,6 +198,16 @@ class Queue:
                 raise
             handles = [self._when_full(aq.map, fn, [item], opts=opts, **options)[0] for item in items]
         return [SyncTaskHandle(h, driver) for h in handles]
+
+    @overload
+    def group(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+              group_id: str | None = None, opts: TaskOptions | None = None, **options: Any) -> SyncTaskGroup[T]: ...
+    @overload
+    def group(self, fn: Callable[..., T], iterable: Iterable[Any], /, *, group_id: str | None = None,
+              opts: TaskOptions | None = None, **options: Any) -> SyncTaskGroup[T]: ...
+    @overload
+    def group(self, fn: Iterable[tuple[Any, ...]], iterable: None = None, /, *, group_id: str | None = None,
+              opts: TaskOptions | None = None, **options: Any) -> SyncTaskGroup[Any]: ...
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, **options: Any) -> SyncTaskGroup[Any]:

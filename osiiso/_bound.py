@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._calls import BoundCalls
 from ._intake import refuse_generator
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 from ._shadow import refuse_shadowed, required_options
@@ -40,18 +41,19 @@ class Submitter(Protocol):
             checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
             namespace: str | None = None, **options: Any) -> list[TaskHandle[Any]]: ...
 
-    def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
+    def group(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
               key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
               **options: Any) -> TaskGroup[Any]: ...
 
 
-class BoundTask(Generic[P, R]):
+class BoundTask(BoundCalls[P, "TaskHandle[R]"], Generic[P, R]):
     """A function bound to a queue with preset options. Calling it submits a task.
 
     Keyword arguments whose names are option fields override the preset options for
     that call; all other arguments go to the function. ``map`` and ``group`` submit
     many calls with the same options; ``options(...)`` returns a copy with new presets.
+    How type checkers see a call (handles as arguments, options as keywords): `osiiso._calls`.
     """
 
     def __init__(self, queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | None,
@@ -85,9 +87,12 @@ class BoundTask(Generic[P, R]):
         call_kwargs = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
         return self._options.merged(None, changes), call_kwargs
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+    def _call(self, *args: Any, **kwargs: Any) -> TaskHandle[R]:
         options, call_kwargs = self._split(args, kwargs)
         return self._queue._enqueue(self._fn, args, call_kwargs, options)
+
+    if not TYPE_CHECKING:  # type checkers see `BoundCalls.__call__`
+        __call__ = _call
 
     def map(self, iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
             key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 
@@ -209,9 +209,17 @@ def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return queue_args, kwargs
 
 
-async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
-               key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
-               **options: Any) -> tuple[Any, ...]:
+@overload
+async def amap(fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+               checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+               namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+@overload
+async def amap(fn: Callable[..., T], iterable: Iterable[Any], /, *,
+               checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+               namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, *,
+               checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+               namespace: str | None = None, **options: Any) -> tuple[Any, ...]:
     """Run ``fn`` over ``iterable`` in a fresh queue; a tuple of the values in input order.
 
     Queue settings (``workers``, ``threads``, ``processes``, ``rate``, ``burst``…) and task
@@ -233,9 +241,17 @@ def _refuse_in_event_loop(name: str, backend: str) -> None:
             f"`await osiiso.amap(fn, items, backend={backend!r})` instead")
 
 
-def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
-         key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
-         **options: Any) -> tuple[Any, ...]:
+@overload
+def tmap(fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+@overload
+def tmap(fn: Callable[..., T], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[Any, ...]:
     """From synchronous code: ``fn`` over ``iterable`` on threads; a tuple of the values in input order.
 
     In async code (a running event loop) it raises ``RuntimeError``: use `amap` there.
@@ -247,9 +263,17 @@ def tmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Chec
     return anyio.run(_ordered, fn, iterable, queue_args, task_options, _resume_args(checkpoint, key, namespace))
 
 
-def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *, checkpoint: Checkpoint | None = None,
-         key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
-         **options: Any) -> tuple[Any, ...]:
+@overload
+def pmap(fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+@overload
+def pmap(fn: Callable[..., T], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[T, ...]: ...
+def pmap(fn: Callable[..., Any], iterable: Iterable[Any], /, *,
+         checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+         namespace: str | None = None, **options: Any) -> tuple[Any, ...]:
     """From synchronous code: ``fn`` over ``iterable`` on processes; a tuple of the values in input order.
 
     In async code (a running event loop) it raises ``RuntimeError``: use `amap` there.

@@ -101,6 +101,16 @@ class AsyncQueue(Intake):
         await self._wait_for_room()
         return self._enqueue(fn, args, {}, merged)
 
+    @overload
+    def map(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+            opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+            key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+            **options: Any) -> list[TaskHandle[T]]: ...
+    @overload
+    def map(self, fn: Callable[..., T], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
+            checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
+            namespace: str | None = None, **options: Any) -> list[TaskHandle[T]]: ...
+
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], /, *, opts: TaskOptions | None = None,
             checkpoint: Checkpoint | None = None, key: Callable[[Any], str | bytes] | None = None,
             namespace: str | None = None, **options: Any) -> list[TaskHandle[Any]]:
@@ -115,6 +125,22 @@ class AsyncQueue(Intake):
         items = list(iterable)
         return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn,
                                    split=arguments_of)
+
+    @overload
+    def group(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
+              group_id: str | None = None, opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+              key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+              **options: Any) -> TaskGroup[T]: ...
+    @overload
+    def group(self, fn: Callable[..., T], iterable: Iterable[Any], /, *,
+              group_id: str | None = None, opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+              key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+              **options: Any) -> TaskGroup[T]: ...
+    @overload
+    def group(self, fn: Iterable[tuple[Any, ...]], iterable: None = None, /, *,
+              group_id: str | None = None, opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,
+              key: Callable[[Any], str | bytes] | None = None, namespace: str | None = None,
+              **options: Any) -> TaskGroup[Any]: ...
 
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, checkpoint: Checkpoint | None = None,

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._calls import BoundCalls
 from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args, unwrap_kwargs
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class BlockingSubmitter(Protocol):
     def _when_full(self, submit: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
 
 
-class SyncBoundTask(Generic[P, R]):
+class SyncBoundTask(BoundCalls[P, SyncTaskHandle[R]], Generic[P, R]):
     """A function bound to a blocking `osiiso.Queue` with preset options; calling it submits a task.
 
     It behaves as `BoundTask` does — keyword arguments named like options override the
@@ -56,13 +57,16 @@ class SyncBoundTask(Generic[P, R]):
         """The merged options every call starts from."""
         return self._bound.default_options
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
+    def _call(self, *args: Any, **kwargs: Any) -> SyncTaskHandle[R]:
         bound, queue = self._bound, self._queue
         if args:
-            args = unwrap_args(args)  # type: ignore[assignment]
+            args = unwrap_args(args)
         if kwargs:
-            kwargs = unwrap_kwargs(kwargs)  # type: ignore[assignment]
+            kwargs = unwrap_kwargs(kwargs)
         return SyncTaskHandle(queue._when_full(bound, *args, **kwargs), queue._driver)
+
+    if not TYPE_CHECKING:  # type checkers see `BoundCalls.__call__`
+        __call__ = _call
 
     def map(self, iterable: Iterable[Any], /, **options: Any) -> list[SyncTaskHandle[R]]:
         """Submit one call per element (tuple → positional args, dict → keyword args)."""

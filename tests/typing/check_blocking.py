@@ -53,7 +53,7 @@ def typed_usage() -> None:
     tq: osiiso.Queue = osiiso.ThreadQueue(workers=4, size=10)
     pq: osiiso.Queue = osiiso.ProcessQueue(workers=2, context="spawn")
     assert_type(tq.start(), osiiso.Queue)
-    assert_type(osiiso.tmap(plain_fn, [1]), tuple[Any, ...])
+    assert_type(osiiso.tmap(plain_fn, [1]), tuple[int, ...])
     pq.cancel()
 
 

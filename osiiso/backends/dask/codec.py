@@ -19,45 +19,22 @@ import concurrent.futures
 import pickle
 from typing import Any
 
-import cloudpickle
-
 from ..._errors import RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
 from ..base import forced_close_error
-from ..process.child import PROTOCOL, dumps_value
-from ..process.codec import RemoteTraceback, describe
+from ..process import codec as process_codec
+from ..process.codec import RemoteTraceback
 
 __all__ = ("decode_outcome", "dumps_args", "dumps_function")
 
 
 def dumps_function(fn: object, name: str) -> bytes:
-    """Cloudpickle a task's callable, or raise `SerializationError` saying why."""
-    try:
-        blob: bytes = cloudpickle.dumps(fn, PROTOCOL)
-    except Exception as exc:
-        raise SerializationError(
-            f"dask backend could not pickle the function {name!r} ({describe(fn)}: {exc}) — make it a "
-            "module-level function, or keep unpicklable objects (locks, sockets, open files) out of its "
-            "closure and globals") from exc
-    return blob
+    """Pickle a task's callable by the process backend's rule, or raise `SerializationError`."""
+    return process_codec.dumps_function(fn, name, "dask")
 
 
 def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> bytes:
-    """Pickle a call's arguments; on failure name the argument that cannot travel."""
-    try:
-        return dumps_value((args, kwargs))
-    except Exception as exc:
-        error: Exception = exc
-    labelled = [(f"argument {i}", a) for i, a in enumerate(args)]
-    labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-    for label, value in labelled:
-        try:
-            dumps_value(value)
-        except Exception as exc:
-            raise SerializationError(
-                f"dask backend could not pickle {label} of {name!r} ({describe(value)}: {exc}) — pass plain "
-                "data, or create the object inside the task") from exc
-    raise SerializationError(f"dask backend could not pickle the arguments of {name!r} ({error}) — pass plain data"
-                             ) from error
+    """Pickle a call's arguments by the process backend's rule; name the one that cannot travel."""
+    return process_codec.dumps_args(args, kwargs, name, "dask")
 
 
 def decode_outcome(job: Any, backend: str, *, closing: bool) -> Any:
@@ -123,6 +100,8 @@ def _decode_error(record: tuple[Any, ...], name: str) -> BaseException:
         _, qualname, message, tb = record
         return RemoteError(f"{qualname}: {message}", type_name=qualname, remote_traceback=tb)
     _, what, qualname, detail = record
+    if what == "refused":
+        return SerializationError(f"dask backend cannot send the result of {name!r} back: {detail}")
     if what == "result":
         fix = "return plain data (numbers, strings, lists, dicts, dataclasses…)"
     elif what == "function":

@@ -27,7 +27,7 @@ import threading
 from typing import Any
 
 from ..._cancel import CancelToken, use_token
-from ..process.child import dumps_value, encode_error, type_name
+from ..process.child import dumps_value, encode_error, result_failure
 
 __all__ = ("run_payload",)
 
@@ -88,7 +88,7 @@ def _call(fn_blob: bytes, args_blob: bytes) -> tuple[bool, Any]:
     try:
         return True, dumps_value(value)
     except Exception as exc:
-        return False, ("serial", "result", type_name(value), str(exc))
+        return False, result_failure(value, exc)
 
 
 # -- the cooperative cancel signal ----------------------------------------------------------------

@@ -37,7 +37,8 @@ Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py
 
 * A function is cloudpickled once per pool and sent once per worker (the worker keeps a
   table keyed by a number the parent assigns); arguments and results travel with pickle
-  protocol 5, falling back to cloudpickle. See `.child` for the messages.
+  protocol 5, falling back to cloudpickle — never for an open file, a socket, a lock or a
+  generator (`.pickling`, the rule the dask backend shares). See `.child` for the messages.
 * A job sent to a ready idle worker is running; one queued behind another (only for
   short tasks, up to ``DEPTH`` per worker) or sent to a worker still starting is
   announced: the worker says ``STARTED`` first (riding on the previous ``DONE``), so a

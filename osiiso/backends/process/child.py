@@ -47,6 +47,7 @@ An error from the worker is one of::
     ("exc", blob, traceback_text)         the exception pickles and round-trips
     ("remote", type_name, message, traceback_text)
     ("serial", what, type_name, detail)   a function/argument/result did not (un)pickle
+                                          (``what == "refused"``: a result `.pickling` refuses)
     ("init", error)                       the worker's initializer raised ``error``
 """
 
@@ -65,23 +66,30 @@ from typing import Any
 
 if __name__ != "__osiiso_worker__":
     from .descendants import become_subreaper, kill_descendants
-else:  # loaded by path in a worker (see RUN_NAME): so is its sibling
+    from .pickling import PROTOCOL, dumps_code
+else:  # loaded by path in a worker (see RUN_NAME): so are its siblings
     import runpy
 
     _sibling = runpy.run_path(os.path.join(os.path.dirname(__file__), "descendants.py"))
     become_subreaper, kill_descendants = _sibling["become_subreaper"], _sibling["kill_descendants"]
+    PROTOCOL = 5  # as `.pickling.PROTOCOL`; that module loads on the first value plain pickle refuses
+
+    _pickling: dict[str, Any] = {}
+
+    def dumps_code(obj: object) -> bytes:
+        if not _pickling:
+            _pickling.update(runpy.run_path(os.path.join(os.path.dirname(__file__), "pickling.py")))
+        return _pickling["dumps_code"](obj)  # type: ignore[no-any-return]
 
 __all__ = (
     "CANCEL", "DONE", "FN_TABLE_SIZE", "JOB", "PROTOCOL", "READY", "RUN_NAME", "SKIPPED", "STARTED",
-    "dumps_value", "encode_error", "pickling_failure", "safe_str", "type_name", "worker_main",
+    "dumps_value", "encode_error", "pickling_failure", "result_failure", "safe_str", "type_name", "worker_main",
 )
 
 #: commands, parent → worker
 JOB, CANCEL = 1, 2
 #: reports, worker → parent
 READY, STARTED, SKIPPED, DONE = 10, 11, 12, 13
-#: the pickle protocol of everything on the pipes
-PROTOCOL = 5
 #: the ``__name__`` this file runs under when a worker loads it by path
 RUN_NAME = "__osiiso_worker__"
 
@@ -96,17 +104,15 @@ def type_name(obj: object) -> str:
 
 
 def dumps_value(value: object) -> bytes:
-    """Pickle ``value`` with protocol 5, falling back to cloudpickle (lambdas, locals…).
+    """Pickle ``value`` by `.pickling`'s rule for data (plain pickle; by value only where it must).
 
-    Whatever pickling raises (a ``__reduce__`` may raise ``SystemExit``) comes out of here as
-    itself, for the caller to turn into an error record.
+    Whatever pickling raises (a ``__reduce__`` may raise ``SystemExit``, an open file raises
+    `.pickling.RefusedObject`) comes out of here as itself, for the caller to word.
     """
     try:
         return pickle.dumps(value, PROTOCOL)
     except BaseException:
-        import cloudpickle
-
-        return cloudpickle.dumps(value, PROTOCOL)  # type: ignore[no-any-return]
+        return dumps_code(value)
 
 
 def encode_error(exc: BaseException) -> tuple[Any, ...]:
@@ -139,6 +145,14 @@ def pickling_failure(exc: BaseException) -> str:
     if isinstance(exc, Exception):
         return safe_str(exc)
     return f"{type_name(exc)}({safe_str(exc)}) was raised while pickling it"
+
+
+def result_failure(value: object, exc: BaseException) -> tuple[Any, ...]:
+    """The error record of a result that did not pickle: ``"refused"`` carries the whole explanation."""
+    explain = getattr(exc, "explain", None)
+    if isinstance(exc, pickle.PicklingError) and callable(explain):  # a `.pickling.RefusedObject`
+        return ("serial", "refused", type_name(value), str(explain("result")))
+    return ("serial", "result", type_name(value), pickling_failure(exc))
 
 
 class _Unloadable:
@@ -215,7 +229,7 @@ def _call(fn: Any, args_blob: bytes, owner: int) -> tuple[bool, Any]:
     try:
         return True, dumps_value(value)
     except BaseException as exc:  # a __reduce__ may raise anything, SystemExit included
-        return False, ("serial", "result", type_name(value), pickling_failure(exc))
+        return False, result_failure(value, exc)
 
 
 def _end_stray_child(exc: BaseException | None) -> None:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-import cloudpickle
-
 from ..._errors import RemoteError, SerializationError
-from .child import PROTOCOL, dumps_value, pickling_failure, type_name
+from .child import dumps_value, pickling_failure, type_name
+from .pickling import RefusedObject, dumps_code
 
 __all__ = ("RemoteTraceback", "decode_error", "describe", "dumps_args", "dumps_function", "loads_result")
 
@@ -42,21 +41,21 @@ def describe(obj: object) -> str:
     return f"a {type_name(obj)!r} object"
 
 
-def dumps_function(fn: object, name: str) -> bytes:
-    """Cloudpickle a task's callable, or raise `SerializationError` saying why."""
+def dumps_function(fn: object, name: str, backend: str = "process") -> bytes:
+    """Pickle a task's callable by value (`.pickling.dumps_code`), or raise `SerializationError`."""
     try:
-        blob: bytes = cloudpickle.dumps(fn, PROTOCOL)
+        return dumps_code(fn)
     except BaseException as exc:
+        detail = exc.explain() if isinstance(exc, RefusedObject) else pickling_failure(exc)
         raise SerializationError(
-            f"process backend could not pickle the function {name!r} ({describe(fn)}: {pickling_failure(exc)}) — "
+            f"{backend} backend could not pickle the function {name!r} ({describe(fn)}: {detail}) — "
             "make it a module-level function, or keep unpicklable objects (locks, sockets, "
             "open files) out of its closure and globals"
         ) from exc
-    return blob
 
 
-def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> bytes:
-    """Pickle a call's arguments; on failure name the argument that cannot travel."""
+def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str, backend: str = "process") -> bytes:
+    """Pickle a call's arguments (`.child.dumps_value`); on failure name the one that cannot travel."""
     try:
         return dumps_value((args, kwargs))
     except BaseException as exc:
@@ -66,13 +65,16 @@ def dumps_args(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> byte
     for label, value in offenders:
         try:
             dumps_value(value)
+        except RefusedObject as exc:
+            raise SerializationError(f"{backend} backend cannot send {label} of {name!r}: {exc.explain()}") from exc
         except BaseException as exc:
+            detail = f"{describe(value)}: {pickling_failure(exc)}"
             raise SerializationError(
-                f"process backend could not pickle {label} of {name!r} ({describe(value)}: {pickling_failure(exc)}) — "
+                f"{backend} backend could not pickle {label} of {name!r} ({detail}) — "
                 "pass plain data, or create the object inside the task"
             ) from exc
     raise SerializationError(
-        f"process backend could not pickle the arguments of {name!r} ({pickling_failure(error)}) — pass plain data"
+        f"{backend} backend could not pickle the arguments of {name!r} ({pickling_failure(error)}) — pass plain data"
     ) from error
 
 
@@ -109,6 +111,8 @@ def decode_error(record: tuple[Any, ...], name: str) -> BaseException:
         _, qualname, message, tb = record
         return RemoteError(f"{qualname}: {message}", type_name=qualname, remote_traceback=tb)
     _, what, qualname, detail = record
+    if what == "refused":
+        return SerializationError(f"process backend cannot send the result of {name!r} back: {detail}")
     if what == "result":
         fix = "return plain data (numbers, strings, lists, dicts, dataclasses…)"
     elif what == "function":
