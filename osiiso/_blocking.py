@@ -19,11 +19,12 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from ._bound import BoundTask
 from ._config import check_hook
+from ._dropped import warn_dropped
 from ._errors import QueueFullError
 from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
-from ._queue import AsyncQueue, warn_dropped
+from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
 from ._shadow import refuse_shadowed
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator

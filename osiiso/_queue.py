@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import logging
-import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
@@ -21,6 +19,7 @@ import anyio.lowlevel
 from ._bound import BoundTask, TaskDecorator, make_bound
 from ._checkpoint import Checkpoint
 from ._config import check_run_arguments, settings_from
+from ._dropped import release_backends
 from ._engine import Engine, Run
 from ._errors import ClosedError
 from ._group import TaskGroup
@@ -32,7 +31,7 @@ from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
 from ._shadow import refuse_shadowed
 
-__all__ = ("AsyncQueue", "warn_dropped")
+__all__ = ("AsyncQueue",)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -68,7 +67,7 @@ class AsyncQueue(Intake):
                                    on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
         # a queue dropped without shutdown() still lets its pool threads and processes go, and
         # says how many of its tasks never ended
-        weakref.finalize(self, _release_backends, self._engine)
+        weakref.finalize(self, release_backends, self._engine)
         self._group_seq = itertools.count(1)
         self._run_active = False
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
@@ -307,7 +306,7 @@ class AsyncQueue(Intake):
         """``cancel()`` with no service running: nothing runs, so cancel and release right here."""
         self._handovers_open = False
         self._engine.cancel_all("cancelled: queue.cancel() was called", spare_must_complete=False)
-        _release_backends(self._engine)
+        release_backends(self._engine)
 
     def reset(self) -> None:
         """Forget results and reopen a shut-down queue; only when no task is unfinished."""
@@ -376,32 +375,3 @@ class AsyncQueue(Intake):
         state = "closed" if self._closed else ("running" if self._serving else "idle")
         return (f"<AsyncQueue {state} workers={self._settings.backend.workers} "
                 f"running={self.active_count} pending={self.pending_count}>")
-
-
-def warn_dropped(count: int, queue: str, fix: str) -> None:
-    """A ``queue`` was collected with ``count`` unfinished tasks: a log line and a ``ResourceWarning``.
-
-    The log line (on the ``"osiiso"`` logger) shows with no logging set up, the warning under
-    ``-X dev``; called by finalizers, so it never raises, even where warnings are errors.
-    """
-    if not count:
-        return
-    message = (f"an osiiso.{queue} was garbage-collected with {count} unfinished task{'s' if count != 1 else ''}, "
-               f"dropped without running to the end — {fix} before the queue goes away")
-    logging.getLogger("osiiso").warning("osiiso: %s", message)
-    try:
-        warnings.warn(message, ResourceWarning, stacklevel=2)
-    except Exception:  # an "error" warnings filter: the log line has said it already
-        pass
-
-
-def _release_backends(engine: Engine) -> None:
-    """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks, release the pools."""
-    warn_dropped(engine.outstanding, "AsyncQueue",
-                 "await q.run() (or q.join(), or use `async with osiiso.AsyncQueue() as q:`)")
-    for lane in list(engine.lanes.values()):
-        try:
-            lane.backend.close_now()
-        except Exception:  # a finalizer must not raise
-            logging.getLogger("osiiso").exception("osiiso: could not release the %r backend", lane.backend.name)
-
