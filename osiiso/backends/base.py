@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from .._errors import TaskCancelledError
 
-__all__ = ("Attempt", "Backend", "BackendConfig", "forced_close_error")
+__all__ = ("Attempt", "Backend", "BackendConfig", "CancelledElsewhere", "forced_close_error")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ class Attempt:
     def task_id(self) -> str:
         """The id of the task this attempt belongs to (``"task-<seq>"``), for messages."""
         return f"task-{self.seq}" if self.seq else "task-?"
+
+    @property
+    def dependents(self) -> list[Any]:
+        """The handles of the tasks still waiting for this attempt's task (it is one of their arguments).
+
+        Read it when the attempt succeeds: a backend that can hand its result to those tasks
+        without a round trip (dask's futures) keeps it for them until each has ended.
+        """
+        task = self._task
+        found = getattr(task, "_dependents", None) or ()
+        return [h for h in found if not h.done()]
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until
@@ -130,6 +141,15 @@ class Backend(ABC):
     def stats(self) -> dict[str, int]:
         """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
         return {}
+
+
+class CancelledElsewhere(TaskCancelledError):
+    """Raised by `Backend.run` when something outside the engine cancelled the attempt.
+
+    A cluster's operator cancelled its future, or its scheduler dropped it: the engine
+    records the task ``cancelled`` with this message as the reason (never retried), where
+    any other exception from ``run`` counts as the attempt's failure.
+    """
 
 
 def forced_close_error(backend: str) -> TaskCancelledError:

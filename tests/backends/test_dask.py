@@ -26,7 +26,7 @@ from procutil import proc_state
 from support import ASYNCIO, TRIO, aeventually, eventually, loop_params
 
 import osiiso
-from osiiso import AsyncQueue, TaskCancelledError, TaskTimeoutError, WorkerCrashedError
+from osiiso import AsyncQueue, TaskCancelledError, TaskStatus, TaskTimeoutError, WorkerCrashedError
 
 if not os.environ.get("CI"):  # CI installs the dev extra: there a missing distributed fails
     pytest.importorskip("distributed", reason='distributed is not installed: pip install -e ".[dask]"')
@@ -233,7 +233,7 @@ async def test_a_future_cancelled_by_the_cluster_ends_its_task_once(cluster: Ope
     from distributed import Client, Future
 
     async with AsyncQueue(dask=cluster.address) as q:
-        handle = q.submit(write_pid_and_wait, str(tmp_path / "pid"), 3, backend="dask")
+        handle = q.submit(write_pid_and_wait, str(tmp_path / "pid"), 3, backend="dask", retries=2)
         await aeventually(lambda: (tmp_path / "pid").exists(), "the task to start")
 
         def operator_cancels() -> None:
@@ -243,7 +243,8 @@ async def test_a_future_cancelled_by_the_cluster_ends_its_task_once(cluster: Ope
 
         await anyio.to_thread.run_sync(operator_cancels)
         result = await handle
-        assert isinstance(result.exception, TaskCancelledError) and "cancelled" in result.message
+        assert result.status is TaskStatus.CANCELLED, result
+        assert isinstance(result.exception, TaskCancelledError) and "the dask cluster cancelled" in result.message
         assert len(q.results) == 1
 
 

@@ -8,7 +8,8 @@
   ``__cause__`` (the process backend's `RemoteTraceback`), a `RemoteError`, or a
   `SerializationError`, from the same error records the process backend uses;
 * ``KilledWorker`` or a lost connection: `WorkerCrashedError`; a future the cluster
-  cancelled: `TaskCancelledError` (`forced_close_error` while the backend closes);
+  cancelled: `CancelledElsewhere`, so that the task ends
+  ``cancelled`` (not failed) (`forced_close_error` while the backend closes);
   a worker without osiiso: ``ModuleNotFoundError`` saying what to install.
 """
 
@@ -21,8 +22,8 @@ from typing import Any
 
 import cloudpickle
 
-from ..._errors import RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
-from ..base import forced_close_error
+from ..._errors import RemoteError, SerializationError, WorkerCrashedError
+from ..base import CancelledElsewhere, forced_close_error
 from ..process.child import PROTOCOL, dumps_value
 from ..process.codec import RemoteTraceback, describe
 
@@ -97,7 +98,7 @@ def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> B
     if cancelled or (closing and isinstance(error, ConnectionError)):
         if closing:
             return forced_close_error(backend)
-        return TaskCancelledError(f"the dask cluster cancelled {name!r} ({job.key}): {error} — "
+        return CancelledElsewhere(f"cancelled: the dask cluster cancelled {name!r} ({job.key}){_why(error)} — "
                                   "someone restarted the cluster or cancelled its futures")
     if isinstance(error, ImportError) and (error.name or "").split(".")[0] in ("osiiso", "cloudpickle"):
         return ModuleNotFoundError(
@@ -106,6 +107,11 @@ def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> B
     if isinstance(error, (OSError, TimeoutError)):
         return WorkerCrashedError(f"the dask backend lost {name!r} ({job.key}): {type(error).__name__}: {error}")
     return error
+
+
+def _why(error: BaseException) -> str:
+    text = str(error)
+    return f" ({text})" if text else ""
 
 
 def _decode_error(record: tuple[Any, ...], name: str) -> BaseException:
