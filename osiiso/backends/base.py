@@ -65,7 +65,7 @@ class Attempt:
         self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
         self.seq = seq
         self.priority = priority
-        self._task = task  # handed back to the clock, never read by a backend
+        self._task = task  # handed back to the clock; a backend sees it as `handle`
         self._clock = clock
 
     @property
@@ -83,6 +83,11 @@ class Attempt:
         task = self._task
         found = getattr(task, "_dependents", None) or ()
         return [h for h in found if not h.done()]
+
+    @property
+    def handle(self) -> Any:
+        """The `TaskHandle` of the task this attempt belongs to (``None`` outside the engine)."""
+        return self._task
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until

@@ -216,6 +216,68 @@ async def test_dask_tasks_take_async_values_and_feed_async_tasks(cluster: Operat
         assert (await last).value == "got 21"
 
 
+def make(n: int) -> bytes:
+    return b"x" * n
+
+
+def flaky_make(path: str, n: int) -> bytes:
+    """Fails its first attempt, then makes ``n`` bytes."""
+    if not Path(path).exists():
+        Path(path).write_text("failed once")
+        raise ValueError("first attempt fails")
+    return b"y" * n
+
+
+def no_make(n: int) -> bytes:
+    raise ValueError(f"cannot make {n} bytes")
+
+
+def sizes(*blobs: bytes, extra: bytes = b"") -> int:
+    return sum(map(len, blobs)) + len(extra)
+
+
+def chain_keys(address: str) -> list[str]:
+    """The keys of osiiso's chain tasks the scheduler still holds (by their names' prefix)."""
+    from distributed import Client
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        keys: list[str] = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+    return [key for key in keys if key.startswith("chain-")]
+
+
+@pytest.mark.parametrize("anyio_backend", loop_params(ASYNCIO, TRIO))
+async def test_a_dask_chain_passes_futures_and_the_cluster_forgets_them_after(
+        cluster: OperatorCluster, tmp_path: Path) -> None:
+    """A dask task given other dask tasks' handles gets their values from the cluster (their futures:
+    a retried upstream, one used twice, one as a keyword); after the chain ends the cluster holds no key of it."""
+    n = 1 << 20
+    async with AsyncQueue(dask=cluster.address) as q:
+        first = q.submit(make, n, backend="dask", name="chain-make")
+        retried = q.submit(flaky_make, str(tmp_path / "flaky"), n, backend="dask", retries=1, name="chain-flaky")
+        both = q.submit(sizes, first, first, retried, backend="dask", name="chain-sizes")
+        keyword = q.task(backend="dask", name="chain-keyword")(sizes)(retried, extra=first)
+        assert (await both).value == 3 * n and (await keyword).value == 2 * n
+        assert (await retried).attempts == 2
+        stats = q.stats["dask"]
+        assert stats["dask_futures_passed"] == 5, stats
+        await aeventually(lambda: q.stats["dask"]["dask_futures_kept"] == 0, "the kept futures to be released")
+        assert (await q.submit(sizes, first, backend="dask", name="chain-late")).value == n  # ended: a value
+        assert q.stats["dask"]["dask_futures_passed"] == 5
+    await anyio.to_thread.run_sync(lambda: eventually(
+        lambda: not chain_keys(cluster.address),
+        lambda: f"the scheduler to forget the chain's keys: {chain_keys(cluster.address)}"))
+
+
+async def test_a_failed_dask_upstream_fails_its_dask_dependent_with_dependency_error(cluster: OperatorCluster) -> None:
+    """The engine, not dask, decides: a failed upstream fails the dependent (DependencyError), which never runs."""
+    async with AsyncQueue(dask=cluster.address) as q:
+        upstream = q.submit(no_make, 1 << 20, backend="dask", name="chain-bad")
+        dependent = q.submit(sizes, upstream, backend="dask", name="chain-after-bad")
+        result = await dependent
+        assert isinstance(result.exception, osiiso.DependencyError) and result.attempts == 0
+        assert (await upstream).status == "failed" and q.stats["dask"]["dask_futures_kept"] == 0
+
+
 async def test_what_cannot_travel_fails_that_task_with_a_serialization_error(cluster: OperatorCluster) -> None:
     """An unpicklable argument or result fails its task with SerializationError naming it; others go on."""
     async with AsyncQueue(dask=cluster.address) as q:

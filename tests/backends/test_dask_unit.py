@@ -91,6 +91,16 @@ def test_the_trampoline_runs_functions_and_coroutines_and_never_raises() -> None
         decode_outcome(_Job(raw), "dask", closing=False)
 
 
+def test_the_trampoline_puts_upstream_values_in_place_of_their_markers() -> None:
+    """Each FromUpstream marker (positional or keyword) becomes its upstream's value, unpickled once."""
+    from osiiso.backends.dask.remote import FromUpstream
+
+    upstream = [(True, pickle.dumps([1, 2])), (True, pickle.dumps("b"))]
+    args = pickle.dumps(((FromUpstream(0), FromUpstream(0), 7), {"k": FromUpstream(1)}))
+    ok, blob = run_payload(cloudpickle.dumps(lambda a, b, c, k: (a is b, a, c, k)), args, None, upstream)
+    assert ok and pickle.loads(blob) == (True, [1, 2], 7, "b")
+
+
 def test_cluster_errors_become_osiiso_errors() -> None:
     """KilledWorker and lost connections become WorkerCrashedError; a closing backend's cancels, forced-close errors."""
     import asyncio

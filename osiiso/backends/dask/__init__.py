@@ -51,6 +51,7 @@ import anyio
 from ..._errors import ClosedError
 from ..._loops import LoopCaller, Waiter, current_loop_caller, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
+from .chains import Chains
 from .codec import decode_outcome, dumps_args, dumps_function
 from .link import DaskJob, Link
 from .options import DaskOptions, require_distributed
@@ -103,6 +104,7 @@ class DaskBackend(Backend):
         self._functions: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self._closed = False
         self._abandoned = self._restarts = 0
+        self._chains = Chains(self.name, _release)
 
     @property
     def capacity(self) -> int:
@@ -181,9 +183,10 @@ class DaskBackend(Backend):
         if link.closing:
             raise ClosedError("the dask backend is closing — submit before shutdown")
         fn_blob = self._function_blob(attempt)
-        args_blob = dumps_args(attempt.args, attempt.kwargs, attempt.name)
+        args, kwargs, upstream = self._chains.substitute(attempt.handle, attempt.args, attempt.kwargs)
+        args_blob = dumps_args(args, kwargs, attempt.name)
         announce = attempt.timeout is not None or self.options.hard_stop
-        job = DaskJob(attempt, fn_blob, args_blob, link.topic if announce else None)
+        job = DaskJob(attempt, fn_blob, args_blob, link.topic if announce else None, upstream)
         waiter = self._waiter
         assert waiter is not None
         waiter.prepare(job)
@@ -198,7 +201,11 @@ class DaskBackend(Backend):
                 job.abandoned = True
                 self._abandoned += 1
                 link.send(job, cancel=True)
-        return decode_outcome(job, self.name, closing=link.closing)
+        raw, future, job.future = job.raw, job.future, None
+        value = decode_outcome(job, self.name, closing=link.closing)
+        if raw is not None and raw[0] and future is not None:  # kept for the dask tasks waiting on it
+            self._chains.keep(future, value, len(raw[1]), attempt.dependents)
+        return value
 
     def _function_blob(self, attempt: Attempt) -> bytes:
         fn = attempt.fn
@@ -243,6 +250,7 @@ class DaskBackend(Backend):
         Attempts still on the cluster (only with ``force``) see their futures cancelled by
         the closing client and fail with `forced_close_error` (see `.codec.decode_outcome`).
         """
+        self._chains.clear()
         with anyio.CancelScope(shield=True):
             await self._wait(link.call(link.aclose))
             delay = 0.001
@@ -253,6 +261,7 @@ class DaskBackend(Backend):
     def close_now(self) -> None:
         """From any thread, without waiting: close the client and the embedded cluster."""
         self._closed = True
+        self._chains.clear()
         link, self._link = self._link, None
         if link is not None:
             link.close_soon()
@@ -263,7 +272,14 @@ class DaskBackend(Backend):
             "dask_in_flight": len(link._jobs) if link is not None else 0,
             "dask_abandoned": self._abandoned,
             "dask_restarts": self._restarts + (link.restarts if link is not None else 0),
+            "dask_futures_passed": self._chains.passed,
+            "dask_futures_kept": self._chains.kept,
         }
+
+
+def _release(future: Any) -> None:
+    """Let the cluster forget a kept future (from any thread: dask hands it to the client's loop)."""
+    future.release()
 
 
 def _wake(waiter: Waiter, call: _Call) -> None:

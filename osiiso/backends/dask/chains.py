@@ -50,6 +50,7 @@ class Chains:
         self._release = release
         self._uses: dict[int, list[_Held]] = {}  # id(dependent handle) -> what it may take as futures
         self.passed = 0  # arguments sent as futures
+        self.kept = 0  # futures kept now
 
     def __len__(self) -> int:
         """How many dependents have futures waiting for them."""
@@ -64,6 +65,7 @@ class Chains:
         if not users:
             return False
         held = _Held(future, value, {id(d) for d in users})
+        self.kept += 1
         for dependent in users:
             self._uses.setdefault(id(dependent), []).append(held)
             dependent.add_done_callback(self._ended)
@@ -101,6 +103,7 @@ class Chains:
             held.users.discard(id(handle))
             if not held.users and held.future is not None:
                 future, held.future, held.value = held.future, None, None
+                self.kept -= 1
                 self._release(future)
 
     def clear(self) -> None:
@@ -110,4 +113,5 @@ class Chains:
             for held in helds:
                 if held.future is not None:
                     future, held.future, held.value = held.future, None, None
+                    self.kept -= 1
                     self._release(future)

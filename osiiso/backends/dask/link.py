@@ -76,17 +76,20 @@ class DaskJob:
         "priority",
         "raw",
         "topic",
+        "upstream",
         "waiter",
         "where",
     )
 
-    def __init__(self, attempt: Any, fn_blob: bytes, args_blob: bytes, topic: str | None) -> None:
+    def __init__(self, attempt: Any, fn_blob: bytes, args_blob: bytes, topic: str | None,
+                 upstream: list[Any] | None = None) -> None:
         self.attempt = attempt
         self.name: str = attempt.name
         self.key = f"{attempt.name}-{uuid.uuid4().hex}"
         self.fn_blob, self.args_blob = fn_blob, args_blob
         self.priority: int = attempt.priority
         self.topic = topic
+        self.upstream: list[Any] = upstream or []  # futures of upstream tasks (`.chains`)
         self.done = self.abandoned = False
         self.raw: Any = None
         self.error: BaseException | None = None
@@ -214,7 +217,8 @@ class Link:
                     raise ConnectionError("the dask backend's client is closed")
                 futures = self.client.map(
                     run_payload, [j.fn_blob for j in jobs], [j.args_blob for j in jobs], [j.topic for j in jobs],
-                    key=[j.key for j in jobs], pure=False, priority=-priority, retries=0, fifo_timeout=0)
+                    [j.upstream for j in jobs], key=[j.key for j in jobs], pure=False, priority=-priority, retries=0,
+                    fifo_timeout=0)
             except Exception as exc:
                 for job in jobs:
                     job.error = exc
@@ -223,6 +227,7 @@ class Link:
             for job, future in zip(jobs, futures, strict=True):
                 job.future = future
                 job.fn_blob = job.args_blob = b""
+                job.upstream = []  # the dependent's task on the scheduler holds them now
                 self._jobs[job.key] = job
                 self.loop.create_task(self._watch(job, future))
 
@@ -263,8 +268,11 @@ class Link:
             del batch
 
     def _done(self, job: DaskJob) -> None:
+        """``job``'s future ended: report it. The backend takes the future of a job it waits for
+        (to keep it for dependents, `.chains`, or drop it); an abandoned job's goes now."""
         self._jobs.pop(job.key, None)
-        job.future = None
+        if job.abandoned:
+            job.future = None
         self._report(True, job)
 
     def _cancel(self, job: DaskJob) -> None:
