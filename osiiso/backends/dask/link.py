@@ -9,7 +9,8 @@ the two loops only exchange records:
 * the queue's loop hands over jobs and cancels with `Link.send` (a deque and one
   ``call_soon_threadsafe`` per batch, however many jobs it holds); a batch is sent with one
   ``client.map`` per priority, and the values of the futures that finish together are
-  fetched with one ``client.gather``;
+  fetched with one ``client.gather`` (at most `GATHERS` in flight: what finishes meanwhile
+  goes in the next one);
 * the link hands back finished jobs and start announcements with ``LoopCaller.call``
   (again one call per batch), and the backend wakes the attempt.
 
@@ -42,6 +43,11 @@ from .remote import run_payload
 __all__ = ("DaskJob", "Link")
 
 logger = logging.getLogger("osiiso")
+
+#: most ``gather`` requests in flight at once: values that finish meanwhile wait and go together
+#: in the next one (many small requests cost the scheduler more than a few big ones), and two
+#: let small values pass one big transfer
+GATHERS = 2
 
 #: seconds the client and the embedded cluster get to close
 CLOSE_TIMEOUT = 20.0
@@ -129,6 +135,7 @@ class Link:
         self._outbox_armed = False
         self._restarting: set[str] = set()
         self._gathering: list[tuple[DaskJob, Any]] = []
+        self._gathers = 0  # gather requests in flight (at most GATHERS)
         self.thread: threading.Thread | None = None
         if loop is None:
             self.thread = threading.Thread(target=self._main, name="osiiso-dask", daemon=True)
@@ -237,7 +244,7 @@ class Link:
             await future._state.wait()  # what dask's own wait() and as_completed() await
             if future.status == "finished":
                 self._gathering.append((job, future))
-                if len(self._gathering) == 1:
+                if len(self._gathering) == 1 and self._gathers < GATHERS:
                     self.loop.call_soon(self._start_gather)
                 return
             job.raw = await future  # raises: the error, KilledWorker or the cancel
@@ -246,12 +253,15 @@ class Link:
         self._done(job)
 
     def _start_gather(self) -> None:
+        if self._gathers >= GATHERS:
+            return  # the next gather to end takes what waits
         batch, self._gathering = self._gathering, []
         if batch:
+            self._gathers += 1
             self.loop.create_task(self._gather(batch))
 
     async def _gather(self, batch: list[tuple[DaskJob, Any]]) -> None:
-        """Fetch the values of every future that finished in one turn of the loop, in one request."""
+        """Fetch the values of every future that finished since the last gather began, in one request."""
         try:
             values = await self.client.gather([future for _, future in batch])
             for (job, _), value in zip(batch, values, strict=True):
@@ -263,9 +273,17 @@ class Link:
                 except BaseException as exc:
                     job.error = exc
         finally:
+            self._gathers -= 1
             for job, _ in batch:
                 self._done(job)
             del batch
+            if self._gathering and not self.closing:
+                self._start_gather()
+            elif self._gathering:  # the client is going: no new request, the futures go with it
+                waiting, self._gathering = self._gathering, []
+                for job, _ in waiting:
+                    job.error = ConnectionError("the dask backend's client is closed")
+                    self._done(job)
 
     def _done(self, job: DaskJob) -> None:
         """``job``'s future ended: report it. The backend takes the future of a job it waits for
