@@ -26,7 +26,11 @@ __all__ = ("Attempt", "Backend", "BackendConfig", "CancelledElsewhere", "forced_
 
 @dataclass(frozen=True)
 class BackendConfig:
-    """The queue settings a backend may need, resolved once per queue."""
+    """The queue settings a backend may need, resolved once per queue.
+
+    ``workers_auto``: the queue's ``workers`` was left automatic (``None``); then each open
+    `Backend.remote` lane adds its capacity to the queue-wide cap (`Engine.opened`).
+    """
 
     workers: int
     threads: int
@@ -36,6 +40,7 @@ class BackendConfig:
     mp_context: Any = None
     max_tasks_per_child: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    workers_auto: bool = False
 
 
 class Attempt:
@@ -106,6 +111,9 @@ class Backend(ABC):
 
     #: the name used in ``TaskOptions.backend`` and in results
     name: ClassVar[str]
+    #: its attempts run on other machines (a cluster), not on this one's threads and cores: with
+    #: ``workers`` left automatic, the queue-wide cap grows by its ``capacity`` while it is open
+    remote: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

@@ -278,6 +278,33 @@ async def test_a_failed_dask_upstream_fails_its_dask_dependent_with_dependency_e
         assert (await upstream).status == "failed" and q.stats["dask"]["dask_futures_kept"] == 0
 
 
+def wait_for_file(path: str) -> str:
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path
+
+
+@pytest.mark.parametrize("workers", [None, 8])
+async def test_automatic_workers_let_the_cluster_hold_its_capacity(
+        workers: int | None, cluster: OperatorCluster, tmp_path: Path) -> None:
+    """With workers left automatic, 40 dask tasks are all on the cluster at once (its capacity comes on top
+    of the machine's share) and an async task still runs; an explicit workers=8 caps them at 8."""
+    gate = tmp_path / "gate"
+    async with AsyncQueue(dask=cluster.address, workers=workers) as q:
+        handles = q.map(wait_for_file, [str(gate)] * 40, backend="dask")
+        expected = 40 if workers is None else 8
+        await aeventually(lambda: q.stats["dask"]["running"] == expected, lambda: f"{expected} running: {q.stats}")
+        if workers is None:
+            async def beside() -> str:
+                return "not blocked"
+
+            assert (await q.submit(beside)).value == "not blocked"
+        assert q.stats["dask"]["running"] == expected
+        gate.write_text("open")
+        assert all(result.ok for result in [await h for h in handles])
+
+
 async def test_what_cannot_travel_fails_that_task_with_a_serialization_error(cluster: OperatorCluster) -> None:
     """An unpicklable argument or result fails its task with SerializationError naming it; others go on."""
     async with AsyncQueue(dask=cluster.address) as q:

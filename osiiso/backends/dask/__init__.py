@@ -2,29 +2,34 @@
 
 `DaskBackend` (here) is what the engine sees; `.link` holds the client and the loop it runs
 on (the queue's own on asyncio and uvloop, a thread's on trio); `.remote` is the trampoline
-that runs on the workers; `.cluster` starts the embedded
-``LocalCluster``; `.options` is ``AsyncQueue(dask=...)`` and `DaskOptions`. ``distributed``
+that runs on the workers; `.chains` keeps the futures of upstream tasks for their dask
+dependents; `.cluster` starts the embedded ``LocalCluster``; `.options` is
+``AsyncQueue(dask=...)`` and `DaskOptions`. ``distributed``
 is imported only when the backend starts: ``import osiiso`` never needs the extra.
 
 Data flow::
 
     queue's event loop (any)           the link's loop (asyncio)         dask workers
-    __init__.py                        bridge.py                         remote.py
+    __init__.py                        link.py                           remote.py
     -------------------                ------------------                ------------
     DaskBackend.run(attempt)
       cloudpickle fn (once per fn)
-      pickle args
+      pickle args (upstream values:
+        FromUpstream + future, chains)
       DaskJob -- Link.send -->   client.map(run_payload,     ----> run_payload:
         hold_clock (timed jobs)          fn_blob, args_blob, topic,        announce start
-                                         priority=-priority,               (topic event)
+                                         upstream futures,                 (topic event)
+                                         priority=-priority,               upstream values
       await waiter                       pure=False, retries=0,            token watched
                                          fifo_timeout=0), batched
         <-- started(jobs) ------------  start event (key, worker) <-----   fn(*args)
-            restart_clock              wait; one gather per batch          (True, blob) or
+            restart_clock              wait; gathers, <= 2 in flight       (True, blob) or
         <-- finished(jobs) -----------  raw / KilledWorker / cancel <----  (False, record)
       decode: value, the task's own
         error (+ remote traceback),
         WorkerCrashedError, ...
+      success: keep the future for dask
+        dependents (chains)
       cancelled: send(job, cancel) -->  client.cancel(future); with
                                          hard_stop, restart_workers
 
@@ -35,7 +40,7 @@ Data flow::
   runs the call to the end, with ``osiiso.cancelled()`` true, unless ``hard_stop`` restarts
   that worker process.
 * ``KilledWorker`` (a worker died while running the task) becomes `WorkerCrashedError`; a
-  future the cluster cancelled becomes `TaskCancelledError`. Every attempt ends with exactly
+  future the cluster cancelled becomes `CancelledElsewhere` (the task ends cancelled). Every attempt ends with exactly
   one outcome: the future's, or the cancel's.
 """
 
@@ -90,6 +95,7 @@ class DaskBackend(Backend):
     """
 
     name = "dask"
+    remote = True
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
