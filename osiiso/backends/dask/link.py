@@ -20,8 +20,13 @@ cluster (`.cluster`) always runs its scheduler in a thread of its own, never on 
 A job (`DaskJob`) is one attempt. In the dask thread it becomes one dask future
 (``client.map(run_payload, ...)`` with ``pure=False``, ``retries=0`` and the priority
 turned around: dask runs higher numbers first), watched by one asyncio task until the
-future ends; the future is then dropped, so dask forgets its result. Only this module
-touches the client, and only from the link's loop.
+future ends; the backend then drops the future (or keeps it for dependents, `.chains`), so
+dask forgets its result. A value of at most `.remote.INLINE_BYTES` pickled also comes as an
+event on the topic named by the client's id (with the start announcements): the job is done
+when the first of the two arrives, and the other is ignored, so a small value costs no
+``gather`` (a request through the scheduler to the worker) — the scheduler drops the topic's
+events itself once the client has gone. Only this module touches the client, and only from
+the link's loop.
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ class Link:
         self.client: Any = None
         self.cluster: Any = None  # the embedded cluster, if this thread started one
         self.address: str | None = None
-        self.topic = f"osiiso-start-{uuid.uuid4().hex}"
+        self.topic = ""  # the client's id, once connected (`open`)
         self.restarts = 0
         self.closing = False
         self._jobs: dict[str, DaskJob] = {}
@@ -180,6 +185,9 @@ class Link:
                 f"the dask backend could not reach the scheduler at {address!r} within "
                 f"{options.connect_timeout:g}s ({exc}) — start it (dask scheduler) or fix the address") from exc
         _open_clients.add(self.client)
+        # workers report starts and small values on the topic named by the client's id: the
+        # scheduler drops that topic's events itself once the client has gone
+        self.topic = str(self.client.id)
         self.client.subscribe_topic(self.topic, self._on_start_event)
         threads: dict[str, int] = await self.client.nthreads()
         return sum(threads.values())
@@ -224,8 +232,8 @@ class Link:
                     raise ConnectionError("the dask backend's client is closed")
                 futures = self.client.map(
                     run_payload, [j.fn_blob for j in jobs], [j.args_blob for j in jobs], [j.topic for j in jobs],
-                    [j.upstream for j in jobs], key=[j.key for j in jobs], pure=False, priority=-priority, retries=0,
-                    fifo_timeout=0)
+                    [j.upstream for j in jobs], [self.topic] * len(jobs), key=[j.key for j in jobs], pure=False,
+                    priority=-priority, retries=0, fifo_timeout=0)
             except Exception as exc:
                 for job in jobs:
                     job.error = exc
@@ -242,6 +250,8 @@ class Link:
         """Wait for ``job``'s future; a value joins the next batched gather, anything else is reported."""
         try:
             await future._state.wait()  # what dask's own wait() and as_completed() await
+            if job.key not in self._jobs:
+                return  # its value came as an event (and the backend may have let the future go)
             if future.status == "finished":
                 self._gathering.append((job, future))
                 if len(self._gathering) == 1 and self._gathers < GATHERS:
@@ -255,7 +265,8 @@ class Link:
     def _start_gather(self) -> None:
         if self._gathers >= GATHERS:
             return  # the next gather to end takes what waits
-        batch, self._gathering = self._gathering, []
+        waiting, self._gathering = self._gathering, []
+        batch = [(job, future) for job, future in waiting if job.key in self._jobs]  # not reported by an event
         if batch:
             self._gathers += 1
             self.loop.create_task(self._gather(batch))
@@ -265,9 +276,12 @@ class Link:
         try:
             values = await self.client.gather([future for _, future in batch])
             for (job, _), value in zip(batch, values, strict=True):
-                job.raw = value
+                if job.key in self._jobs:  # not reported by an event meanwhile
+                    job.raw = value
         except BaseException:  # one failed (its data lost, say): each on its own, to name the failure
             for job, future in batch:
+                if job.key not in self._jobs:
+                    continue
                 try:
                     job.raw = await future
                 except BaseException as exc:
@@ -287,8 +301,10 @@ class Link:
 
     def _done(self, job: DaskJob) -> None:
         """``job``'s future ended: report it. The backend takes the future of a job it waits for
-        (to keep it for dependents, `.chains`, or drop it); an abandoned job's goes now."""
-        self._jobs.pop(job.key, None)
+        (to keep it for dependents, `.chains`, or drop it); an abandoned job's goes now.
+        Only the first report counts: a small value comes both as an event and with the future."""
+        if self._jobs.pop(job.key, None) is None:
+            return
         if job.abandoned:
             job.future = None
         self._report(True, job)
@@ -317,11 +333,19 @@ class Link:
 
     # -- jobs out -----------------------------------------------------------------------------
     def _on_start_event(self, event: tuple[float, Any]) -> None:
-        key, where = event[1][0], event[1][1]
-        job = self._jobs.get(key)
-        if job is not None:
-            job.where = where
-            self._report(False, job)
+        """A worker began a job (``[key, worker, pid]``) or sent its small value (``[key, blob]``)."""
+        message = event[1]
+        if not isinstance(message, (list, tuple)) or len(message) not in (2, 3):
+            return  # dask's own news about this client (a dict)
+        job = self._jobs.get(message[0])
+        if job is None:  # reported already (its value came the other way), or not ours
+            return
+        if len(message) == 2:
+            job.raw = (True, message[1])
+            self._done(job)
+            return
+        job.where = message[1]
+        self._report(False, job)
 
     def _report(self, done: bool, job: DaskJob) -> None:
         self._outbox.append((done, job))

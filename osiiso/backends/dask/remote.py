@@ -17,7 +17,9 @@ trampoline
 * runs the call (a coroutine function on a private event loop, to completion), and returns
   ``(True, result_blob)`` or ``(False, error_record)``: it never raises, so dask only ever
   moves bytes, and errors travel in the process backend's records (``child.encode_error``),
-  the task's own exception with the worker's traceback.
+  the task's own exception with the worker's traceback;
+* sends a small value also as an event on ``reply`` (the client's topic), so the client has it
+  without a ``gather``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from ..._cancel import CancelToken, use_token
 from ..process.child import dumps_value, encode_error, type_name
 
 __all__ = ("FromUpstream", "run_payload")
+
+#: a value pickled to at most this many bytes also goes back as an event on ``reply`` (see `run_payload`)
+INLINE_BYTES = 1024
 
 #: seconds between two looks at the worker's task states while tokens are watched
 POLL = 0.05
@@ -55,8 +60,12 @@ class FromUpstream:
 
 
 def run_payload(fn_blob: bytes, args_blob: bytes, topic: str | None,
-                upstream: list[tuple[bool, Any]] | None = None) -> tuple[bool, Any]:
+                upstream: list[tuple[bool, Any]] | None = None, reply: str | None = None) -> tuple[bool, Any]:
     """Run one attempt on a dask worker; return ``(ok, result blob or error record)``.
+
+    ``reply``: a topic on which a small value (`INLINE_BYTES`) is also sent, as ``[key, blob]``:
+    events ride the worker's and the scheduler's batched streams, so the parent has the value
+    without asking for it (a ``gather`` is a request through the scheduler to this worker).
 
     ``upstream``: the results of the upstream attempts whose futures the dependent was sent
     (dask puts them here from where they lie); each `FromUpstream` among the arguments
@@ -70,7 +79,10 @@ def run_payload(fn_blob: bytes, args_blob: bytes, topic: str | None,
         _watch(key, worker, token)
     use_token(token)
     try:
-        return _call(fn_blob, args_blob, upstream)
+        outcome = _call(fn_blob, args_blob, upstream)
+        if reply is not None and worker is not None and outcome[0] and len(outcome[1]) <= INLINE_BYTES:
+            worker.log_event(reply, [str(key), outcome[1]])
+        return outcome
     finally:
         use_token(None)
         if worker is not None:
