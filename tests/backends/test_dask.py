@@ -400,6 +400,7 @@ def test_a_script_without_a_main_guard_runs_its_main_functions_on_dask(
     done = subprocess.run([sys.executable, str(script), loop], env=env, cwd=tmp_path, capture_output=True,
                           timeout=100, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "CRITICAL" not in done.stderr, done.stderr  # a quiet shutdown
     lines = done.stdout.splitlines()
     assert sum(line.startswith("script body runs") for line in lines) == 1, done.stdout
     out = json.loads(lines[-1])

@@ -379,6 +379,8 @@ class Link:
             if client is not None:
                 _open_clients.discard(client)
                 try:
+                    # first, so the scheduler does not send this client the news of its own leaving
+                    client.unsubscribe_topic(self.topic)
                     # timeout=None: the coroutine itself, started at once by wait_for (dask's own
                     # timeout wrapper would never start it if this task is cancelled first)
                     await asyncio.wait_for(client.close(timeout=None), CLOSE_TIMEOUT)
