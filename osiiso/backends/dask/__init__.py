@@ -40,8 +40,10 @@ Data flow::
   runs the call to the end, with ``osiiso.cancelled()`` true, unless ``hard_stop`` restarts
   that worker process.
 * ``KilledWorker`` (a worker died while running the task) becomes `WorkerCrashedError`; a
-  future the cluster cancelled becomes `CancelledElsewhere` (the task ends cancelled). Every attempt ends with exactly
-  one outcome: the future's, or the cancel's.
+  future the cluster cancelled becomes `CancelledElsewhere` (the task ends cancelled). Every
+  attempt ends with exactly one outcome: the future's, or the cancel's.
+* A succeeded attempt's future is kept for the dask tasks waiting on it (`.chains`), which
+  get it in place of the value; it is released when the last of them has ended.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ from ..._loops import LoopCaller, Waiter, current_loop_caller, waiter_for_runnin
 from ..base import Attempt, Backend, BackendConfig
 from .chains import Chains
 from .codec import decode_outcome, dumps_args, dumps_function
-from .link import DaskJob, Link
+from .job import DaskJob
+from .link import Link
 from .options import DaskOptions, require_distributed
 
 __all__ = ("DaskBackend", "DaskOptions", "default_capacity")

@@ -1,7 +1,7 @@
 """Pickling on the client's side of the dask backend, and what an ended future means.
 
 `dumps_function` and `dumps_args` make the payload (naming what cannot travel);
-`decode_outcome` turns a finished `.link.DaskJob` into the attempt's value or exception:
+`decode_outcome` turns a finished `.job.DaskJob` into the attempt's value or exception:
 
 * ``(True, blob)`` from `.remote.run_payload`: the value;
 * ``(False, record)``: the task's own exception with the worker's traceback as its

@@ -35,17 +35,17 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..._loops import LoopCaller
 from .cluster import close_local_cluster, start_local_cluster
+from .job import DaskJob
 from .options import DaskOptions, scheduler_address
 from .remote import run_payload
 
-__all__ = ("DaskJob", "Link")
+__all__ = ("Link",)
 
 logger = logging.getLogger("osiiso")
 
@@ -63,50 +63,6 @@ _open_clients: set[Any] = set()
 
 #: what `Link.call` returns: an asyncio future on the queue's loop, or a concurrent one (trio)
 Outcome = concurrent.futures.Future[Any] | asyncio.Future[Any]
-
-
-class DaskJob:
-    """One attempt on the cluster: what is sent, what came back, and where it ran.
-
-    ``raw`` is what `run_payload` returned, ``error`` what awaiting the future raised
-    instead (``KilledWorker``, a cancellation, a lost connection). ``abandoned``: the
-    attempt was cancelled or timed out; whatever comes back is dropped. ``where`` is the
-    worker that announced the start (only for announced jobs).
-    """
-
-    __slots__ = (
-        "abandoned",
-        "args_blob",
-        "attempt",
-        "done",
-        "error",
-        "fn_blob",
-        "future",
-        "key",
-        "name",
-        "priority",
-        "raw",
-        "topic",
-        "upstream",
-        "waiter",
-        "where",
-    )
-
-    def __init__(self, attempt: Any, fn_blob: bytes, args_blob: bytes, topic: str | None,
-                 upstream: list[Any] | None = None) -> None:
-        self.attempt = attempt
-        self.name: str = attempt.name
-        self.key = f"{attempt.name}-{uuid.uuid4().hex}"
-        self.fn_blob, self.args_blob = fn_blob, args_blob
-        self.priority: int = attempt.priority
-        self.topic = topic
-        self.upstream: list[Any] = upstream or []  # futures of upstream tasks (`.chains`)
-        self.done = self.abandoned = False
-        self.raw: Any = None
-        self.error: BaseException | None = None
-        self.future: Any = None
-        self.waiter: Any = None
-        self.where: str | None = None
 
 
 class Link:
