@@ -337,6 +337,30 @@ async def test_a_future_cancelled_by_the_cluster_ends_its_task_once(cluster: Ope
         assert len(q.results) == 1
 
 
+async def test_a_cluster_restart_ends_running_and_queued_tasks_cancelled_once(
+        cluster: OperatorCluster, tmp_path: Path) -> None:
+    """client.restart() from elsewhere drops every future: running and queued tasks end cancelled, once, unretried."""
+    from distributed import Client
+
+    calls: list[object] = []
+    async with AsyncQueue(dask=cluster.address, on_complete=calls.append) as q:
+        running = [q.submit(write_pid_and_wait, str(tmp_path / f"pid{i}"), 30, backend="dask", retries=2)
+                   for i in range(2)]
+        queued = q.submit(nap, 30, backend="dask", retries=2)
+        await aeventually(lambda: all((tmp_path / f"pid{i}").exists() for i in range(2)), "both tasks to start")
+
+        def operator_restarts() -> None:
+            with Client(cluster.address, timeout=30, set_as_default=False) as client:
+                client.restart(timeout=60)
+
+        await anyio.to_thread.run_sync(operator_restarts)
+        for handle in [*running, queued]:
+            result = await handle
+            assert result.status is TaskStatus.CANCELLED and result.attempts == 1, result
+            assert "restart" in result.message, result.message
+    assert len(q.results) == len(calls) == 3
+
+
 async def test_the_existing_cluster_keeps_running_after_shutdown(cluster: OperatorCluster) -> None:
     """A queue given a Client uses its cluster and leaves it (and the client) running at shutdown."""
     from distributed import Client
