@@ -124,8 +124,11 @@ class Engine(Records):
 
     def opened(self, lane: Lane) -> None:
         """``lane``'s backend has started: its tasks may be handed out (a task of the service)."""
-        lane.cap = min(lane.backend.capacity, self.workers)
         lane.open = True
+        if self.config.workers_auto:  # a cluster's slots come on top of this machine's
+            self.workers = self.config.workers + sum(
+                other.backend.capacity for other in self.lane_list if other.open and other.backend.remote)
+        lane.cap = min(lane.backend.capacity, self.workers)
         self.dispatch()
 
     def closed(self) -> None:

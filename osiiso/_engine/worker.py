@@ -23,7 +23,7 @@ import anyio.lowlevel
 from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
 from .._results import TaskStatus
-from ..backends.base import Attempt
+from ..backends.base import Attempt, CancelledElsewhere
 from .hooks import call_hook, is_cancelled_here
 from .text import describe, text_of
 
@@ -228,6 +228,9 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -
     """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
     if handle._cancel_reason is not None:  # cancel() was accepted while it ran: it ends cancelled
         engine.finish_cancelled(handle, handle._cancel_reason, exc)
+        return
+    if isinstance(exc, CancelledElsewhere):  # the backend says: cancelled outside the engine (a cluster)
+        engine.finish_cancelled(handle, str(exc), exc)
         return
     options = handle._options
     if handle._attempts <= options.retries and isinstance(exc, options.retry_on) and not engine.stopping:

@@ -21,12 +21,16 @@ from typing import Any, ClassVar
 
 from .._errors import TaskCancelledError
 
-__all__ = ("Attempt", "Backend", "BackendConfig", "forced_close_error")
+__all__ = ("Attempt", "Backend", "BackendConfig", "CancelledElsewhere", "forced_close_error")
 
 
 @dataclass(frozen=True)
 class BackendConfig:
-    """The queue settings a backend may need, resolved once per queue."""
+    """The queue settings a backend may need, resolved once per queue.
+
+    ``workers_auto``: the queue's ``workers`` was left automatic (``None``); then each open
+    `Backend.remote` lane adds its capacity to the queue-wide cap (`Engine.opened`).
+    """
 
     workers: int
     threads: int
@@ -36,6 +40,7 @@ class BackendConfig:
     mp_context: Any = None
     max_tasks_per_child: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    workers_auto: bool = False
 
 
 class Attempt:
@@ -65,13 +70,29 @@ class Attempt:
         self.name: str = name if name is not None else getattr(fn, "__name__", repr(fn))
         self.seq = seq
         self.priority = priority
-        self._task = task  # handed back to the clock, never read by a backend
+        self._task = task  # handed back to the clock; a backend sees it as `handle`
         self._clock = clock
 
     @property
     def task_id(self) -> str:
         """The id of the task this attempt belongs to (``"task-<seq>"``), for messages."""
         return f"task-{self.seq}" if self.seq else "task-?"
+
+    @property
+    def dependents(self) -> list[Any]:
+        """The handles of the tasks still waiting for this attempt's task (it is one of their arguments).
+
+        Read it when the attempt succeeds: a backend that can hand its result to those tasks
+        without a round trip (dask's futures) keeps it for them until each has ended.
+        """
+        task = self._task
+        found = getattr(task, "_dependents", None) or ()
+        return [h for h in found if not h.done()]
+
+    @property
+    def handle(self) -> Any:
+        """The `TaskHandle` of the task this attempt belongs to (``None`` outside the engine)."""
+        return self._task
 
     def hold_clock(self) -> None:
         """The attempt waits (for a worker) before it runs: stop its timeout until
@@ -90,6 +111,9 @@ class Backend(ABC):
 
     #: the name used in ``TaskOptions.backend`` and in results
     name: ClassVar[str]
+    #: its attempts run on other machines (a cluster), not on this one's threads and cores: with
+    #: ``workers`` left automatic, the queue-wide cap grows by its ``capacity`` while it is open
+    remote: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
@@ -130,6 +154,15 @@ class Backend(ABC):
     def stats(self) -> dict[str, int]:
         """Backend-specific counters merged into ``AsyncQueue.stats`` (live workers…)."""
         return {}
+
+
+class CancelledElsewhere(TaskCancelledError):
+    """Raised by `Backend.run` when something outside the engine cancelled the attempt.
+
+    A cluster's operator cancelled its future, or its scheduler dropped it: the engine
+    records the task ``cancelled`` with this message as the reason (never retried), where
+    any other exception from ``run`` counts as the attempt's failure.
+    """
 
 
 def forced_close_error(backend: str) -> TaskCancelledError:

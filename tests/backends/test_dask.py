@@ -26,7 +26,7 @@ from procutil import proc_state
 from support import ASYNCIO, TRIO, aeventually, eventually, loop_params
 
 import osiiso
-from osiiso import AsyncQueue, TaskCancelledError, TaskTimeoutError, WorkerCrashedError
+from osiiso import AsyncQueue, TaskCancelledError, TaskStatus, TaskTimeoutError, WorkerCrashedError
 
 if not os.environ.get("CI"):  # CI installs the dev extra: there a missing distributed fails
     pytest.importorskip("distributed", reason='distributed is not installed: pip install -e ".[dask]"')
@@ -216,6 +216,95 @@ async def test_dask_tasks_take_async_values_and_feed_async_tasks(cluster: Operat
         assert (await last).value == "got 21"
 
 
+def make(n: int) -> bytes:
+    return b"x" * n
+
+
+def flaky_make(path: str, n: int) -> bytes:
+    """Fails its first attempt, then makes ``n`` bytes."""
+    if not Path(path).exists():
+        Path(path).write_text("failed once")
+        raise ValueError("first attempt fails")
+    return b"y" * n
+
+
+def no_make(n: int) -> bytes:
+    raise ValueError(f"cannot make {n} bytes")
+
+
+def sizes(*blobs: bytes, extra: bytes = b"") -> int:
+    return sum(map(len, blobs)) + len(extra)
+
+
+def chain_keys(address: str) -> list[str]:
+    """The keys of osiiso's chain tasks the scheduler still holds (by their names' prefix)."""
+    from distributed import Client
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        keys: list[str] = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+    return [key for key in keys if key.startswith("chain-")]
+
+
+@pytest.mark.parametrize("anyio_backend", loop_params(ASYNCIO, TRIO))
+async def test_a_dask_chain_passes_futures_and_the_cluster_forgets_them_after(
+        cluster: OperatorCluster, tmp_path: Path) -> None:
+    """A dask task given other dask tasks' handles gets their values from the cluster (their futures:
+    a retried upstream, one used twice, one as a keyword); after the chain ends the cluster holds no key of it."""
+    n = 1 << 20
+    async with AsyncQueue(dask=cluster.address) as q:
+        first = q.submit(make, n, backend="dask", name="chain-make")
+        retried = q.submit(flaky_make, str(tmp_path / "flaky"), n, backend="dask", retries=1, name="chain-flaky")
+        both = q.submit(sizes, first, first, retried, backend="dask", name="chain-sizes")
+        keyword = q.task(backend="dask", name="chain-keyword")(sizes)(retried, extra=first)
+        assert (await both).value == 3 * n and (await keyword).value == 2 * n
+        assert (await retried).attempts == 2
+        stats = q.stats["dask"]
+        assert stats["dask_futures_passed"] == 5, stats
+        await aeventually(lambda: q.stats["dask"]["dask_futures_kept"] == 0, "the kept futures to be released")
+        assert (await q.submit(sizes, first, backend="dask", name="chain-late")).value == n  # ended: a value
+        assert q.stats["dask"]["dask_futures_passed"] == 5
+    await anyio.to_thread.run_sync(lambda: eventually(
+        lambda: not chain_keys(cluster.address),
+        lambda: f"the scheduler to forget the chain's keys: {chain_keys(cluster.address)}"))
+
+
+async def test_a_failed_dask_upstream_fails_its_dask_dependent_with_dependency_error(cluster: OperatorCluster) -> None:
+    """The engine, not dask, decides: a failed upstream fails the dependent (DependencyError), which never runs."""
+    async with AsyncQueue(dask=cluster.address) as q:
+        upstream = q.submit(no_make, 1 << 20, backend="dask", name="chain-bad")
+        dependent = q.submit(sizes, upstream, backend="dask", name="chain-after-bad")
+        result = await dependent
+        assert isinstance(result.exception, osiiso.DependencyError) and result.attempts == 0
+        assert (await upstream).status == "failed" and q.stats["dask"]["dask_futures_kept"] == 0
+
+
+def wait_for_file(path: str) -> str:
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return path
+
+
+@pytest.mark.parametrize("workers", [None, 8])
+async def test_automatic_workers_let_the_cluster_hold_its_capacity(
+        workers: int | None, cluster: OperatorCluster, tmp_path: Path) -> None:
+    """With workers left automatic, 40 dask tasks are all on the cluster at once (its capacity comes on top
+    of the machine's share) and an async task still runs; an explicit workers=8 caps them at 8."""
+    gate = tmp_path / "gate"
+    async with AsyncQueue(dask=cluster.address, workers=workers) as q:
+        handles = q.map(wait_for_file, [str(gate)] * 40, backend="dask")
+        expected = 40 if workers is None else 8
+        await aeventually(lambda: q.stats["dask"]["running"] == expected, lambda: f"{expected} running: {q.stats}")
+        if workers is None:
+            async def beside() -> str:
+                return "not blocked"
+
+            assert (await q.submit(beside)).value == "not blocked"
+        assert q.stats["dask"]["running"] == expected
+        gate.write_text("open")
+        assert all(result.ok for result in [await h for h in handles])
+
+
 async def test_what_cannot_travel_fails_that_task_with_a_serialization_error(cluster: OperatorCluster) -> None:
     """An unpicklable argument or result fails its task with SerializationError naming it; others go on."""
     async with AsyncQueue(dask=cluster.address) as q:
@@ -233,7 +322,7 @@ async def test_a_future_cancelled_by_the_cluster_ends_its_task_once(cluster: Ope
     from distributed import Client, Future
 
     async with AsyncQueue(dask=cluster.address) as q:
-        handle = q.submit(write_pid_and_wait, str(tmp_path / "pid"), 3, backend="dask")
+        handle = q.submit(write_pid_and_wait, str(tmp_path / "pid"), 3, backend="dask", retries=2)
         await aeventually(lambda: (tmp_path / "pid").exists(), "the task to start")
 
         def operator_cancels() -> None:
@@ -243,8 +332,33 @@ async def test_a_future_cancelled_by_the_cluster_ends_its_task_once(cluster: Ope
 
         await anyio.to_thread.run_sync(operator_cancels)
         result = await handle
-        assert isinstance(result.exception, TaskCancelledError) and "cancelled" in result.message
+        assert result.status is TaskStatus.CANCELLED, result
+        assert isinstance(result.exception, TaskCancelledError) and "the dask cluster cancelled" in result.message
         assert len(q.results) == 1
+
+
+async def test_a_cluster_restart_ends_running_and_queued_tasks_cancelled_once(
+        cluster: OperatorCluster, tmp_path: Path) -> None:
+    """client.restart() from elsewhere drops every future: running and queued tasks end cancelled, once, unretried."""
+    from distributed import Client
+
+    calls: list[object] = []
+    async with AsyncQueue(dask=cluster.address, on_complete=calls.append) as q:
+        running = [q.submit(write_pid_and_wait, str(tmp_path / f"pid{i}"), 30, backend="dask", retries=2)
+                   for i in range(2)]
+        queued = q.submit(nap, 30, backend="dask", retries=2)
+        await aeventually(lambda: all((tmp_path / f"pid{i}").exists() for i in range(2)), "both tasks to start")
+
+        def operator_restarts() -> None:
+            with Client(cluster.address, timeout=30, set_as_default=False) as client:
+                client.restart(timeout=60)
+
+        await anyio.to_thread.run_sync(operator_restarts)
+        for handle in [*running, queued]:
+            result = await handle
+            assert result.status is TaskStatus.CANCELLED and result.attempts == 1, result
+            assert "restart" in result.message, result.message
+    assert len(q.results) == len(calls) == 3
 
 
 async def test_the_existing_cluster_keeps_running_after_shutdown(cluster: OperatorCluster) -> None:
@@ -310,6 +424,7 @@ def test_a_script_without_a_main_guard_runs_its_main_functions_on_dask(
     done = subprocess.run([sys.executable, str(script), loop], env=env, cwd=tmp_path, capture_output=True,
                           timeout=100, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "CRITICAL" not in done.stderr, done.stderr  # a quiet shutdown
     lines = done.stdout.splitlines()
     assert sum(line.startswith("script body runs") for line in lines) == 1, done.stdout
     out = json.loads(lines[-1])

@@ -91,6 +91,39 @@ def test_the_trampoline_runs_functions_and_coroutines_and_never_raises() -> None
         decode_outcome(_Job(raw), "dask", closing=False)
 
 
+def test_the_trampoline_puts_upstream_values_in_place_of_their_markers() -> None:
+    """Each FromUpstream marker (positional or keyword) becomes its upstream's value, unpickled once."""
+    from osiiso.backends.dask.remote import FromUpstream
+
+    upstream = [(True, pickle.dumps([1, 2])), (True, pickle.dumps("b"))]
+    args = pickle.dumps(((FromUpstream(0), FromUpstream(0), 7), {"k": FromUpstream(1)}))
+    ok, blob = run_payload(cloudpickle.dumps(lambda a, b, c, k: (a is b, a, c, k)), args, None, upstream)
+    assert ok and pickle.loads(blob) == (True, [1, 2], 7, "b")
+
+
+def test_the_trampoline_sends_small_values_as_events_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a worker, a value of at most INLINE_BYTES also goes out on the reply topic; a bigger one only returns."""
+    from osiiso.backends.dask import remote
+
+    class Worker:
+        address = "tcp://127.0.0.1:1"
+
+        def __init__(self) -> None:
+            self.events: list[tuple[str, object]] = []
+
+        def log_event(self, topic: str, message: object) -> None:
+            self.events.append((topic, message))
+
+    worker = Worker()
+    monkeypatch.setattr(remote, "_current_task", lambda: (worker, "key-1"))
+    monkeypatch.setattr(remote, "_watch", lambda key, worker, token: None)
+    fn = cloudpickle.dumps(lambda n: b"x" * n)
+    small = run_payload(fn, pickle.dumps(((10,), {})), None, None, "topic")
+    big = run_payload(fn, pickle.dumps(((remote.INLINE_BYTES,), {})), None, None, "topic")
+    assert small[0] and big[0] and len(big[1]) > remote.INLINE_BYTES
+    assert worker.events == [("topic", ["key-1", small[1]])]
+
+
 def test_cluster_errors_become_osiiso_errors() -> None:
     """KilledWorker and lost connections become WorkerCrashedError; a closing backend's cancels, forced-close errors."""
     import asyncio

@@ -2,29 +2,34 @@
 
 `DaskBackend` (here) is what the engine sees; `.link` holds the client and the loop it runs
 on (the queue's own on asyncio and uvloop, a thread's on trio); `.remote` is the trampoline
-that runs on the workers; `.cluster` starts the embedded
-``LocalCluster``; `.options` is ``AsyncQueue(dask=...)`` and `DaskOptions`. ``distributed``
+that runs on the workers; `.chains` keeps the futures of upstream tasks for their dask
+dependents; `.cluster` starts the embedded ``LocalCluster``; `.options` is
+``AsyncQueue(dask=...)`` and `DaskOptions`. ``distributed``
 is imported only when the backend starts: ``import osiiso`` never needs the extra.
 
 Data flow::
 
     queue's event loop (any)           the link's loop (asyncio)         dask workers
-    __init__.py                        bridge.py                         remote.py
+    __init__.py                        link.py                           remote.py
     -------------------                ------------------                ------------
     DaskBackend.run(attempt)
       cloudpickle fn (once per fn)
-      pickle args
+      pickle args (upstream values:
+        FromUpstream + future, chains)
       DaskJob -- Link.send -->   client.map(run_payload,     ----> run_payload:
         hold_clock (timed jobs)          fn_blob, args_blob, topic,        announce start
-                                         priority=-priority,               (topic event)
+                                         upstream futures,                 (topic event)
+                                         priority=-priority,               upstream values
       await waiter                       pure=False, retries=0,            token watched
                                          fifo_timeout=0), batched
         <-- started(jobs) ------------  start event (key, worker) <-----   fn(*args)
-            restart_clock              wait; one gather per batch          (True, blob) or
+            restart_clock              wait; gathers, <= 2 in flight       (True, blob) or
         <-- finished(jobs) -----------  raw / KilledWorker / cancel <----  (False, record)
       decode: value, the task's own
         error (+ remote traceback),
         WorkerCrashedError, ...
+      success: keep the future for dask
+        dependents (chains)
       cancelled: send(job, cancel) -->  client.cancel(future); with
                                          hard_stop, restart_workers
 
@@ -35,8 +40,10 @@ Data flow::
   runs the call to the end, with ``osiiso.cancelled()`` true, unless ``hard_stop`` restarts
   that worker process.
 * ``KilledWorker`` (a worker died while running the task) becomes `WorkerCrashedError`; a
-  future the cluster cancelled becomes `TaskCancelledError`. Every attempt ends with exactly
-  one outcome: the future's, or the cancel's.
+  future the cluster cancelled becomes `CancelledElsewhere` (the task ends cancelled). Every
+  attempt ends with exactly one outcome: the future's, or the cancel's.
+* A succeeded attempt's future is kept for the dask tasks waiting on it (`.chains`), which
+  get it in place of the value; it is released when the last of them has ended.
 """
 
 from __future__ import annotations
@@ -51,8 +58,10 @@ import anyio
 from ..._errors import ClosedError
 from ..._loops import LoopCaller, Waiter, current_loop_caller, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
+from .chains import Chains
 from .codec import decode_outcome, dumps_args, dumps_function
-from .link import DaskJob, Link
+from .job import DaskJob
+from .link import Link
 from .options import DaskOptions, require_distributed
 
 __all__ = ("DaskBackend", "DaskOptions", "default_capacity")
@@ -89,6 +98,7 @@ class DaskBackend(Backend):
     """
 
     name = "dask"
+    remote = True
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
@@ -103,6 +113,7 @@ class DaskBackend(Backend):
         self._functions: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self._closed = False
         self._abandoned = self._restarts = 0
+        self._chains = Chains(self.name, _release)
 
     @property
     def capacity(self) -> int:
@@ -181,9 +192,10 @@ class DaskBackend(Backend):
         if link.closing:
             raise ClosedError("the dask backend is closing — submit before shutdown")
         fn_blob = self._function_blob(attempt)
-        args_blob = dumps_args(attempt.args, attempt.kwargs, attempt.name)
+        args, kwargs, upstream = self._chains.substitute(attempt.handle, attempt.args, attempt.kwargs)
+        args_blob = dumps_args(args, kwargs, attempt.name)
         announce = attempt.timeout is not None or self.options.hard_stop
-        job = DaskJob(attempt, fn_blob, args_blob, link.topic if announce else None)
+        job = DaskJob(attempt, fn_blob, args_blob, link.topic if announce else None, upstream)
         waiter = self._waiter
         assert waiter is not None
         waiter.prepare(job)
@@ -198,7 +210,11 @@ class DaskBackend(Backend):
                 job.abandoned = True
                 self._abandoned += 1
                 link.send(job, cancel=True)
-        return decode_outcome(job, self.name, closing=link.closing)
+        raw, future, job.future = job.raw, job.future, None
+        value = decode_outcome(job, self.name, closing=link.closing)
+        if raw is not None and raw[0] and future is not None:  # kept for the dask tasks waiting on it
+            self._chains.keep(future, value, len(raw[1]), attempt.dependents)
+        return value
 
     def _function_blob(self, attempt: Attempt) -> bytes:
         fn = attempt.fn
@@ -243,6 +259,7 @@ class DaskBackend(Backend):
         Attempts still on the cluster (only with ``force``) see their futures cancelled by
         the closing client and fail with `forced_close_error` (see `.codec.decode_outcome`).
         """
+        self._chains.clear()
         with anyio.CancelScope(shield=True):
             await self._wait(link.call(link.aclose))
             delay = 0.001
@@ -253,6 +270,7 @@ class DaskBackend(Backend):
     def close_now(self) -> None:
         """From any thread, without waiting: close the client and the embedded cluster."""
         self._closed = True
+        self._chains.clear()
         link, self._link = self._link, None
         if link is not None:
             link.close_soon()
@@ -263,7 +281,14 @@ class DaskBackend(Backend):
             "dask_in_flight": len(link._jobs) if link is not None else 0,
             "dask_abandoned": self._abandoned,
             "dask_restarts": self._restarts + (link.restarts if link is not None else 0),
+            "dask_futures_passed": self._chains.passed,
+            "dask_futures_kept": self._chains.kept,
         }
+
+
+def _release(future: Any) -> None:
+    """Let the cluster forget a kept future (from any thread: dask hands it to the client's loop)."""
+    future.release()
 
 
 def _wake(waiter: Waiter, call: _Call) -> None:

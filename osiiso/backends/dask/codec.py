@@ -1,14 +1,15 @@
 """Pickling on the client's side of the dask backend, and what an ended future means.
 
 `dumps_function` and `dumps_args` make the payload (naming what cannot travel);
-`decode_outcome` turns a finished `.link.DaskJob` into the attempt's value or exception:
+`decode_outcome` turns a finished `.job.DaskJob` into the attempt's value or exception:
 
 * ``(True, blob)`` from `.remote.run_payload`: the value;
 * ``(False, record)``: the task's own exception with the worker's traceback as its
   ``__cause__`` (the process backend's `RemoteTraceback`), a `RemoteError`, or a
   `SerializationError`, from the same error records the process backend uses;
 * ``KilledWorker`` or a lost connection: `WorkerCrashedError`; a future the cluster
-  cancelled: `TaskCancelledError` (`forced_close_error` while the backend closes);
+  cancelled: `CancelledElsewhere`, so that the task ends
+  ``cancelled`` (not failed) (`forced_close_error` while the backend closes);
   a worker without osiiso: ``ModuleNotFoundError`` saying what to install.
 """
 
@@ -19,8 +20,8 @@ import concurrent.futures
 import pickle
 from typing import Any
 
-from ..._errors import RemoteError, SerializationError, TaskCancelledError, WorkerCrashedError
-from ..base import forced_close_error
+from ..._errors import RemoteError, SerializationError, WorkerCrashedError
+from ..base import CancelledElsewhere, forced_close_error
 from ..process import codec as process_codec
 from ..process.codec import RemoteTraceback
 
@@ -74,7 +75,7 @@ def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> B
     if cancelled or (closing and isinstance(error, ConnectionError)):
         if closing:
             return forced_close_error(backend)
-        return TaskCancelledError(f"the dask cluster cancelled {name!r} ({job.key}): {error} — "
+        return CancelledElsewhere(f"cancelled: the dask cluster cancelled {name!r} ({job.key}){_why(error)} — "
                                   "someone restarted the cluster or cancelled its futures")
     if isinstance(error, ImportError) and (error.name or "").split(".")[0] in ("osiiso", "cloudpickle"):
         return ModuleNotFoundError(
@@ -83,6 +84,11 @@ def _translate(error: BaseException, job: Any, backend: str, closing: bool) -> B
     if isinstance(error, (OSError, TimeoutError)):
         return WorkerCrashedError(f"the dask backend lost {name!r} ({job.key}): {type(error).__name__}: {error}")
     return error
+
+
+def _why(error: BaseException) -> str:
+    text = str(error)
+    return f" ({text})" if text else ""
 
 
 def _decode_error(record: tuple[Any, ...], name: str) -> BaseException:

@@ -9,7 +9,8 @@ the two loops only exchange records:
 * the queue's loop hands over jobs and cancels with `Link.send` (a deque and one
   ``call_soon_threadsafe`` per batch, however many jobs it holds); a batch is sent with one
   ``client.map`` per priority, and the values of the futures that finish together are
-  fetched with one ``client.gather``;
+  fetched with one ``client.gather`` (at most `GATHERS` in flight: what finishes meanwhile
+  goes in the next one);
 * the link hands back finished jobs and start announcements with ``LoopCaller.call``
   (again one call per batch), and the backend wakes the attempt.
 
@@ -19,8 +20,13 @@ cluster (`.cluster`) always runs its scheduler in a thread of its own, never on 
 A job (`DaskJob`) is one attempt. In the dask thread it becomes one dask future
 (``client.map(run_payload, ...)`` with ``pure=False``, ``retries=0`` and the priority
 turned around: dask runs higher numbers first), watched by one asyncio task until the
-future ends; the future is then dropped, so dask forgets its result. Only this module
-touches the client, and only from the link's loop.
+future ends; the backend then drops the future (or keeps it for dependents, `.chains`), so
+dask forgets its result. A value of at most `.remote.INLINE_BYTES` pickled also comes as an
+event on the topic named by the client's id (with the start announcements): the job is done
+when the first of the two arrives, and the other is ignored, so a small value costs no
+``gather`` (a request through the scheduler to the worker) — the scheduler drops the topic's
+events itself once the client has gone. Only this module touches the client, and only from
+the link's loop.
 """
 
 from __future__ import annotations
@@ -29,19 +35,24 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..._loops import LoopCaller
 from .cluster import close_local_cluster, start_local_cluster
+from .job import DaskJob
 from .options import DaskOptions, scheduler_address
 from .remote import run_payload
 
-__all__ = ("DaskJob", "Link")
+__all__ = ("Link",)
 
 logger = logging.getLogger("osiiso")
+
+#: most ``gather`` requests in flight at once: values that finish meanwhile wait and go together
+#: in the next one (many small requests cost the scheduler more than a few big ones), and two
+#: let small values pass one big transfer
+GATHERS = 2
 
 #: seconds the client and the embedded cluster get to close
 CLOSE_TIMEOUT = 20.0
@@ -52,47 +63,6 @@ _open_clients: set[Any] = set()
 
 #: what `Link.call` returns: an asyncio future on the queue's loop, or a concurrent one (trio)
 Outcome = concurrent.futures.Future[Any] | asyncio.Future[Any]
-
-
-class DaskJob:
-    """One attempt on the cluster: what is sent, what came back, and where it ran.
-
-    ``raw`` is what `run_payload` returned, ``error`` what awaiting the future raised
-    instead (``KilledWorker``, a cancellation, a lost connection). ``abandoned``: the
-    attempt was cancelled or timed out; whatever comes back is dropped. ``where`` is the
-    worker that announced the start (only for announced jobs).
-    """
-
-    __slots__ = (
-        "abandoned",
-        "args_blob",
-        "attempt",
-        "done",
-        "error",
-        "fn_blob",
-        "future",
-        "key",
-        "name",
-        "priority",
-        "raw",
-        "topic",
-        "waiter",
-        "where",
-    )
-
-    def __init__(self, attempt: Any, fn_blob: bytes, args_blob: bytes, topic: str | None) -> None:
-        self.attempt = attempt
-        self.name: str = attempt.name
-        self.key = f"{attempt.name}-{uuid.uuid4().hex}"
-        self.fn_blob, self.args_blob = fn_blob, args_blob
-        self.priority: int = attempt.priority
-        self.topic = topic
-        self.done = self.abandoned = False
-        self.raw: Any = None
-        self.error: BaseException | None = None
-        self.future: Any = None
-        self.waiter: Any = None
-        self.where: str | None = None
 
 
 class Link:
@@ -116,7 +86,7 @@ class Link:
         self.client: Any = None
         self.cluster: Any = None  # the embedded cluster, if this thread started one
         self.address: str | None = None
-        self.topic = f"osiiso-start-{uuid.uuid4().hex}"
+        self.topic = ""  # the client's id, once connected (`open`)
         self.restarts = 0
         self.closing = False
         self._jobs: dict[str, DaskJob] = {}
@@ -126,6 +96,7 @@ class Link:
         self._outbox_armed = False
         self._restarting: set[str] = set()
         self._gathering: list[tuple[DaskJob, Any]] = []
+        self._gathers = 0  # gather requests in flight (at most GATHERS)
         self.thread: threading.Thread | None = None
         if loop is None:
             self.thread = threading.Thread(target=self._main, name="osiiso-dask", daemon=True)
@@ -170,6 +141,9 @@ class Link:
                 f"the dask backend could not reach the scheduler at {address!r} within "
                 f"{options.connect_timeout:g}s ({exc}) — start it (dask scheduler) or fix the address") from exc
         _open_clients.add(self.client)
+        # workers report starts and small values on the topic named by the client's id: the
+        # scheduler drops that topic's events itself once the client has gone
+        self.topic = str(self.client.id)
         self.client.subscribe_topic(self.topic, self._on_start_event)
         threads: dict[str, int] = await self.client.nthreads()
         return sum(threads.values())
@@ -214,7 +188,8 @@ class Link:
                     raise ConnectionError("the dask backend's client is closed")
                 futures = self.client.map(
                     run_payload, [j.fn_blob for j in jobs], [j.args_blob for j in jobs], [j.topic for j in jobs],
-                    key=[j.key for j in jobs], pure=False, priority=-priority, retries=0, fifo_timeout=0)
+                    [j.upstream for j in jobs], [self.topic] * len(jobs), key=[j.key for j in jobs], pure=False,
+                    priority=-priority, retries=0, fifo_timeout=0)
             except Exception as exc:
                 for job in jobs:
                     job.error = exc
@@ -223,6 +198,7 @@ class Link:
             for job, future in zip(jobs, futures, strict=True):
                 job.future = future
                 job.fn_blob = job.args_blob = b""
+                job.upstream = []  # the dependent's task on the scheduler holds them now
                 self._jobs[job.key] = job
                 self.loop.create_task(self._watch(job, future))
 
@@ -230,9 +206,11 @@ class Link:
         """Wait for ``job``'s future; a value joins the next batched gather, anything else is reported."""
         try:
             await future._state.wait()  # what dask's own wait() and as_completed() await
+            if job.key not in self._jobs:
+                return  # its value came as an event (and the backend may have let the future go)
             if future.status == "finished":
                 self._gathering.append((job, future))
-                if len(self._gathering) == 1:
+                if len(self._gathering) == 1 and self._gathers < GATHERS:
                     self.loop.call_soon(self._start_gather)
                 return
             job.raw = await future  # raises: the error, KilledWorker or the cancel
@@ -241,30 +219,50 @@ class Link:
         self._done(job)
 
     def _start_gather(self) -> None:
-        batch, self._gathering = self._gathering, []
+        if self._gathers >= GATHERS:
+            return  # the next gather to end takes what waits
+        waiting, self._gathering = self._gathering, []
+        batch = [(job, future) for job, future in waiting if job.key in self._jobs]  # not reported by an event
         if batch:
+            self._gathers += 1
             self.loop.create_task(self._gather(batch))
 
     async def _gather(self, batch: list[tuple[DaskJob, Any]]) -> None:
-        """Fetch the values of every future that finished in one turn of the loop, in one request."""
+        """Fetch the values of every future that finished since the last gather began, in one request."""
         try:
             values = await self.client.gather([future for _, future in batch])
             for (job, _), value in zip(batch, values, strict=True):
-                job.raw = value
+                if job.key in self._jobs:  # not reported by an event meanwhile
+                    job.raw = value
         except BaseException:  # one failed (its data lost, say): each on its own, to name the failure
             for job, future in batch:
+                if job.key not in self._jobs:
+                    continue
                 try:
                     job.raw = await future
                 except BaseException as exc:
                     job.error = exc
         finally:
+            self._gathers -= 1
             for job, _ in batch:
                 self._done(job)
             del batch
+            if self._gathering and not self.closing:
+                self._start_gather()
+            elif self._gathering:  # the client is going: no new request, the futures go with it
+                waiting, self._gathering = self._gathering, []
+                for job, _ in waiting:
+                    job.error = ConnectionError("the dask backend's client is closed")
+                    self._done(job)
 
     def _done(self, job: DaskJob) -> None:
-        self._jobs.pop(job.key, None)
-        job.future = None
+        """``job``'s future ended: report it. The backend takes the future of a job it waits for
+        (to keep it for dependents, `.chains`, or drop it); an abandoned job's goes now.
+        Only the first report counts: a small value comes both as an event and with the future."""
+        if self._jobs.pop(job.key, None) is None:
+            return
+        if job.abandoned:
+            job.future = None
         self._report(True, job)
 
     def _cancel(self, job: DaskJob) -> None:
@@ -291,11 +289,19 @@ class Link:
 
     # -- jobs out -----------------------------------------------------------------------------
     def _on_start_event(self, event: tuple[float, Any]) -> None:
-        key, where = event[1][0], event[1][1]
-        job = self._jobs.get(key)
-        if job is not None:
-            job.where = where
-            self._report(False, job)
+        """A worker began a job (``[key, worker, pid]``) or sent its small value (``[key, blob]``)."""
+        message = event[1]
+        if not isinstance(message, (list, tuple)) or len(message) not in (2, 3):
+            return  # dask's own news about this client (a dict)
+        job = self._jobs.get(message[0])
+        if job is None:  # reported already (its value came the other way), or not ours
+            return
+        if len(message) == 2:
+            job.raw = (True, message[1])
+            self._done(job)
+            return
+        job.where = message[1]
+        self._report(False, job)
 
     def _report(self, done: bool, job: DaskJob) -> None:
         self._outbox.append((done, job))
@@ -329,6 +335,8 @@ class Link:
             if client is not None:
                 _open_clients.discard(client)
                 try:
+                    # first, so the scheduler does not send this client the news of its own leaving
+                    client.unsubscribe_topic(self.topic)
                     # timeout=None: the coroutine itself, started at once by wait_for (dask's own
                     # timeout wrapper would never start it if this task is cancelled first)
                     await asyncio.wait_for(client.close(timeout=None), CLOSE_TIMEOUT)
