@@ -348,7 +348,7 @@ class Engine(Records):
         # whatever the failure left half-counted: nothing is held any more
         self.running = self.outstanding = self.hooks_running = 0
         for lane in self.lane_list:
-            lane.running = lane.queued = 0
+            lane.running = lane.queued = lane.retrying = 0
         self.waiting.clear()
         self.crew.clear()
         for event in self.room_waiters:

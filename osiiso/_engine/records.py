@@ -37,6 +37,8 @@ __all__ = ("Records",)
 
 Hook = Callable[..., object]
 _CANCELLED = TaskStatus.CANCELLED
+_SUCCEEDED = TaskStatus.SUCCEEDED
+_RETRYING = TaskStatus.RETRYING
 #: the engine whose hook the current task is running (join() there would wait for itself)
 IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 _new_result = tuple.__new__
@@ -90,6 +92,8 @@ class Records:
             lane.running -= 1
         else:
             lane.queued -= 1
+        if handle._attempts > 1 or handle._status is _RETRYING:  # counted when it first failed and retried
+            lane.retrying -= 1
         now = time.time()
         started = handle._started_at
         options = handle._options
@@ -114,6 +118,11 @@ class Records:
             now - started if started is not None else 0.0, False, (),
         ))
         lane.done += 1
+        if status is not _SUCCEEDED:
+            if status is _CANCELLED:
+                lane.cancelled += 1
+            else:
+                lane.failed += 1
         self.outstanding -= 1
         self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
         run = self.run

@@ -227,6 +227,8 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -
         return
     options = handle._options
     if handle._attempts <= options.retries and isinstance(exc, options.retry_on) and not engine.stopping:
+        if handle._attempts == 1:  # its first retry: counted as retrying until it ends (`Records.finish`)
+            engine.lanes[handle._backend].retrying += 1
         handle._status = TaskStatus.RETRYING
         if engine.on_retry is not None:
             await call_hook(engine.on_retry, handle, exc)
