@@ -219,11 +219,12 @@ class ProgressWatcher:
             logger.exception("osiiso: the progress display failed and is turned off for this run")
 
     async def run(self) -> None:
-        """Show a snapshot every `REFRESH` seconds until closed (a task of the queue's service)."""
+        """Show a snapshot every ``every`` seconds until closed (a task of the queue's service)."""
         while not self._closed:
-            self._show(self.snapshot())
             with anyio.move_on_after(self._every):
                 await self._stop.wait()
+            if not self._closed:
+                self._show(self.snapshot())
 
     def close(self) -> None:
         """The run has ended: show the final snapshot, with every result counted, and release the view."""
