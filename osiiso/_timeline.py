@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from ._errors import TaskTimeoutError
 from ._result import AttemptTiming, TaskResult, TaskStatus
 from ._timeline_page import OUTCOMES, PAGE
 
@@ -54,8 +55,7 @@ def _attempts(result: TaskResult) -> Iterable[_Bar]:
     if result.restored:
         return  # restored from a checkpoint: nothing ran
     start = result.started_at if result.started_at is not None else result.finished_at
-    outcome = "timeout" if "timed out" in result.message and result.status is TaskStatus.FAILED else \
-        _STATUS_OUTCOME.get(result.status, "error")
+    outcome = "timeout" if isinstance(result.exception, TaskTimeoutError) else _STATUS_OUTCOME[result.status]
     yield _Bar(backend, backend, start, result.finished_at, result.created_at or start, outcome, result,
                max(result.attempts, 1), result.message)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import osiiso
-from osiiso import AsyncQueue, AttemptTiming, RunSummary, TaskResult
+from osiiso import AsyncQueue, AttemptTiming, RunSummary, TaskResult, TaskTimeoutError
 from osiiso._timeline import timeline_data
 
 pytestmark = pytest.mark.timeout(120)
@@ -52,7 +52,7 @@ def _mixed() -> RunSummary:
         _result(5, "thread", "thread/2", 100.3, (0.1, "cancelled")),
         TaskResult("task-6", "restored", "succeeded", restored=True),
         TaskResult("task-7", "old", "failed", backend="thread", attempts=1, started_at=100.4, finished_at=100.5,
-                   message="failed: TaskTimeoutError: 'old' timed out after 0.1s"),
+                   exception=TaskTimeoutError("'old' timed out after 0.1s")),
     ]
     return RunSummary(tuple(results), 1.0)
 
@@ -74,6 +74,13 @@ def test_rows_are_grouped_by_backend_and_overlapping_attempts_get_sub_rows() -> 
     assert bars["row"][by_task["task-3"]] == 1  # it overlaps task-2 on the "async" worker
     retried = [i for i, t in enumerate(bars["task"]) if strings[t] == "task-1"]
     assert [bars["attempt"][i] for i in retried] == [1, 2] and {bars["attempts"][i] for i in retried} == {2}
+
+
+def test_an_empty_run_gives_an_empty_page(tmp_path: Path) -> None:
+    """A summary without results still writes a page: no rows, no bars."""
+    data = timeline_data(())
+    assert data["rows"] == [] and data["bars"] == {name: [] for name in data["bars"]}  # type: ignore[union-attr]
+    assert RunSummary((), 0.0).timeline(tmp_path / "empty.html").stat().st_size > 1000
 
 
 def test_user_text_cannot_break_out_of_the_page(tmp_path: Path) -> None:
@@ -157,6 +164,7 @@ def test_chromium_draws_every_bar_and_the_legend(tmp_path: Path) -> None:
     assert dom.stats["bars"] == "8" and dom.stats["rows"] == "6"
     assert int(dom.stats["rects"]) + int(dom.stats["merged"]) == 8
     assert dom.images == 0  # the hostile task name stayed text
+    assert _load(RunSummary((), 0.0).timeline(tmp_path / "empty.html")).stats["bars"] == "0"  # its script ran
     shot = tmp_path / "run.png"
     done = _chromium(f"--screenshot={shot}", page.as_uri())
     assert done.returncode == 0 and shot.stat().st_size > 5000, done.stderr
