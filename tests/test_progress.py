@@ -185,7 +185,8 @@ async def test_snapshots_see_retries_and_totals_growing() -> None:
         attempts += 1
         if attempts == 1:
             raise OSError("first attempt fails")
-        await retry_seen.wait()  # a snapshot has shown this task retrying
+        with anyio.move_on_after(20):  # bounded: without a retrying count the assertion below says so
+            await retry_seen.wait()  # a snapshot has shown this task retrying
         for i in range(5):
             q.submit(child, i)
         return "ok"
