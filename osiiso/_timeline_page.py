@@ -175,6 +175,17 @@ Bars narrower than a pixel are merged into one column per pixel, coloured by the
     return -1;
   }
 
+  function show(i, x, y) {  // the tooltip of attempt i, near (x, y)
+    tip.textContent = S[B.name[i]] + " (" + S[B.task[i]] + ")\\nattempt " + B.attempt[i] + " of " +
+      B.attempts[i] + ": " + outcomes[B.outcome[i]] + "\\nran " + fmt(B.end[i] - B.start[i]) + ", waited " +
+      fmt(B.start[i] - B.queued[i]) + " on " + rows[B.row[i]][0] + " / " + rows[B.row[i]][1] +
+      "\\n" + S[B.message[i]];
+    tip.dataset.attempt = i;
+    tip.style.display = "block";
+    tip.style.left = Math.max(0, Math.min(x + 14, window.innerWidth - 540)) + "px";
+    tip.style.top = (y + 14) + "px";
+  }
+
   let drag = null;
   canvas.addEventListener("mousemove", (ev) => {
     if (drag) {
@@ -183,13 +194,7 @@ Bars narrower than a pixel are merged into one column per pixel, coloured by the
     }
     const i = find(ev);
     if (i < 0) { tip.style.display = "none"; return; }
-    tip.textContent = S[B.name[i]] + " (" + S[B.task[i]] + ")\\nattempt " + B.attempt[i] + " of " +
-      B.attempts[i] + ": " + outcomes[B.outcome[i]] + "\\nran " + fmt(B.end[i] - B.start[i]) + ", waited " +
-      fmt(B.start[i] - B.queued[i]) + " on " + rows[B.row[i]][0] + " / " + rows[B.row[i]][1] +
-      "\\n" + S[B.message[i]];
-    tip.style.display = "block";
-    tip.style.left = Math.min(ev.clientX + 14, window.innerWidth - 540) + "px";
-    tip.style.top = (ev.clientY + 14) + "px";
+    show(i, ev.clientX, ev.clientY);
   });
   canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
   canvas.addEventListener("mousedown", (ev) => { drag = {x: ev.clientX, t0: t0, t1: t1}; });
@@ -205,6 +210,11 @@ Bars narrower than a pixel are merged into one column per pixel, coloured by the
   }, {passive: false});
   window.addEventListener("resize", draw);
   draw();
+  const pinned = /^#attempt=(\\d+)$/.exec(location.hash);  // page.html#attempt=3 opens that tooltip
+  if (pinned && +pinned[1] < n) {
+    const i = +pinned[1], box = canvas.getBoundingClientRect();
+    show(i, box.left + LABEL + (B.start[i] - t0) * scale(), box.top + rowTop[B.row[i]]);
+  }
 })();
 </script>
 </body>

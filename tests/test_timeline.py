@@ -130,6 +130,8 @@ class _Page(HTMLParser):
         self.stats: dict[str, str] = {}
         self.legend: list[str] = []
         self.images = 0
+        self.tip = ""
+        self._in_tip = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = {k: v or "" for k, v in attrs}
@@ -138,6 +140,14 @@ class _Page(HTMLParser):
         if tag == "li" and "data-outcome" in found:
             self.legend.append(found["data-outcome"])
         self.images += tag == "img"
+        self._in_tip = found.get("id") == "osiiso-tip"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_tip = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_tip:
+            self.tip += data
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
@@ -147,8 +157,8 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=90, check=False)
 
 
-def _load(page: Path) -> _Page:
-    done = _chromium("--dump-dom", page.as_uri())
+def _load(page: Path, fragment: str = "") -> _Page:
+    done = _chromium("--dump-dom", page.as_uri() + fragment)
     assert done.returncode == 0, done.stderr
     parsed = _Page()
     parsed.feed(done.stdout)
@@ -165,6 +175,12 @@ def test_chromium_draws_every_bar_and_the_legend(tmp_path: Path) -> None:
     assert int(dom.stats["rects"]) + int(dom.stats["merged"]) == 8
     assert dom.images == 0  # the hostile task name stayed text
     assert _load(RunSummary((), 0.0).timeline(tmp_path / "empty.html")).stats["bars"] == "0"  # its script ran
+    data = timeline_data(_mixed().results)
+    strings, bars = data["strings"], data["bars"]
+    hostile = [strings[t] for t in bars["task"]].index("task-3")  # type: ignore[index, union-attr]
+    tip = _load(page, f"#attempt={hostile}").tip  # the page opens this attempt's tooltip
+    assert tip.splitlines() == [f"{HOSTILE} (task-3)", "attempt 1 of 1: timeout",
+                                "ran 100.0 ms, waited 1.0 ms on async / async #2", f"failed: {HOSTILE}"]
     shot = tmp_path / "run.png"
     done = _chromium(f"--screenshot={shot}", page.as_uri())
     assert done.returncode == 0 and shot.stat().st_size > 5000, done.stderr
