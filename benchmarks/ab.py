@@ -25,7 +25,7 @@ N_MIXED = 10_000
 
 def _workloads() -> dict[str, object]:
     from benchmarks import _async_peers as peers
-    from benchmarks import w3_thread_noop, w5_process_cpu, w7_pipeline
+    from benchmarks import w3_thread_noop, w4_process_tiny, w5_process_cpu, w7_pipeline
     from benchmarks._runner import run_on
     from benchmarks.w1_async_noop import LIMIT, N, noop
 
@@ -70,6 +70,19 @@ def _workloads() -> dict[str, object]:
             await q.group(w5_process_cpu.burn, [n] * 16).values()
             return perf_counter() - start
 
+    async def w4() -> float:
+        from time import perf_counter
+
+        from osiiso import AsyncQueue
+
+        async with AsyncQueue(processes=2) as q:
+            await q.group(w4_process_tiny.h, range(4), backend="process").values()  # warm pool
+            start = perf_counter()
+            values = await q.group(w4_process_tiny.h, range(w4_process_tiny.N), backend="process").values()
+            elapsed = perf_counter() - start
+        assert len(values) == w4_process_tiny.N
+        return elapsed
+
     def w1(loop: str) -> float:
         return run_on(loop, lambda: peers.osiiso_queue(noop, N, LIMIT))
 
@@ -79,6 +92,7 @@ def _workloads() -> dict[str, object]:
         "W1 trio": lambda: w1("trio"),
         "W1 seed form": lambda: run_on("asyncio", seed_form),
         "W3": lambda: run_on("asyncio", w3_thread_noop.osiiso_threads),
+        "W4": lambda: run_on("asyncio", w4),
         "W5": lambda: run_on("asyncio", w5),
         "W7": lambda: run_on("asyncio", lambda: w7_pipeline.osiiso_pipeline(64)),
         "mixed async+thread": lambda: run_on("asyncio", mixed),
@@ -108,7 +122,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     repo = str(Path(__file__).resolve().parent.parent)
-    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W3", "W5", "W7",
+    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W3", "W4", "W5", "W7",
                          "mixed async+thread")
              if not args.only or any(n.startswith(o.strip()) for o in args.only.split(","))]
     trees = {"old": str(Path(args.old).resolve()), "new": str(Path(args.new).resolve())}
