@@ -52,12 +52,17 @@ def _attempts(result: TaskResult) -> Iterable[_Bar]:
             yield _Bar(backend, t.worker or backend, start, t.finished_at, t.queued_at, t.outcome, result,
                        t.number, t.message or result.message)
         return
-    if result.restored:
-        return  # restored from a checkpoint: nothing ran
+    if result.restored or result.attempts == 0:
+        return  # restored from a checkpoint, or never ran (cancelled while waiting, a dependency failed)
     start = result.started_at if result.started_at is not None else result.finished_at
     outcome = "timeout" if isinstance(result.exception, TaskTimeoutError) else _STATUS_OUTCOME[result.status]
     yield _Bar(backend, backend, start, result.finished_at, result.created_at or start, outcome, result,
                max(result.attempts, 1), result.message)
+
+
+#: seconds two bars of one sub-row may overlap: a worker process's next attempt may be seen to
+#: start a few microseconds before the parent recorded the end of the previous one
+_SKEW = 0.001
 
 
 def _pack(bars: list[_Bar]) -> list[int]:
@@ -66,7 +71,7 @@ def _pack(bars: list[_Bar]) -> list[int]:
     rows = 0
     placed = []
     for bar in bars:
-        if free and free[0][0] <= bar.start:
+        if free and free[0][0] <= bar.start + _SKEW:
             _, row = heapq.heappop(free)
         else:
             row, rows = rows, rows + 1
@@ -91,9 +96,12 @@ class _Strings:
 
 
 def timeline_data(results: Iterable[TaskResult], title: str = "osiiso run") -> dict[str, object]:
-    """The page's data: rows (backend, label), and one column per bar field, times in ms from the first start."""
+    """The page's data: rows (backend, label), one column per bar field (times in µs from the first
+    start), and ``unran``, the tasks that never started an attempt (they have no bar)."""
     workers: dict[tuple[str, str], list[_Bar]] = {}
+    unran = 0  # tasks that never ran an attempt: no bar, a count in the page's header
     for result in results:
+        unran += result.attempts == 0 and not result.restored
         for bar in _attempts(result):
             workers.setdefault((bar.backend, bar.worker), []).append(bar)
     keys = sorted(workers, key=lambda k: (_BACKEND_ORDER.get(k[0], 9), k[0], _natural(k[1])))
@@ -124,7 +132,7 @@ def timeline_data(results: Iterable[TaskResult], title: str = "osiiso run") -> d
             name_of(strings(result.name))
             message_of(strings(bar.message))
     return {"title": title, "outcomes": list(OUTCOMES), "rows": rows, "strings": strings.items,
-            "bars": columns}
+            "bars": columns, "unran": unran}
 
 
 def _natural(label: str) -> tuple[object, ...]:

@@ -152,7 +152,9 @@ Bars narrower than a pixel are merged into one column per pixel, coloured by the
     stats.textContent = n.toLocaleString() + " attempts on " + rows.length.toLocaleString() + " rows over " +
       fmt(end) + "; showing " + fmt(t0) + " to " + fmt(t1) + ": " + rects.toLocaleString() + " bars" +
       (columns ? ", " + merged.toLocaleString() + " narrow ones merged into " + columns.toLocaleString() +
-       " pixel columns (zoom in to separate them)" : "");
+       " pixel columns (zoom in to separate them)" : "") +
+      (data.unran ? "; " + data.unran.toLocaleString() + " tasks never started (cancelled while waiting, " +
+       "or a dependency failed): no bar" : "");
   }
 
   function find(ev) {  // the attempt under the pointer, or -1

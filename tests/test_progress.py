@@ -241,10 +241,11 @@ def test_blocking_queue_and_osiiso_run_take_a_progress_function() -> None:
     def double(i: int) -> int:
         return 2 * i
 
-    with osiiso.Queue() as q:
-        for i in range(7):
-            q.submit(double, i)
-        q.run(progress=seen.append)
+    q = osiiso.Queue()  # not started before run(): every task ends during the run (as in its summary)
+    for i in range(7):
+        q.submit(double, i)
+    q.run(progress=seen.append)
+    q.shutdown()
     assert seen[-1].final and (seen[-1].done, seen[-1].total) == (7, 7)
     assert list(seen[-1].backends) == ["thread"]
 
