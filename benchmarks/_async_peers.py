@@ -22,8 +22,8 @@ def _check(results: Any, n: int) -> None:
         raise AssertionError(f"wrong results: {len(results)} of {n}")
 
 
-async def osiiso_queue(task: Task, n: int, limit: int, queue_class: Any = None) -> float:
-    """``AsyncQueue(workers=limit)``, submit everything, then ``await q.run()``."""
+async def osiiso_queue(task: Task, n: int, limit: int, queue_class: Any = None, progress: bool = False) -> float:
+    """``AsyncQueue(workers=limit)``, submit everything, then ``await q.run(progress=progress)``."""
     if queue_class is None:
         from osiiso import AsyncQueue as queue_class
     start = perf_counter()
@@ -31,7 +31,7 @@ async def osiiso_queue(task: Task, n: int, limit: int, queue_class: Any = None) 
     submit = queue.submit
     for i in range(n):
         submit(task, i)
-    summary = await queue.run()
+    summary = await queue.run(progress=progress)
     elapsed = perf_counter() - start
     if summary.succeeded != n:
         raise AssertionError(f"osiiso: {summary.succeeded} of {n} succeeded")

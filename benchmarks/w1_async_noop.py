@@ -7,22 +7,43 @@ nursery + ``trio.CapacityLimiter(64)``. Target (issue 5): osiiso >= 1.0x gather 
 The original osiiso is measured by ``original_osiiso.py`` (Python 3.13). The blocking
 ``osiiso.Queue`` runs the same tasks from synchronous code (``_blocking``); its cost against
 ``AsyncQueue`` on the same loop is reported as a metric (target, issue 11: <= 1.2x).
+The row "osiiso progress=True" runs the same queue with its progress display (drawn on this
+process's stderr: a live table on a terminal, one line per round in a pipe); its cost against
+the plain row is a metric (target, issue 12: <= 1.05x).
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
+from . import _async_peers as peers
 from ._blocking import queue_contenders, queue_metrics
 from ._fanout import fanout_contenders
-from ._runner import Config, Report, installed, interleave
+from ._runner import Config, Contender, Metric, Report, Row, installed, interleave, run_on
 
 TITLE = "async no-op: 20,000 tasks, concurrency 64"
 N, LIMIT = 20_000, 64
+PROGRESS_ROW, PROGRESS_TARGET = "osiiso progress=True", 1.05
 
 
 async def noop(i: int) -> int:
     return i
+
+
+async def _with_progress() -> float:
+    return await peers.osiiso_queue(noop, N, LIMIT, progress=True)
+
+
+def progress_metric(rows: list[Row]) -> Metric:
+    """The progress row's median / the plain osiiso row's, on asyncio (target <= 1.05x)."""
+    name = f"{PROGRESS_ROW} / osiiso, asyncio"
+    with_progress = next((r for r in rows if r.name == PROGRESS_ROW and r.times), None)
+    plain = next((r for r in rows if r.name == "osiiso" and r.loop == "asyncio" and r.times), None)
+    if with_progress is None or plain is None:
+        return Metric(name, "no data", f"<= {PROGRESS_TARGET}x", False)
+    ratio = with_progress.median / plain.median
+    return Metric(name, f"{ratio:.3f}x", f"<= {PROGRESS_TARGET}x", ratio <= PROGRESS_TARGET)
 
 
 def run(config: Config) -> Report:
@@ -31,8 +52,9 @@ def run(config: Config) -> Report:
     contenders = fanout_contenders(lambda loop: noop, N, LIMIT, report.notes)
     loops = ["asyncio", "trio"] if installed("trio") else ["asyncio"]
     contenders += queue_contenders(noop, N, {"workers": LIMIT}, loops, shutdown_timed=False)
+    contenders.append(Contender(PROGRESS_ROW, partial(run_on, "asyncio", _with_progress), "asyncio", True))
     report.rows = interleave(contenders, N, config.pick(full=9, quick=3))
-    report.metrics = queue_metrics(report.rows)
+    report.metrics = [*queue_metrics(report.rows), progress_metric(report.rows)]
     report.notes.append("ratio = peer median / osiiso median on the same loop (>1: osiiso faster); "
                         "target >= 1.0x asyncio.gather + Semaphore")
     report.seconds = time.perf_counter() - start

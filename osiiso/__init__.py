@@ -35,6 +35,8 @@ from ._helpers import pmap as pmap
 from ._helpers import run as run
 from ._helpers import tmap as tmap
 from ._options import TaskOptions as TaskOptions
+from ._progress import BackendProgress as BackendProgress
+from ._progress import ProgressSnapshot as ProgressSnapshot
 from ._queue import AsyncQueue as AsyncQueue
 from ._results import AttemptTiming as AttemptTiming
 from ._results import RunSummary as RunSummary
@@ -51,6 +53,7 @@ __version__ = "0.1.0"
 __all__ = (
     "AsyncQueue",
     "AttemptTiming",
+    "BackendProgress",
     "BoundTask",
     "Checkpoint",
     "CheckpointError",
@@ -59,6 +62,7 @@ __all__ = (
     "ExecutionError",
     "OsiisoError",
     "ProcessQueue",
+    "ProgressSnapshot",
     "Queue",
     "QueueFullError",
     "RemoteError",

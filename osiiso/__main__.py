@@ -2,7 +2,8 @@
 
 Pages served by a local HTTP server are fetched by coroutine tasks, scored in worker
 processes and written to SQLite by thread tasks; one run, one summary. No network
-access is needed (the server listens on 127.0.0.1 only).
+access is needed (the server listens on 127.0.0.1 only). ``--timeline run.html`` also
+writes the run's task-stream page.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a live progress bar (default: on a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--timeline", default=None, metavar="PATH",
+                        help="also write the run's task-stream page (one HTML file) to PATH")
     return parser
 
 
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = osiiso.run(_pipeline, args.pages, args.workers, args.processes, db, server.port, progress,
                              backend=args.loop)
     summary.display()
+    if args.timeline:
+        print(f"task-stream page: {summary.timeline(args.timeline, title=f'osiiso demo: {args.pages} pages')}")
     stages = {name: len(results) for name, results in summary.by_name().items()}
     stored = sum(1 for r in summary.by_name().get("store", ()) if r.ok)
     print(f"\n{args.pages} pages: {stages.get('fetch', 0)} fetches, {stages.get('score', 0)} scores, "

@@ -24,6 +24,7 @@ from ._errors import QueueFullError
 from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
+from ._progress import ProgressSnapshot
 from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
 from ._shadow import refuse_shadowed
@@ -258,12 +259,13 @@ class Queue:
         return self
 
     def run(self, timeout: float | None = None, *, strict: bool = False, fail_policy: str | None = None,
-            progress: bool = False) -> RunSummary:
+            progress: bool | Callable[[ProgressSnapshot], object] = False) -> RunSummary:
         """Run until the work is done (``mode="finite"``) or until shutdown (``"infinite"``), blocking.
 
         Returns the `RunSummary` of the tasks that ended during this run; ``strict=True`` raises
         `ExecutionError` if any failed. Ctrl-C cancels the run: every task ends (cancelled) and
-        ``KeyboardInterrupt`` propagates.
+        ``KeyboardInterrupt`` propagates. ``progress`` is as for `AsyncQueue.run`: ``True`` draws
+        it on standard error; a function receives each `ProgressSnapshot` in the queue's loop thread.
         """
         return self._driver.call("Queue.run()", self._aq.run, timeout, strict=strict, fail_policy=fail_policy,
                                  progress=progress)

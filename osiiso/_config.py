@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import multiprocessing
 import multiprocessing.context
@@ -62,9 +63,14 @@ def check_run_arguments(timeout: object, strict: object, fail_policy: object, pr
     limit = _seconds("timeout", timeout)
     policy = check_choice("fail_policy", default_policy if fail_policy is None else fail_policy,
                           ("continue", "fail_first"))
-    for flag, value in (("strict", strict), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{flag} must be True or False, got {value!r}")
+    if not isinstance(strict, bool):
+        raise ValueError(f"strict must be True or False, got {strict!r}")
+    if not isinstance(progress, bool):
+        if not callable(progress):
+            raise ValueError(f"progress must be True, False or a function taking a ProgressSnapshot, got {progress!r}")
+        if inspect.iscoroutinefunction(progress):
+            raise ValueError(f"progress={progress!r} is an async function: pass a plain function (it is called "
+                             "on the event loop with each ProgressSnapshot, and must not block)")
     return limit, policy
 
 

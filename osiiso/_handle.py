@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import anyio
 
 from ._errors import TaskCancelledError
-from ._results import TaskResult, TaskStatus
+from ._results import AttemptTiming, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
     from ._loops import LoopCaller
@@ -63,6 +63,7 @@ class TaskHandle(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_args",
+        "_attempt_at",
         "_attempts",
         "_backend",
         "_callbacks",
@@ -76,12 +77,14 @@ class TaskHandle(Generic[T]):
         "_kwargs",
         "_name",
         "_options",
+        "_ready_at",
         "_result",
 
         "_seq",
         "_slot",
         "_started_at",
         "_status",
+        "_timings",
         "_where",
     )
 
@@ -100,6 +103,10 @@ class TaskHandle(Generic[T]):
         self._attempts = 0
         self._created_at = created_at
         self._started_at: float | None = None
+        # the clock of the current attempt and the attempts closed so far (`_engine.attempts`)
+        self._ready_at = created_at
+        self._attempt_at: float | None = None
+        self._timings: tuple[AttemptTiming, ...] = ()
         self._result: TaskResult | None = None
         self._event: anyio.Event | None = None
         self._callbacks: list[Callable[[TaskHandle[T]], object]] | None = None

@@ -27,6 +27,7 @@ from ._handle import TaskHandle
 from ._intake import NO_KWARGS, Call, Intake, arguments_of
 from ._loops import spawn_detached
 from ._options import TaskOptions, merge_options
+from ._progress import ProgressSnapshot
 from ._results import RunSummary, TaskResult
 from ._resume import submit_checkpointed
 from ._shadow import refuse_shadowed
@@ -216,11 +217,14 @@ class AsyncQueue(Intake):
         await self._engine.service.start()
 
     async def run(self, timeout: float | None = None, *, strict: bool = False, fail_policy: str | None = None,
-                  progress: bool = False) -> RunSummary:
+                  progress: bool | Callable[[ProgressSnapshot], object] = False) -> RunSummary:
         """Run until the work is done (``mode="finite"``) or until shutdown (``"infinite"``).
 
         Returns the `RunSummary` of the tasks that ended during this run.
-        ``strict=True`` raises `ExecutionError` if any failed.
+        ``strict=True`` raises `ExecutionError` if any failed. ``progress=True`` shows the run's
+        progress on standard error (a live table per backend on a terminal, a line every few
+        seconds elsewhere); ``progress=fn`` calls ``fn`` with a `ProgressSnapshot` ten times a
+        second on the event loop (it must not block), and once more, ``final=True``, at the end.
         """
         timeout, policy = check_run_arguments(timeout, strict, fail_policy, progress, self._settings.fail_policy)
         if self._run_active:

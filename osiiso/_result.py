@@ -43,12 +43,15 @@ class AttemptTiming(NamedTuple):
     """When one attempt of a task waited, ran and ended (epoch seconds).
 
     ``number`` counts from 1. ``queued_at`` is when the attempt became ready to run (the
-    task's admission for the first attempt, the end of the retry delay for later ones);
-    ``started_at`` is when a worker took it (``None`` if it never started, e.g. cancelled
-    while waiting); ``finished_at`` is when its outcome was known. ``outcome`` is one of
-    ``"ok"``, ``"error"``, ``"timeout"``, ``"cancelled"``, ``"crashed"``; ``worker`` names
-    where it ran (``"async"``, ``"thread/3"``, ``"process/1"``, ``"dask/tcp://…"``) and
-    ``message`` says what happened, in words.
+    task's admission for the first attempt — or the end of its delay or dependencies — and
+    the end of the retry delay for later ones); ``started_at`` is when a worker really began
+    it (``None`` for an attempt cancelled before it began); ``finished_at`` is when its
+    outcome was known. ``outcome`` is one of ``"ok"``, ``"error"``, ``"timeout"``,
+    ``"cancelled"``, ``"crashed"`` (its worker process died); ``worker`` names where it ran:
+    ``"async"``, ``"thread/N"`` (the pool thread ``osiiso-thread-N``), ``"process/N"`` (the
+    process pool's slot ``N``, from 0, kept when its process is replaced), ``"dask"`` or
+    ``"dask/<worker address>"`` when known, ``""`` if it never began. ``message`` says what
+    happened, in words.
     """
 
     number: int
@@ -120,7 +123,9 @@ class TaskResult(_ResultFields):
     seconds), ``duration`` (from the first attempt's start to the end; 0 for a task that
     never ran) and ``restored`` (true for an input whose value came back from a
     `osiiso.Checkpoint` instead of running: ``succeeded``, ``attempts == 0``) and
-    ``timings`` (one `AttemptTiming` per attempt, oldest first; empty for a restored task).
+    ``timings`` (one `AttemptTiming` per attempt, oldest first: every attempt that began,
+    plus one with ``started_at=None`` when the task was cancelled while ready; empty for a
+    task that never became ready, and for a restored one).
 
     The queue builds them; tests and user code may too, with keywords: everything but
     ``task_id``, ``name`` and ``status`` has a default, a plain-string status such as

@@ -6,7 +6,9 @@ re-exported here, so ``from osiiso._results import TaskResult`` keeps working.
 
 from __future__ import annotations
 
+import os
 from dataclasses import InitVar, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._errors import ExecutionError, TaskTimeoutError, describe_failures
@@ -136,6 +138,18 @@ class RunSummary:
         from ._display import print_summary
 
         print_summary(self, file=file, limit=limit)
+
+    def timeline(self, path: str | os.PathLike[str], *, title: str = "osiiso run") -> Path:
+        """Write the task-stream page of this run to ``path`` (one HTML file) and return its path.
+
+        Every attempt is a bar on the row of the worker that ran it, rows grouped by backend,
+        coloured by outcome, retries marked, with a tooltip per attempt (name, task id,
+        duration, message). The file is self-contained (no network) and stays usable with
+        100,000 tasks. See the "Watching a run" guide.
+        """
+        from ._timeline import write_timeline
+
+        return write_timeline(self.results, path, title=title)
 
     def __repr__(self) -> str:
         restored = f", restored={self.restored}" if self.restored else ""

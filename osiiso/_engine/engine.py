@@ -24,6 +24,7 @@ from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
+from .attempts import close_attempt, outcome_of
 from .deps import MAY_HOLD_HANDLES, dependencies_of
 from .kept import new_results
 from .lanes import Lane
@@ -357,7 +358,7 @@ class Engine(Records):
         # whatever the failure left half-counted: nothing is held any more
         self.running = self.outstanding = self.hooks_running = 0
         for lane in self.lane_list:
-            lane.running = lane.queued = 0
+            lane.running = lane.queued = lane.retrying = 0
         self.waiting.clear()
         self.crew.clear()
         for event in self.room_waiters:
@@ -368,11 +369,16 @@ class Engine(Records):
         self.check_idle()
 
     # -- retries and outcomes --------------------------------------------------------------
-    def retry(self, handle: TaskHandle[Any], delay: float) -> None:
-        """A failed attempt of ``handle`` will be tried again after ``delay`` seconds."""
+    def retry(self, handle: TaskHandle[Any], delay: float, cause: BaseException) -> None:
+        """A failed attempt of ``handle`` (it raised ``cause``) will be tried again after ``delay`` seconds."""
         lane = self.lanes[handle._backend]
         self.release(lane)
         lane.queued += 1
+        now = time.time()
+        handle._timings = (*handle._timings,
+                           close_attempt(handle, outcome_of(TaskStatus.FAILED, cause), cause, now))
+        handle._attempt_at = None
+        handle._ready_at = now  # without a delay; with one, when it is due (`Service`)
         if delay > 0:
             self.timers.schedule(handle, time.monotonic() + delay)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._handle import READY, RUNNING, SCHEDULED, WAITING
+from .._result import TaskStatus
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -33,7 +34,13 @@ def check_invariants(engine: Engine) -> None:
         assert handle._result is None, f"{handle!r} has a result but is still placed"
     queued = sum(lane.queued for lane in engine.lanes.values())
     assert queued + engine.running == engine.outstanding, "queued + running != unfinished"
+    retrying = {name: 0 for name in engine.lanes}
+    for handle in unfinished:
+        if handle._attempts > 1 or handle._status is TaskStatus.RETRYING:
+            retrying[handle._backend] += 1
     for name, lane in engine.lanes.items():
+        assert lane.retrying == retrying[name], f"lane {name!r} counts {lane.retrying} retrying, holds {retrying[name]}"
+        assert 0 <= lane.failed + lane.cancelled <= lane.done, f"lane {name!r}: more failures than results"
         assert 0 <= lane.running <= lane.cap or lane.running == lane.cap == 0, \
             f"lane {name!r} runs {lane.running} tasks, more than its cap of {lane.cap}"
         assert 0 <= lane.workers <= lane.cap or lane.workers == lane.cap == 0, \

@@ -41,6 +41,7 @@ class Bucket:
 class Lane:
     """The ready tasks of one backend, its parked workers, and its counters.
 
+    The counters are plain ints a progress display reads at its own pace (`osiiso._progress`).
     Only `osiiso._engine.engine.Engine` changes the counters; a lane's own methods keep
     ``size`` (its live ready tasks) in step with its buckets.
     """
@@ -48,6 +49,7 @@ class Lane:
     __slots__ = (
         "backend",
         "buckets",
+        "cancelled",
         "cap",
         "done",
         "failed",
@@ -55,6 +57,7 @@ class Lane:
         "open",
         "priorities",
         "queued",
+        "retrying",
         "running",
         "size",
         "workers",
@@ -68,8 +71,10 @@ class Lane:
         self.idle: deque[Worker] = deque()  # parked workers, waiting to be handed a task
         self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
         self.running = 0  # tasks handed to a worker and not yet released
-        self.done = 0
-        self.failed = 0  # of `done`: the tasks that did not succeed (failed or cancelled)
+        self.done = 0  # tasks with a result; of them, `failed` failed and `cancelled` were cancelled
+        self.failed = 0
+        self.cancelled = 0
+        self.retrying = 0  # tasks that failed an attempt and will run again (waiting, or running it)
         self.workers = 0  # worker coroutines started and not yet returned
         self.cap = 0  # most workers (and running tasks) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out

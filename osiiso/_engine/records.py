@@ -20,7 +20,8 @@ import anyio
 
 from .._errors import TaskCancelledError
 from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from .._results import TaskResult, TaskStatus
+from .._results import AttemptTiming, TaskResult, TaskStatus
+from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
 from .hooks import await_hook, call_hook, spawn_hook
 from .text import text_of
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 __all__ = ("Records",)
 
 Hook = Callable[..., object]
-_CANCELLED = TaskStatus.CANCELLED
-_SUCCEEDED = TaskStatus.SUCCEEDED
+_CANCELLED, _SUCCEEDED = TaskStatus.CANCELLED, TaskStatus.SUCCEEDED
+_RETRYING = TaskStatus.RETRYING
 #: the engine whose hook the current task is running (join() there would wait for itself)
 IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 _new_result = tuple.__new__
@@ -86,11 +87,14 @@ class Records:
         if handle._result is not None:
             return None
         lane = self.lanes[handle._backend]
-        if handle._where is RUNNING:
+        where = handle._where
+        if where is RUNNING:
             self.running -= 1  # as `release`, inline on this per-task path
             lane.running -= 1
         else:
             lane.queued -= 1
+        if handle._attempts > 1 or handle._status is _RETRYING:  # counted when it first failed and retried
+            lane.retrying -= 1
         now = time.time()
         started = handle._started_at
         options = handle._options
@@ -106,17 +110,27 @@ class Records:
             status, value, exc, message = _CANCELLED, None, error, reason
         elif message is None:
             message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
+        attempt_at = handle._attempt_at
+        if status is _SUCCEEDED and attempt_at is not None:  # the common case, inline: one attempt closes
+            timing = _new_result(AttemptTiming, (
+                handle._attempts, handle._ready_at, attempt_at, now, "ok", handle._slot.where, "succeeded"))
+            timings = (*handle._timings, timing) if handle._timings else (timing,)
+        else:
+            timings = last_timing(handle, where, status, exc, message, now)
         # every field is known and of its type here: build the tuple directly, without the
         # checks and defaults of TaskResult's keyword constructor (this runs once per task)
         result = _new_result(TaskResult, (
             f"task-{handle._seq}", handle._name, status, value, exc, handle._attempts, handle._backend,
             options.priority, options.group_id, options.metadata, options.detached,
             options.must_complete, message, handle._created_at, started, now,
-            now - started if started is not None else 0.0, False, (),
+            now - started if started is not None else 0.0, False, timings,
         ))
         lane.done += 1
         if status is not _SUCCEEDED:
-            lane.failed += 1
+            if status is _CANCELLED:
+                lane.cancelled += 1
+            else:
+                lane.failed += 1
         self.outstanding -= 1
         self.results.append(result)  # queue.results keeps detached tasks too; a run's summary does not
         run = self.run
@@ -178,6 +192,7 @@ class Records:
                     if handle._deps == 0:
                         self.waiting.discard(handle)
                         resolve_arguments(handle)
+                        handle._ready_at = time.time()  # its dependencies are done: it is ready
                         self.schedule_or_ready(handle, self.lanes[handle._backend])
         finally:
             self._settling = None

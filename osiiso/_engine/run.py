@@ -11,6 +11,7 @@ A run knows the engine only, never the queue.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,6 +22,7 @@ from .service import stopping_reason
 
 if TYPE_CHECKING:
     from .._handle import TaskHandle
+    from .._progress import ProgressSnapshot, ProgressWatcher
     from .engine import Engine
 
 __all__ = ("Run",)
@@ -28,6 +30,16 @@ __all__ = ("Run",)
 
 def _submission_order(result: TaskResult) -> int:
     return int(result.task_id[5:])
+
+
+def _watch(engine: Engine, progress: bool | Callable[[ProgressSnapshot], object]) -> ProgressWatcher:
+    """A watcher of ``engine``'s lanes for ``run(progress=...)``; its counts start at this run's start."""
+    from .._progress import ProgressWatcher
+    from .._progress_view import choose_view
+
+    view, close, every = choose_view(progress)
+    return ProgressWatcher(lambda: [(lane.backend.name, lane) for lane in engine.lane_list], view,
+                           close=close, every=every)
 
 
 class Run:
@@ -58,7 +70,7 @@ class Run:
         """End the run early (``shutdown()``, ``cancel()``)."""
         self.stop.set()
 
-    async def __call__(self, *, progress: bool) -> RunSummary:
+    async def __call__(self, *, progress: bool | Callable[[ProgressSnapshot], object]) -> RunSummary:
         """Install the run, start the service if needed, wait for the work, return the summary."""
         engine = self.engine
         service = engine.service
@@ -66,14 +78,13 @@ class Run:
         engine.run = self  # every piece of run state before the service starts
         bar = None
         try:
+            if progress is not False:  # before the service starts: a task that ends on its first turn counts
+                bar = _watch(engine, progress)
             await service.start()
             reason = stopping_reason()
             if reason is not None:  # the process is stopping (SIGTERM): this run ends at once
                 engine.stop_all(reason)
-            if progress:
-                from .._progress import ProgressBar
-
-                bar = ProgressBar(engine)
+            if bar is not None:
                 service.spawn(bar.run)
             await self._wait()
         except BaseException:

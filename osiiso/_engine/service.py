@@ -168,8 +168,12 @@ class Service:
         lanes = engine.lanes
         while not engine.stopping:  # stopping: start nothing more (see `_stop_serving`)
             now = time.monotonic()
-            for handle in timers.pop_due(now):
-                engine.make_ready(handle, lanes[handle._backend])
+            due_now = timers.pop_due(now)
+            if due_now:
+                ready_at = time.time()
+                for handle in due_now:
+                    handle._ready_at = ready_at  # its delay (or retry delay) ends: its attempt is ready
+                    engine.make_ready(handle, lanes[handle._backend])
             due = engine.dispatch_at
             if due is not None and due <= now:
                 engine.dispatch_at = None

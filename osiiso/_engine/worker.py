@@ -44,7 +44,7 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "event", "in_hook", "lane", "loop_start", "scope")
+    __slots__ = ("began", "current", "engine", "event", "in_hook", "lane", "loop_start", "scope", "where")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -55,6 +55,8 @@ class Worker:
         self.loop_start = 0.0
         self.began = 0.0
         self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
+        #: where the current attempt runs, for its `AttemptTiming` (a backend may say, `ran_on`)
+        self.where = lane.backend.name
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -70,16 +72,27 @@ class Worker:
     def restart(self, handle: TaskHandle[Any]) -> None:
         """The backend says ``handle``'s attempt starts only now (it waited for a worker).
 
+        The attempt's timing starts here; with a timeout, the task's ``started_at`` and its
+        deadline too.
         May run in a plain loop callback, where anyio cannot read the loop's clock; the
         loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
         """
         if self.current is not handle:
             return
-        if handle._attempts == 1:
-            handle._started_at = time.time()
+        now = handle._attempt_at = time.time()  # its timing counts from the real start
         timeout = handle._options.timeout
-        if timeout is not None and self.scope is not None:
+        if timeout is None:  # the task's started_at stays the hand-out: only a timeout counts execution only
+            return
+        if handle._attempts == 1:
+            handle._started_at = now
+        if self.scope is not None:
             self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
+
+
+    def ran_on(self, handle: TaskHandle[Any], where: str) -> None:
+        """The backend names the place (``"thread/3"``) where ``handle``'s attempt runs."""
+        if self.current is handle:
+            self.where = where
 
 
 _STOP, _FRESH_SCOPE = "stop", "fresh scope"
@@ -155,8 +168,9 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             await checkpoint()
         number = handle._attempts = handle._attempts + 1
         handle._status = _RUNNING
+        now = handle._attempt_at = time.time()
         if handle._started_at is None:
-            handle._started_at = time.time()
+            handle._started_at = now
         if engine.on_start is not None:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
@@ -234,6 +248,8 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -
         return
     options = handle._options
     if handle._attempts <= options.retries and isinstance(exc, options.retry_on) and not engine.stopping:
+        if handle._attempts == 1:  # its first retry: counted as retrying until it ends (`Records.finish`)
+            engine.lanes[handle._backend].retrying += 1
         handle._status = TaskStatus.RETRYING
         if engine.on_retry is not None:
             await call_hook(engine.on_retry, handle, exc)
@@ -241,7 +257,7 @@ async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -
         if reason is not None:  # cancelled while its on_retry hook ran
             engine.finish_cancelled(handle, reason)
             return
-        engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts))
+        engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts), exc)
         return
     if isinstance(exc, (asyncio.CancelledError, anyio.get_cancelled_exc_class())):
         # the attempt raised a cancellation nobody asked this task for (a future it awaited was

@@ -43,7 +43,7 @@ _thread_numbers = itertools.count(1)
 class ThreadJob:
     """One call handed to the pool; ``waiter`` is whatever the loop side parks on."""
 
-    __slots__ = ("args", "error", "fn", "kwargs", "state", "token", "value", "waiter", "worker")
+    __slots__ = ("args", "error", "fn", "kwargs", "ran_on", "state", "token", "value", "waiter", "worker")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
@@ -53,14 +53,16 @@ class ThreadJob:
         self.value: Any = None
         self.error: BaseException | None = None
         self.waiter: Any = None
+        self.ran_on = "thread"  # the thread that took it (``"thread/N"``), once one has
 
 
 class _Worker(threading.Thread):
     """A pool thread; ``job`` is the job it runs, ``abandoned`` set once it must exit."""
 
     def __init__(self, pool: ThreadPool) -> None:
-        super().__init__(target=pool._work, args=(self,), daemon=True,
-                         name=f"osiiso-thread-{next(_thread_numbers)}")
+        number = next(_thread_numbers)
+        super().__init__(target=pool._work, args=(self,), daemon=True, name=f"osiiso-thread-{number}")
+        self.label = f"thread/{number}"  # where its jobs ran, for their timings
         self.abandoned = False
         self.initializing = True  # until its initializer has returned
         self.job: ThreadJob | None = None
@@ -177,7 +179,7 @@ class ThreadPool:
             with lock:
                 if job.state != _QUEUED:
                     continue
-                job.state, job.worker, me.job = _RUNNING, me, job
+                job.state, job.worker, me.job, job.ran_on = _RUNNING, me, job, me.label
             if init_error is not None:
                 job.error = _init_failed(self._initializer, init_error)
             else:

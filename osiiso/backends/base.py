@@ -54,7 +54,8 @@ class Attempt:
     fills every field before each attempt. A backend that queues work before it
     really starts (a busy process worker) calls `hold_clock` when it queues the
     attempt and `restart_clock` when the attempt begins executing, so the timeout
-    (and the task's ``started_at``) count execution only.
+    (and the task's ``started_at``) count execution only. `ran_on` names the
+    worker that runs it (a thread, a process slot).
     """
 
     __slots__ = ("_clock", "_task", "args", "fn", "kwargs", "name", "number", "priority", "seq", "timeout")
@@ -104,6 +105,12 @@ class Attempt:
         """The attempt starts executing now: its timeout counts from here (loop thread)."""
         if self._clock is not None:
             self._clock.restart(self._task)
+
+    def ran_on(self, where: str) -> None:
+        """Name the place this attempt runs (``"thread/3"``, ``"process/0"``), for its
+        `osiiso.AttemptTiming` (loop thread). Without it, the backend's name."""
+        if self._clock is not None:
+            self._clock.ran_on(self._task, where)
 
 
 class Backend(ABC):

@@ -73,7 +73,9 @@ class ThreadBackend(Backend):
         except BaseException:
             if pool.abandon(job, f"task {attempt.name!r} was cancelled or timed out"):
                 self._abandoned += 1
+            attempt.ran_on(job.ran_on)
             raise
+        attempt.ran_on(job.ran_on)
         error = job.error
         if error is None:
             return job.value

@@ -182,6 +182,7 @@ class DaskBackend(Backend):
 
     async def run(self, attempt: Attempt) -> Any:
         """Send the attempt to the cluster and park until its future ends; a cancelled wait cancels it."""
+        attempt.ran_on(self.name)  # a worker's address once it announces the start (`_started`)
         link = self._link
         if link is None:
             if self._start_error is not None:
@@ -237,9 +238,10 @@ class DaskBackend(Backend):
                 waiter.wake(job)
 
     def _started(self, jobs: list[DaskJob]) -> None:
-        """On the queue's loop: a worker began these jobs; their timeouts count from now."""
+        """On the queue's loop: a worker began these jobs; their timeouts (and timings) count from now."""
         for job in jobs:
-            if not job.done and not job.abandoned and job.attempt.timeout is not None:
+            if not job.done and not job.abandoned:
+                job.attempt.ran_on(f"dask/{job.where}")
                 job.attempt.restart_clock()
 
     async def aclose(self, *, force: bool = False) -> None:

@@ -139,6 +139,7 @@ class ProcessBackend(Backend):
             assert pool is not None
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
+        attempt.ran_on(self.name)  # until a worker slot takes it (`Pool._command`)
         job = pool.submit(attempt)
         waiter = self._waiter
         assert waiter is not None

@@ -210,7 +210,8 @@ class Pool(Starts):
             slot.unread += job.size
         else:
             job.started = True
-        if not ahead and job.attempt.timeout is not None:
+        job.attempt.ran_on(f"process/{slot.index}")
+        if not ahead:  # it starts now (else at its STARTED report)
             job.attempt.restart_clock()
         slot.inflight.append(job)
         slot.sent += 1
@@ -296,7 +297,7 @@ class Pool(Starts):
                 if job.cancelled:  # the CANCEL came too late: it runs, so kill it
                     slot.skipping -= 1
                     self._kill(slot)
-                elif job.attempt.timeout is not None:
+                else:
                     job.attempt.restart_clock()
             elif kind == SKIPPED:
                 inflight.popleft()
