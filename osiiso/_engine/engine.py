@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._events import enabled
 from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
 from .attempts import close_attempt, outcome_of
 from .deps import dependencies_of
+from .events import retrying
 from .lanes import Lane
 from .ratelimit import RateLimiter
 from .records import Records
@@ -73,6 +75,7 @@ class Engine(Records):
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
+        self.log_tasks = enabled("start")  # DEBUG start/finish events: asked again when the service or a run starts
         self.outstanding = 0  # tasks without a result
         self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
         self.run: Run | None = None  # the run in progress, if any
@@ -370,6 +373,7 @@ class Engine(Records):
                            close_attempt(handle, outcome_of(TaskStatus.FAILED, cause), cause, now))
         handle._attempt_at = None
         handle._ready_at = now  # without a delay; with one, when it is due (`Service`)
+        retrying(handle, delay, cause)
         if delay > 0:
             self.timers.schedule(handle, time.monotonic() + delay)
         else:

@@ -24,6 +24,7 @@ from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
 from .._results import TaskStatus
 from ..backends.base import Attempt
+from .events import started, timed_out
 from .hooks import call_hook, is_cancelled_here
 from .text import describe, text_of
 
@@ -171,6 +172,8 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         now = handle._attempt_at = time.time()
         if handle._started_at is None:
             handle._started_at = now
+        if engine.log_tasks:
+            started(handle)
         if engine.on_start is not None:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
@@ -215,6 +218,7 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
         engine.finish_cancelled(handle, reason)
         return
     timeout = handle._options.timeout
+    timed_out(handle, timeout or 0)
     total = handle._options.retries + 1
     error = TaskTimeoutError(
         f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(timeout or 0)} "
