@@ -10,6 +10,8 @@ The original osiiso is measured by ``original_osiiso.py`` (Python 3.13). The blo
 The row "osiiso progress=True" runs the same queue with its progress display (drawn on this
 process's stderr: a live table on a terminal, one line per round in a pipe); its cost against
 the plain row is a metric (target, issue 12: <= 1.05x).
+Two rows run osiiso with the ``"osiiso"`` logger at WARNING and at DEBUG (issue 12: the events
+cost nothing at WARNING).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from functools import partial
 from . import _async_peers as peers
 from ._blocking import queue_contenders, queue_metrics
 from ._fanout import fanout_contenders
+from ._logging import logging_contenders, logging_metrics
 from ._runner import Config, Contender, Metric, Report, Row, installed, interleave, run_on
 
 TITLE = "async no-op: 20,000 tasks, concurrency 64"
@@ -53,8 +56,9 @@ def run(config: Config) -> Report:
     loops = ["asyncio", "trio"] if installed("trio") else ["asyncio"]
     contenders += queue_contenders(noop, N, {"workers": LIMIT}, loops, shutdown_timed=False)
     contenders.append(Contender(PROGRESS_ROW, partial(run_on, "asyncio", _with_progress), "asyncio", True))
+    contenders += logging_contenders(noop, N, LIMIT)
     report.rows = interleave(contenders, N, config.pick(full=9, quick=3))
-    report.metrics = [*queue_metrics(report.rows), progress_metric(report.rows)]
+    report.metrics = [*queue_metrics(report.rows), progress_metric(report.rows), *logging_metrics(report.rows)]
     report.notes.append("ratio = peer median / osiiso median on the same loop (>1: osiiso faster); "
                         "target >= 1.0x asyncio.gather + Semaphore")
     report.seconds = time.perf_counter() - start

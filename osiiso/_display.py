@@ -1,70 +1,65 @@
-"""Printing a `osiiso.RunSummary`: a rich table when rich is installed, plain text otherwise."""
+"""Printing a `osiiso.RunSummary`: a rich table when rich is installed, plain text otherwise.
+
+Both read the figures of `osiiso._report.summary_dict`, so the printed report, the plain text
+and ``to_json`` always agree.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+from typing import Any
 
-from ._errors import TaskTimeoutError
-from ._result import TaskResult
+from ._report import Summary as Summary
+from ._report import summary_dict
 
 __all__ = ("Summary", "print_summary", "summary_lines")
 
-
-class Summary(Protocol):
-    """What the report reads of a `osiiso.RunSummary` (which imports this module to print itself)."""
-
-    @property
-    def results(self) -> tuple[TaskResult, ...]: ...
-    @property
-    def duration(self) -> float: ...
-    @property
-    def timed_out(self) -> bool: ...
-    @property
-    def total_submitted(self) -> int: ...
-    @property
-    def succeeded(self) -> int: ...
-    @property
-    def failed(self) -> int: ...
-    @property
-    def cancelled(self) -> int: ...
-    @property
-    def timeouts(self) -> int: ...
-    @property
-    def restored(self) -> int: ...
-    def by_backend(self) -> dict[str, tuple[TaskResult, ...]]: ...
+_COUNTS = ("tasks", "succeeded", "failed", "cancelled", "timeouts", "retries")
 
 
-def _rate(summary: Summary) -> str:
-    if summary.duration <= 0:
+def _rate(data: dict[str, Any]) -> str:
+    if data["duration"] <= 0:
         return "-"
-    return f"{summary.total_submitted / summary.duration:,.0f} tasks/s"
+    return f"{data['total_submitted'] / data['duration']:,.0f} tasks/s"
 
 
-def _problems(summary: Summary) -> list[TaskResult]:
-    return [r for r in summary.results if not r.ok]
+def _secs(value: float) -> str:
+    return f"{value:.3f}s"
+
+
+def _title(data: dict[str, Any]) -> str:
+    return f"osiiso run: {data['total_submitted']} tasks in {data['duration']:.3f}s ({_rate(data)})"
 
 
 def summary_lines(summary: Summary, limit: int = 20) -> list[str]:
     """The plain-text report, line by line."""
+    data = summary_dict(summary, limit=limit, results=False)
     lines = [
-        f"osiiso run: {summary.total_submitted} tasks in {summary.duration:.3f}s ({_rate(summary)})",
-        f"  succeeded {summary.succeeded}  failed {summary.failed}  "
-        f"cancelled {summary.cancelled}  timeouts {summary.timeouts}"
-        + (f"  restored {summary.restored} (from a checkpoint, not run)" if summary.restored else ""),
-        f"  run timed out: {'yes, it stopped at its time limit' if summary.timed_out else 'no'}",
+        _title(data),
+        f"  succeeded {data['succeeded']}  failed {data['failed']}  "
+        f"cancelled {data['cancelled']}  timeouts {data['timeouts']}"
+        + (f"  restored {data['restored']} (from a checkpoint, not run)" if data["restored"] else ""),
+        f"  run timed out: {'yes, it stopped at its time limit' if data['timed_out'] else 'no'}",
     ]
-    by_backend = summary.by_backend()
-    if by_backend:
-        parts = [f"{name} {n}" for name, results in sorted(by_backend.items())
-                 if (n := sum(1 for r in results if not r.restored))]
-        if parts:
-            lines.append("  by backend: " + ", ".join(parts))
-    problems = _problems(summary)
-    for result in problems[:limit]:
-        lines.append(f"  {result.status.value:<9} {result.name} ({result.task_id}): {result.message}")
-    if len(problems) > limit:
-        lines.append(f"  … and {len(problems) - limit} more")
+    backends = data["backends"]
+    if backends:
+        lines.append("  by backend: " + ", ".join(f"{name} {b['tasks']}" for name, b in backends.items()))
+        lines.append(f"  retries {data['retries']}  attempts timed out {data['attempts_timed_out']}  "
+                     f"waiting {_secs(data['waiting'])}  running {_secs(data['running'])} (summed over attempts)")
+        for name, b in backends.items():
+            counts = "  ".join(f"{key} {b[key]}" for key in _COUNTS)
+            lines.append(f"    {name:<8} {counts}  waiting {_secs(b['waiting'])}  running {_secs(b['running'])}")
+    if data["slowest"]:
+        lines.append("  slowest:")
+        lines.extend(f"    {_secs(r['duration'])}  {r['name']} ({r['task_id']}, {r['backend']})"
+                     for r in data["slowest"][:min(limit, 5)])
+    failures = data["failures"]
+    if failures:
+        lines.append("  did not succeed:")
+    for r in failures:
+        lines.append(f"    {r['status']:<9} {r['name']} ({r['task_id']}): {r['message']}")
+    if data["more_failures"]:
+        lines.append(f"  … and {data['more_failures']} more")
     return lines
 
 
@@ -77,32 +72,39 @@ def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> Non
     except ImportError:
         print("\n".join(summary_lines(summary, limit)), file=out)
         return
+    data = summary_dict(summary, limit=limit, results=False)
     console = Console(file=out)
-    stopped = " — timed out: stopped at its time limit" if summary.timed_out else ""
-    table = Table(title=f"osiiso run — {summary.total_submitted} tasks in {summary.duration:.3f}s "
-                        f"({_rate(summary)}){stopped}")
-    for column in ("backend", "tasks", "succeeded", "failed", "cancelled", "timeouts"):
+    stopped = " — timed out: stopped at its time limit" if data["timed_out"] else ""
+    table = Table(title=_title(data).replace("osiiso run:", "osiiso run —", 1) + stopped)
+    times = Table(title="time of the attempts: waiting for a worker, running")
+    for column in ("backend", *_COUNTS):
         table.add_column(column, justify="left" if column == "backend" else "right")
-    for name, all_results in sorted(summary.by_backend().items()):
-        results = [r for r in all_results if not r.restored]  # counts of work done
-        if not results:
-            continue
-        counts = {s: sum(1 for r in results if r.status == s) for s in ("succeeded", "failed", "cancelled")}
-        timed = sum(1 for r in results if isinstance(r.exception, TaskTimeoutError))
-        table.add_row(name, str(len(results)), str(counts["succeeded"]), str(counts["failed"]),
-                      str(counts["cancelled"]), str(timed))
-    table.add_row("all", str(summary.total_submitted), str(summary.succeeded), str(summary.failed),
-                  str(summary.cancelled), str(summary.timeouts), style="bold")
+    for column in ("backend", "attempts", "timed out", "waiting", "running"):
+        times.add_column(column, justify="left" if column == "backend" else "right")
+    for name, b in data["backends"].items():
+        table.add_row(name, *(str(b[key]) for key in _COUNTS))
+        times.add_row(name, str(b["attempts"]), str(b["attempts_timed_out"]), _secs(b["waiting"]),
+                      _secs(b["running"]))
+    table.add_row("all", str(data["total_submitted"]), str(data["succeeded"]), str(data["failed"]),
+                  str(data["cancelled"]), str(data["timeouts"]), str(data["retries"]), style="bold")
     console.print(table)
-    if summary.restored:
-        console.print(f"restored {summary.restored} (from a checkpoint, not run)")
-    problems = _problems(summary)
-    if problems:
+    if data["backends"]:
+        console.print(times)
+    if data["restored"]:
+        console.print(f"restored {data['restored']} (from a checkpoint, not run)")
+    if data["slowest"]:
+        slow = Table(title="slowest tasks")
+        for column in ("task", "name", "backend", "attempts", "duration"):
+            slow.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
+        for r in data["slowest"][:min(limit, 5)]:
+            slow.add_row(r["task_id"], r["name"], r["backend"], str(r["attempts"]), _secs(r["duration"]))
+        console.print(slow)
+    if data["failures"]:
         detail = Table(title="tasks that did not succeed", show_lines=False)
         for column in ("task", "name", "status", "attempts", "message"):
             detail.add_column(column)
-        for result in problems[:limit]:
-            detail.add_row(result.task_id, result.name, result.status.value, str(result.attempts), result.message)
+        for r in data["failures"]:
+            detail.add_row(r["task_id"], r["name"], r["status"], str(r["attempts"]), r["message"])
         console.print(detail)
-        if len(problems) > limit:
-            console.print(f"… and {len(problems) - limit} more")
+        if data["more_failures"]:
+            console.print(f"… and {data['more_failures']} more")

@@ -131,9 +131,11 @@ class RunSummary:
             raise ExecutionError(bad, describe_failures(tuple(bad), self.total_submitted)) from bad[0].exception
 
     def display(self, *, file: Any = None, limit: int = 20) -> None:
-        """Print a readable report: counts, then the tasks that did not succeed.
+        """Print a readable report: counts, retries and timeouts per backend, the time attempts
+        spent waiting and running, the slowest tasks, then those that did not succeed (with
+        their messages; at most ``limit`` of each).
 
-        Uses a rich table when rich is installed, plain text otherwise.
+        Uses rich tables when rich is installed, plain text otherwise.
         """
         from ._display import print_summary
 
@@ -150,6 +152,21 @@ class RunSummary:
         from ._timeline import write_timeline
 
         return write_timeline(self.results, path, title=title)
+
+    def to_dict(self, *, results: bool = True, limit: int = 20) -> dict[str, Any]:
+        """The run as JSON-safe data (schema ``"osiiso.run-summary/1"``, in the results reference):
+        totals, per-backend figures, the ``limit`` slowest tasks and failures, and, with
+        ``results``, every result with its timings. Values that are not JSON scalars, and
+        exceptions, are rendered as strings (``repr``; the type name and message)."""
+        from ._report import summary_dict
+
+        return summary_dict(self, limit=limit, results=results)
+
+    def to_json(self, *, results: bool = True, limit: int = 20, indent: int | None = None) -> str:
+        """`to_dict` as a JSON string (``json.loads`` gives the same dict back)."""
+        import json
+
+        return json.dumps(self.to_dict(results=results, limit=limit), indent=indent, allow_nan=False)
 
     def __repr__(self) -> str:
         restored = f", restored={self.restored}" if self.restored else ""

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._events import enabled
 from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
 from .attempts import close_attempt, outcome_of
 from .deps import MAY_HOLD_HANDLES, dependencies_of
+from .events import retrying
 from .kept import new_results
 from .lanes import Lane
 from .ratelimit import RateLimiter
@@ -75,6 +77,7 @@ class Engine(Records):
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
+        self.log_tasks = enabled("start")  # DEBUG start/finish events: asked again when the service or a run starts
         self.outstanding = 0  # tasks without a result
         self.keep_results = keep_results  # how many results to keep; None: every one
         # every result since the last clear (queue.results); the newest `keep_results` if bounded
@@ -379,6 +382,7 @@ class Engine(Records):
                            close_attempt(handle, outcome_of(TaskStatus.FAILED, cause), cause, now))
         handle._attempt_at = None
         handle._ready_at = now  # without a delay; with one, when it is due (`Service`)
+        retrying(handle, delay, cause)
         if delay > 0:
             self.timers.schedule(handle, time.monotonic() + delay)
         else:

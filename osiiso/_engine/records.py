@@ -23,6 +23,7 @@ from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
 from .._results import AttemptTiming, TaskResult, TaskStatus
 from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
+from .events import cancelled, finished
 from .hooks import await_hook, call_hook, spawn_hook
 from .text import text_of
 
@@ -62,6 +63,7 @@ class Records:
     hook_scopes: set[anyio.CancelScope]
     on_complete: Hook | None
     workers: int
+    log_tasks: bool  # the "osiiso" logger takes DEBUG: start and finish events (asked per run)
     running: int
     outstanding: int
     hooks_running: int
@@ -137,6 +139,8 @@ class Records:
         if run is not None and not options.detached:
             run.results.append(result)
         handle._finish(result)
+        if self.log_tasks:
+            finished(result)
         dependents = handle._dependents
         if dependents:
             handle._dependents = None
@@ -286,6 +290,7 @@ class Records:
         if not reason.startswith("cancelled"):
             reason = f"cancelled: {reason}"
         handle._cancel_reason = reason
+        cancelled(handle, reason, where is RUNNING)
         if where is RUNNING:
             worker = handle._slot
             if worker is not None and worker.scope is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._events import enabled
 from .._results import RunSummary, TaskResult
 from .kept import new_results
 from .service import stopping_reason
@@ -76,6 +77,7 @@ class Run:
         service = engine.service
         own_service = not service.running
         engine.run = self  # every piece of run state before the service starts
+        engine.log_tasks = enabled("start")  # asked once per run: nothing is built when DEBUG is off
         bar = None
         try:
             if progress is not False:  # before the service starts: a task that ends on its first turn counts

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from .._events import enabled
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
 from .hooks import is_cancelled_here
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
@@ -91,6 +92,7 @@ class Service:
         engine.caller = caller
         engine.stopping = False
         engine.broken = None
+        engine.log_tasks = enabled("start")  # again at each run's start
         self._done = done = anyio.Event()
         self._serving = anyio.Event()
         spawn_detached(self._serve, done.set, "osiiso-queue")

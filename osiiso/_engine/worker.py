@@ -24,6 +24,7 @@ from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
 from .._results import TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
+from .events import started, timed_out
 from .hooks import call_hook, is_cancelled_here
 from .text import describe, text_of
 
@@ -171,6 +172,8 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         now = handle._attempt_at = time.time()
         if handle._started_at is None:
             handle._started_at = now
+        if engine.log_tasks:
+            started(handle)
         if engine.on_start is not None:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
@@ -220,6 +223,7 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
         which, fix = "not retried: TaskTimeoutError is not in retry_on", ", or add TaskTimeoutError to retry_on"
     else:
         which, fix = f"attempt {handle._attempts} of {options.retries + 1}", ""
+    timed_out(handle, options.timeout or 0)
     error = TaskTimeoutError(
         f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(options.timeout or 0)} "
         f"({which}) — raise timeout= or make the task faster{fix}"

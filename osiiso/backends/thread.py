@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from .._events import emit, enabled
 from .._loops import Waiter, current_loop_caller, waiter_for_running_loop
 from ._threadpool import ThreadJob, ThreadPool
 from .base import Attempt, Backend, BackendConfig, forced_close_error
@@ -73,6 +74,11 @@ class ThreadBackend(Backend):
         except BaseException:
             if pool.abandon(job, f"task {attempt.name!r} was cancelled or timed out"):
                 self._abandoned += 1
+                if enabled("abandon"):
+                    emit("abandon", "osiiso: task %r (%s) attempt %d was cancelled or timed out: its thread %s "
+                         "is abandoned (a thread cannot be stopped) and a fresh one takes its place",
+                         (attempt.name, attempt.task_id, attempt.number, job.ran_on), task_id=attempt.task_id,
+                         task_name=attempt.name, backend=self.name, attempt=attempt.number, worker=job.ran_on)
             attempt.ran_on(job.ran_on)
             raise
         attempt.ran_on(job.ran_on)

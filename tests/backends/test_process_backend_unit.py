@@ -48,11 +48,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
 
 
 class _Clock:
-    """Stands in for the engine's clock: records hold/restart calls."""
+    """Stands in for the engine's clock: records hold/restart calls and where the attempt ran."""
 
     def __init__(self, restart: Callable[[], None] | None) -> None:
         self._restart = restart
         self.holds = 0
+        self.where = ""
 
     def hold(self, task: object) -> None:
         self.holds += 1
@@ -60,6 +61,9 @@ class _Clock:
     def restart(self, task: object) -> None:
         if self._restart is not None:
             self._restart()
+
+    def ran_on(self, task: object, where: str) -> None:
+        self.where = where
 
 
 def attempt(fn: Callable[..., Any], *args: Any, timeout: float | None = None,

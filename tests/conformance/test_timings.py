@@ -28,6 +28,7 @@ def _check_worker(kit: Kit, timing: AttemptTiming) -> None:
 
 
 async def test_a_task_that_succeeds_at_once_has_one_ok_timing(kit: Kit) -> None:
+    """A task that succeeds on its first attempt has one "ok" timing, ordered, naming its worker."""
     q = AsyncQueue()
     handle = q.submit(kit.square, 4, **kit.opts)
     await q.run(strict=True)
@@ -62,6 +63,7 @@ async def test_each_retry_is_one_timing_and_the_retry_delay_shows_between_them(k
 
 
 async def test_a_timed_out_attempt_has_outcome_timeout(kit: Kit) -> None:
+    """An attempt past its timeout has one "timeout" timing that ran about as long as the limit."""
     q = AsyncQueue()
     handle = q.submit(kit.slow, 20, timeout=0.3, **kit.opts)
     await q.run()
@@ -75,6 +77,7 @@ async def test_a_timed_out_attempt_has_outcome_timeout(kit: Kit) -> None:
 
 
 async def test_a_task_cancelled_while_queued_has_one_timing_that_never_started(kit: Kit) -> None:
+    """A task cancelled while ready has one "cancelled" timing with started_at None and no worker."""
     q = AsyncQueue()
     handle = q.submit(kit.echo, 1, **kit.opts)
     assert handle.cancel()
@@ -87,6 +90,7 @@ async def test_a_task_cancelled_while_queued_has_one_timing_that_never_started(k
 
 
 async def test_a_task_cancelled_while_running_has_a_started_cancelled_timing(kit: Kit) -> None:
+    """A task cancelled while it runs has one "cancelled" timing that had started."""
     started = anyio.Event()
     q = AsyncQueue(on_start=lambda h: started.set())
     async with q:
@@ -100,6 +104,7 @@ async def test_a_task_cancelled_while_running_has_a_started_cancelled_timing(kit
 
 
 async def test_a_dependent_that_never_ran_has_no_timing(kit: Kit) -> None:
+    """A dependent whose dependency failed never became ready: it has no timing; the failed one has "error"."""
     q = AsyncQueue()
     failed = q.submit(kit.fail, "no", **kit.opts)
     dependent = q.submit(kit.echo, failed, **kit.opts)

@@ -27,7 +27,7 @@ from .pipes import TaskPipe
 
 __all__ = (
     "FunctionEntry", "FunctionTable", "ProcessJob", "Slot", "crash_error", "garbled_error", "no_worker_error",
-    "queue_in_order", "start_error",
+    "queue_in_order", "signal_name", "start_error",
 )
 
 
@@ -275,6 +275,11 @@ def queue_in_order(pending: deque[ProcessJob], job: ProcessJob) -> None:
         pending.insert(index, job)
     else:
         pending.append(job)
+
+
+def signal_name(exitcode: int | None) -> str | None:
+    """The name of the signal that killed a process that ended with ``exitcode`` (``None`` if none did)."""
+    return _how(exitcode)[1]
 
 
 def _how(exitcode: int | None) -> tuple[str, str | None]:

@@ -39,6 +39,7 @@ from .child import CANCEL, DONE, JOB, READY, SKIPPED, STARTED
 from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
 from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
+from .notices import crashed, garbled, interrupted, recycled
 from .starts import Starts
 from .supervisor import Supervisor
 
@@ -154,7 +155,7 @@ class Pool(Starts):
         for slot, commands in batches.items():
             slot.send(commands)
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
-                self._retire(slot)
+                self._retire(slot, recycle=True)
         if launched:  # after the first jobs went out to the new workers
             self._supervisor.watch_launched()
 
@@ -217,10 +218,12 @@ class Pool(Starts):
         slot.sent += 1
         return (JOB, job.seq, fn.key, fn_blob, job.args, job.announce)
 
-    def _retire(self, slot: Slot) -> None:
+    def _retire(self, slot: Slot, *, recycle: bool = False) -> None:
         """Close the pipe to a worker with nothing left to run: it exits on EOF (or is killed
-        after `.supervisor.EXIT_GRACE`)."""
+        after `.supervisor.EXIT_GRACE`). ``recycle``: it ran ``max_tasks_per_child`` tasks."""
         if slot.pipe is not None and not slot.dying:
+            if recycle:
+                recycled(slot)
             slot.dying = True
             slot.pipe.close()
 
@@ -305,11 +308,11 @@ class Pool(Starts):
                 slot.skipping -= 1
         if not inflight and (self.closing or (
                 self._max_tasks is not None and slot.sent >= self._max_tasks)):
-            self._retire(slot)
+            self._retire(slot, recycle=not self.closing)
 
     def _garble(self, slot: Slot, why: str) -> None:
         """The worker's reports make no sense: kill it; its jobs fail with what it wrote (`_on_death`)."""
-        logger.warning("osiiso: worker process %d wrote %s on its result pipe — killed it", slot.pid, why)
+        garbled(slot, why)
         slot.garbled, slot.dying = why, True
         self._supervisor.kill(slot.index, slot.gen)
 
@@ -325,11 +328,13 @@ class Pool(Starts):
         """
         if event.gen != slot.gen:
             return
+        running = interrupted(slot)  # for the crash event
         lost, requeue = slot.settle(event.pid, event.exitcode)
         self._pending.extendleft(reversed(requeue))
         failed_start = not (slot.ready or slot.killed or slot.garbled or event.lingered)
         if not (slot.killed or event.lingered or failed_start) and (lost or event.exitcode != 0):
             self.crashed += 1
+            crashed(slot, event, running)
         slot.vacate(relaunch=event.replaced)
         if failed_start and not self._supervisor.closing:
             self._on_failed_start(event)

@@ -26,7 +26,6 @@ The events it hands to the loop are `.events`'; killing a worker's tree is `.des
 from __future__ import annotations
 
 import atexit
-import logging
 import multiprocessing
 import os
 import pickle
@@ -40,6 +39,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from ..._events import emit, enabled
 from .child import DONE, READY, SKIPPED, STARTED
 from .descendants import kill_group, kill_tree
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
@@ -48,7 +48,6 @@ from .pipes import ResultReader, TaskPipe
 
 __all__ = ("EXIT_GRACE", "Supervisor", "resolve_context")
 
-logger = logging.getLogger("osiiso")
 
 #: seconds a worker told to exit (its task pipe closed, nothing left to run) may take before it is killed
 EXIT_GRACE = 3.0
@@ -268,9 +267,10 @@ class Supervisor:
                 continue
             if now >= since + EXIT_GRACE:
                 worker.lingered = True
-                logger.warning("osiiso: worker process %d was still alive %.1fs after it was told to exit "
-                               "(a non-daemon thread, an atexit handler, an initializer that never returns?) — "
-                               "killed it", worker.pid, EXIT_GRACE)
+                if enabled("kill"):
+                    emit("kill", "osiiso: worker process %d was still alive %.1fs after it was told to exit "
+                         "(a non-daemon thread, an atexit handler, an initializer that never returns?) — killed it",
+                         (worker.pid, EXIT_GRACE), backend="process", pid=worker.pid, reason="lingered")
                 kill_tree(worker.pid)
             else:
                 nearest = min(nearest if nearest is not None else since + EXIT_GRACE, since + EXIT_GRACE)
@@ -291,7 +291,9 @@ class Supervisor:
             events.append(Reports(worker.slot, worker.gen, reports))
         if junk is not None:
             worker.garbled = True
-            logger.warning("osiiso: worker process %d wrote %s on its result pipe — killed it", worker.pid, junk)
+            if enabled("kill"):
+                emit("kill", "osiiso: worker process %d wrote %s on its result pipe — killed it", (worker.pid, junk),
+                     backend="process", pid=worker.pid, reason=junk)
             events.append(Garbled(worker.slot, worker.gen, junk))
             kill_tree(worker.pid)
         elif worker.reader.eof:

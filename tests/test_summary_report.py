@@ -1,0 +1,116 @@
+"""RunSummary's report: display() with and without rich, and to_dict()/to_json() for machines."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from typing import Any
+
+import anyio
+import pytest
+
+from osiiso import AsyncQueue, RunSummary
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+class Opaque:
+    """A value JSON cannot hold: the report shows its repr."""
+
+    def __repr__(self) -> str:
+        return "<Opaque thing>"
+
+
+async def _mixed_run() -> RunSummary:
+    tries = 0
+
+    async def flaky() -> int:
+        nonlocal tries
+        tries += 1
+        if tries < 3:
+            raise ConnectionError(f"hung up {tries}")
+        return tries
+
+    async def opaque() -> Opaque:
+        return Opaque()
+
+    async def broken() -> None:
+        raise ValueError("bad input 42")
+
+    def slow() -> str:
+        import time
+
+        time.sleep(0.05)
+        return "slept"
+
+    q = AsyncQueue()
+    q.submit(flaky, retries=2, name="flaky")
+    q.submit(opaque, name="opaque", metadata={"row": 1, "obj": Opaque()})
+    q.submit(broken, name="broken")
+    q.submit(anyio.sleep, 20, timeout=0.05, name="stuck")
+    q.submit(slow, name="slow", backend="thread")
+    summary = await q.run()
+    await q.shutdown()
+    return summary
+
+
+async def test_to_json_round_trips_and_renders_what_json_cannot_hold() -> None:
+    """to_json() is valid JSON equal to to_dict(); objects and exceptions come out as strings."""
+    summary = await _mixed_run()
+    data = summary.to_dict()
+    assert json.loads(summary.to_json()) == data
+    assert data["schema"] == "osiiso.run-summary/1"
+    assert (data["total_submitted"], data["succeeded"], data["failed"], data["timeouts"]) == (5, 3, 2, 1)
+    assert data["retries"] == 2 and data["attempts_timed_out"] == 1
+    assert set(data["backends"]) == {"async", "thread"}
+    assert data["backends"]["async"]["tasks"] == 4 and data["backends"]["async"]["attempts"] == 6
+    assert data["running"] > 0 and data["waiting"] >= 0
+    results = {r["name"]: r for r in data["results"]}
+    assert results["flaky"]["value"] == 3
+    assert [t["outcome"] for t in results["flaky"]["timings"]] == ["error", "error", "ok"]
+    assert results["opaque"]["value"] == "<Opaque thing>"
+    assert results["opaque"]["metadata"] == {"row": 1, "obj": "<Opaque thing>"}
+    assert results["broken"]["error_type"] == "ValueError" and "bad input 42" in results["broken"]["message"]
+    assert results["stuck"]["error_type"] == "TaskTimeoutError"
+    assert {f["name"] for f in data["failures"]} == {"broken", "stuck"}
+    durations = [s["duration"] for s in data["slowest"]]
+    assert durations == sorted(durations, reverse=True)
+    assert "results" not in summary.to_dict(results=False)
+
+
+def _printed(summary: RunSummary) -> str:
+    out = io.StringIO()
+    summary.display(file=out)
+    return out.getvalue()
+
+
+async def test_display_without_rich_prints_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without rich, display() prints per-backend figures, the slowest tasks and the failures in plain text."""
+    summary = await _mixed_run()
+    monkeypatch.setitem(sys.modules, "rich.console", None)  # import rich.console now raises ImportError
+    text = _printed(summary)
+    assert text.startswith("osiiso run: 5 tasks")
+    assert "retries 2" in text and "attempts timed out 1" in text and "waiting" in text and "running" in text
+    lines = text.splitlines()
+    assert any(line.strip().startswith("async") and "retries 2" in line for line in lines)
+    assert "  slowest:" in lines and "  did not succeed:" in lines
+    assert any("broken" in line and "bad input 42" in line for line in lines)
+
+
+async def test_display_with_rich_prints_tables() -> None:
+    """With rich, display() prints the counts, the attempts' time, the slowest tasks and the failures as tables."""
+    pytest.importorskip("rich")
+    summary = await _mixed_run()
+    text = _printed(summary)
+    for title in ("osiiso run", "time of the attempts", "slowest tasks", "tasks that did not succeed"):
+        assert title in text
+    assert "retries" in text and "bad input 42" in text and "thread" in text
+
+
+def test_an_empty_summary_reports_without_figures() -> None:
+    """A summary of no tasks still reports, as text and as JSON."""
+    summary = RunSummary((), 0.0)
+    data: dict[str, Any] = json.loads(summary.to_json())
+    assert data["total_submitted"] == 0 and data["backends"] == {} and data["results"] == []
+    assert "osiiso run: 0 tasks" in _printed(summary) or "osiiso run — 0 tasks" in _printed(summary)
