@@ -8,6 +8,12 @@ formatted only by a handler that takes it (``%`` arguments), with ``extra`` fiel
 ``cause``, ``pid``, ``signal``, ...). Callers ask `enabled` first and build nothing when the
 level is off; the engine asks for the per-task events (start, finish, at DEBUG) once per
 run (`Engine.log_tasks`), so a change of level during a run is seen by the next run.
+
+The records come from the ``"osiiso.events"`` child logger: they reach every handler of
+``"osiiso"`` and of the root logger, and its level is the one set on ``"osiiso"``. It holds a
+`logging.NullHandler`, so a program that configured no logging prints none of them (a
+timeout is in the task's result already); ``logging.basicConfig(level=...)`` or a handler on
+``"osiiso"`` shows them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 __all__ = ("LEVELS", "emit", "enabled", "logger")
 
-logger = logging.getLogger("osiiso")
+logger = logging.getLogger("osiiso.events")
+logger.addHandler(logging.NullHandler())  # no "last resort" printing where logging is not set up
 
 #: the level of each event
 LEVELS: dict[str, int] = {
@@ -35,7 +42,7 @@ LEVELS: dict[str, int] = {
 
 
 def enabled(event: str) -> bool:
-    """Whether the ``"osiiso"`` logger takes records of ``event`` (ask before building one)."""
+    """Whether the ``"osiiso"`` logger (through ``"osiiso.events"``) takes records of ``event`` (ask first)."""
     return logger.isEnabledFor(LEVELS[event])
 
 
