@@ -359,8 +359,14 @@ class Link:
         If the link's loop is gone already (a queue collected after its loop closed), the
         embedded cluster is still closed, from a thread of its own.
         """
+        def begin() -> None:
+            client = self.client
+            task = self.loop.create_task(self.aclose())
+            if client is not None:  # a task cancelled before its first step never runs aclose's finally
+                task.add_done_callback(lambda _: _mark_closed(client))
+
         try:
-            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self.aclose()))
+            self.loop.call_soon_threadsafe(begin)
         except RuntimeError:  # the loop is closed
             client, self.client = self.client, None
             if client is not None:  # its connections went with the loop: nothing to close, nor to warn about
@@ -369,6 +375,12 @@ class Link:
             cluster, self.cluster = self.cluster, None
             if cluster is not None:
                 _close_in_a_thread(cluster)
+
+
+def _mark_closed(client: Any) -> None:
+    """``client`` is closed, or can no longer be: dask's ``Client.__del__`` must not try again later."""
+    _open_clients.discard(client)
+    client.status = "closed"
 
 
 def _close_in_a_thread(cluster: Any) -> None:
