@@ -125,7 +125,7 @@ class Link:
     # -- connecting ---------------------------------------------------------------------------
     async def open(self) -> int:
         """Connect (starting the embedded cluster first if needed); return the cluster's worker threads."""
-        from distributed import Client
+        from .client import client_class
 
         options = self.options
         address, security = scheduler_address(options.cluster)
@@ -134,7 +134,7 @@ class Link:
             address = self.cluster.scheduler_address
         self.address = address
         try:
-            self.client = await Client(address, asynchronous=True, set_as_default=False,
+            self.client = await client_class()(address, asynchronous=True, set_as_default=False,
                                        timeout=options.connect_timeout, security=security)
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectionError(
