@@ -126,3 +126,46 @@ def test_junk_is_refused_after_the_good_messages_before_it(junk: bytes) -> None:
     assert why is not None and "not a frame" in why
     os.close(w)
     reader.close()
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["never-started", "after-its-thread-ended"])
+def test_a_wake_after_the_supervisor_closed_its_pipe_writes_to_no_reused_descriptor(started: bool) -> None:
+    """A late wake() must not write into the descriptor that took the closed wake-up pipe's number.
+
+    The kernel hands a closed number out again; a byte written there once landed in the
+    forkserver's request socket and killed it, so every worker's exit code read 255.
+    """
+    from osiiso.backends.process.events import Stopped, Up
+    from osiiso.backends.process.launch import resolve_context
+    from osiiso.backends.process.supervisor import Supervisor
+
+    seen: list[object] = []
+    up, stopped = threading.Event(), threading.Event()
+
+    def report(events: list[object]) -> None:
+        seen.extend(events)
+        if any(isinstance(e, Up) for e in events):
+            up.set()
+        if any(isinstance(e, Stopped) for e in events):
+            stopped.set()
+
+    sup = Supervisor(resolve_context(None), pickle.dumps((None, ())), report)
+    number = sup._wake_w
+    if started:
+        sup.spawn(0)
+        assert up.wait(20), seen
+        sup.kill_all()
+        assert stopped.wait(20), seen
+        sup.join(20)
+    else:
+        assert sup.close_unstarted()
+    reader, writer = os.pipe()
+    try:
+        os.dup2(writer, number)  # the closed number now names a live pipe, as the kernel would reuse it
+        os.set_blocking(reader, False)
+        sup.wake()
+        with pytest.raises(BlockingIOError):
+            os.read(reader, 1)
+    finally:
+        for fd in {reader, writer, number}:
+            os.close(fd)

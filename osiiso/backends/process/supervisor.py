@@ -91,7 +91,10 @@ class Supervisor:
         # re-entrant: a finalizer (close_now) may run in any thread, this one included
         self._launch_lock = threading.RLock()  # launches
         self._table_lock = threading.RLock()  # the table of workers: signalling against reaping
-        self._released = False  # closed before the thread ever started (close_unstarted)
+        # the wake-up pipe is closed once (`_release_wake`); a wake() after that writes nothing,
+        # or it would write into whatever descriptor the kernel gave that number next
+        self._wake_lock = threading.Lock()
+        self._released = False
         self.closing = False
         self._thread = threading.Thread(target=self._main, name="osiiso-process-io", daemon=True)
         _live.add(self)
@@ -129,12 +132,21 @@ class Supervisor:
 
     def wake(self) -> None:
         """Make the thread look at its requests and its workers again (any thread)."""
-        if self._released:
-            return
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
+        with self._wake_lock:
+            if self._released:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _release_wake(self) -> None:
+        """Close the wake-up pipe, once; later `wake` calls do nothing."""
+        with self._wake_lock:
+            if not self._released:
+                self._released = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end (after `Stopped`, or at exit)."""
@@ -167,9 +179,7 @@ class Supervisor:
             if self.started:
                 return False
             self.closing = True  # from now on `_launch` refuses
-            self._released = True
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._release_wake()
             return True
 
     # -- the thread ---------------------------------------------------------------
@@ -179,8 +189,7 @@ class Supervisor:
             self._loop()
         finally:
             self.kill_all()  # none is left, unless the loop failed
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._release_wake()
             self._report([Stopped()])
 
     def _launch(self, slot: int) -> Up:
