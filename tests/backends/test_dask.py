@@ -433,3 +433,51 @@ def test_a_script_without_a_main_guard_runs_its_main_functions_on_dask(
     if where == "embedded cluster":
         assert out["workers"], "the embedded cluster started worker processes"
         eventually(lambda: all(proc_state(pid) in ("", "Z") for pid in out["workers"]), "the workers to exit")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("loop", loop_params(ASYNCIO, TRIO))
+def test_a_connection_cancelled_half_way_still_closes_its_client(loop: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue cancelled while its dask client is still connecting closes that client (dask must not, at GC)."""
+    import socket
+
+    from osiiso.backends.dask import client as client_module
+
+    made: list[Any] = []
+    real = client_module.client_class()
+
+    class Recorded(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(client_module, "client_class", lambda: Recorded)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers: the client stays connecting
+    accepted = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        try:
+            held.append(silent.accept()[0])
+            accepted.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+
+    async def main() -> None:
+        q = AsyncQueue(dask=DaskOptions(cluster=address, connect_timeout=30))
+        await q.start()
+        handle = q.submit(abs, -1, backend="dask")
+        await aeventually(accepted.is_set, "the client connecting to the silent server")
+        await q.shutdown(force=True)
+        assert handle.done() and handle.result().status == TaskStatus.CANCELLED
+
+    try:
+        anyio.run(main, backend=loop[0], backend_options=loop[1])
+    finally:
+        silent.close()
+        for conn in held:
+            conn.close()
+    assert made and all(c.status == "closed" for c in made), [c.status for c in made]

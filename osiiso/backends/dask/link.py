@@ -40,6 +40,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..._loops import LoopCaller
+from .client import CLOSE_TIMEOUT, close_half_open, close_in_a_thread, mark_closed, open_clients
 from .cluster import close_local_cluster, start_local_cluster
 from .job import DaskJob
 from .options import DaskOptions, scheduler_address
@@ -53,13 +54,6 @@ logger = logging.getLogger("osiiso")
 #: in the next one (many small requests cost the scheduler more than a few big ones), and two
 #: let small values pass one big transfer
 GATHERS = 2
-
-#: seconds the client and the embedded cluster get to close
-CLOSE_TIMEOUT = 20.0
-
-#: every client a link opened and has not closed: held, so that a queue dropped without
-#: shutdown reaches its finalizer (`Link.close_soon`) before dask's ``Client.__del__`` runs
-_open_clients: set[Any] = set()
 
 #: what `Link.call` returns: an asyncio future on the queue's loop, or a concurrent one (trio)
 Outcome = concurrent.futures.Future[Any] | asyncio.Future[Any]
@@ -133,14 +127,22 @@ class Link:
             self.cluster = await self.loop.run_in_executor(None, start_local_cluster, options, self.processes)
             address = self.cluster.scheduler_address
         self.address = address
+        # made first and awaited next: a connection that fails or is cancelled half-way still
+        # has a client object, which must be closed here (nobody else knows of it)
+        client = client_class()(address, asynchronous=True, set_as_default=False,
+                                timeout=options.connect_timeout, security=security)
         try:
-            self.client = await client_class()(address, asynchronous=True, set_as_default=False,
-                                       timeout=options.connect_timeout, security=security)
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise ConnectionError(
-                f"the dask backend could not reach the scheduler at {address!r} within "
-                f"{options.connect_timeout:g}s ({exc}) — start it (dask scheduler) or fix the address") from exc
-        _open_clients.add(self.client)
+            await client
+        except BaseException as exc:
+            close_half_open(self.loop, client)
+            if isinstance(exc, (OSError, asyncio.TimeoutError)):
+                raise ConnectionError(
+                    f"the dask backend could not reach the scheduler at {address!r} within "
+                    f"{options.connect_timeout:g}s ({exc}) — start it (dask scheduler) or fix the "
+                    "address") from exc
+            raise
+        self.client = client
+        open_clients.add(client)
         # workers report starts and small values on the topic named by the client's id: the
         # scheduler drops that topic's events itself once the client has gone
         self.topic = str(self.client.id)
@@ -333,7 +335,7 @@ class Link:
         cluster, self.cluster = self.cluster, None
         try:
             if client is not None:
-                _open_clients.discard(client)
+                open_clients.discard(client)
                 try:
                     # first, so the scheduler does not send this client the news of its own leaving
                     client.unsubscribe_topic(self.topic)
@@ -349,7 +351,7 @@ class Link:
                 cluster = None
         finally:
             if cluster is not None:  # cancelled before its turn (the queue's loop is ending)
-                _close_in_a_thread(cluster)
+                close_in_a_thread(cluster)
             if self.thread is not None:
                 self.loop.call_soon(self.loop.stop)
 
@@ -363,26 +365,15 @@ class Link:
             client = self.client
             task = self.loop.create_task(self.aclose())
             if client is not None:  # a task cancelled before its first step never runs aclose's finally
-                task.add_done_callback(lambda _: _mark_closed(client))
+                task.add_done_callback(lambda _: mark_closed(client))
 
         try:
             self.loop.call_soon_threadsafe(begin)
         except RuntimeError:  # the loop is closed
             client, self.client = self.client, None
             if client is not None:  # its connections went with the loop: nothing to close, nor to warn about
-                _open_clients.discard(client)
+                open_clients.discard(client)
                 client.status = "closed"
             cluster, self.cluster = self.cluster, None
             if cluster is not None:
-                _close_in_a_thread(cluster)
-
-
-def _mark_closed(client: Any) -> None:
-    """``client`` is closed, or can no longer be: dask's ``Client.__del__`` must not try again later."""
-    _open_clients.discard(client)
-    client.status = "closed"
-
-
-def _close_in_a_thread(cluster: Any) -> None:
-    threading.Thread(target=close_local_cluster, args=(cluster, CLOSE_TIMEOUT), name="osiiso-dask-close",
-                     daemon=True).start()
+                close_in_a_thread(cluster)
