@@ -88,6 +88,7 @@ class Engine(Records):
         self.idle_waiters: list[anyio.Event] = []
         self.room_waiters: deque[anyio.Event] = deque()
         self.hook_scopes: set[anyio.CancelScope] = set()  # spawned async hooks, cut at a run's limit
+        self.hooks_cut = False  # a run's limit passed: hooks that begin now are cancelled at once
         self.hooks_running = 0  # on_complete hooks being awaited (by workers, or spawned)
         self.hook_outcomes: set[Any] = set()  # what spawned async hooks returned, until awaited
         self.dispatch_wanted = False  # a dispatch is asked of the service's loop task

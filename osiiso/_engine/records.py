@@ -61,6 +61,7 @@ class Records:
     idle_waiters: list[anyio.Event]
     room_waiters: deque[anyio.Event]
     hook_scopes: set[anyio.CancelScope]
+    hooks_cut: bool
     on_complete: Hook | None
     workers: int
     log_tasks: bool  # the "osiiso" logger takes DEBUG: start and finish events (asked per run)
@@ -218,6 +219,8 @@ class Records:
                 self.dispatch()
             if result is not None and worker is not None:
                 worker.in_hook = True  # a run past its time limit cancels the hook (`cut_hooks`)
+                if self.hooks_cut and worker.scope is not None:
+                    worker.scope.cancel()
                 token = IN_HOOK.set(self)
                 try:
                     await call_hook(hook, result)
@@ -242,6 +245,8 @@ class Records:
         try:
             with anyio.CancelScope() as scope:
                 self.hook_scopes.add(scope)
+                if self.hooks_cut:  # spawned as the limit passed, started after `cut_hooks`
+                    scope.cancel()
                 await await_hook(hook, outcome)
         finally:
             IN_HOOK.reset(token)
@@ -251,7 +256,12 @@ class Records:
             self.check_idle()
 
     def cut_hooks(self) -> None:
-        """Cancel every async ``on_complete`` hook still running (a run's time limit has passed)."""
+        """Cancel every async ``on_complete`` hook still running (a run's time limit has passed).
+
+        Until the run clears ``hooks_cut``, a hook that starts later (its task ended in the
+        same turn, its hook spawned but not yet begun) is cancelled as it begins.
+        """
+        self.hooks_cut = True
         for scope in list(self.hook_scopes):
             scope.cancel()
         for worker in self.crew:

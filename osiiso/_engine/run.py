@@ -129,4 +129,7 @@ class Run:
                               spare_must_complete=self.spare_on_timeout)
             await engine.wait_idle(hooks=False)  # spared must_complete tasks run on
             engine.cut_hooks()  # the limit bounds the hooks too: those still running are cancelled
-            await engine.wait_idle()
+            try:
+                await engine.wait_idle()
+            finally:
+                engine.hooks_cut = False

@@ -123,6 +123,27 @@ async def test_the_run_time_limit_bounds_a_hook_that_never_returns(kit: Kit) -> 
     await q.shutdown()
 
 
+async def test_the_run_time_limit_bounds_the_hook_of_a_task_it_cancels(kit: Kit) -> None:
+    """The hook of a task the limit cancels may begin after the limit cut the running hooks: it is cut too.
+
+    A backend that reports the cancelled attempt a turn later (dask) starts the hook then.
+    """
+    hooked: list[TaskResult] = []
+
+    async def on_complete(result: TaskResult) -> None:
+        hooked.append(result)
+        await anyio.sleep_forever()
+
+    q = AsyncQueue(on_complete=on_complete)
+    handle = q.submit(kit.slow, 30, **kit.opts)
+    with anyio.fail_after(BOUND):
+        summary = await q.run(timeout=0.01)
+    assert summary.timed_out and handle.result().status == "cancelled"
+    assert [r.task_id for r in hooked] == [handle.task_id]
+    with anyio.fail_after(BOUND):
+        await q.shutdown()
+
+
 async def test_join_inside_a_hook_is_refused_instead_of_waiting_for_itself(kit: Kit) -> None:
     """An on_complete hook that awaits q.join() gets a RuntimeError at once; the run returns."""
     errors: list[BaseException] = []
