@@ -71,7 +71,8 @@ class Engine(Records):
         self.timers = Timers()
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
-        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
+        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
+        self.held = 0  # tasks handed to a worker that their backend holds in a batch (`hold`)
         self.outstanding = 0  # tasks without a result
         self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
         self.run: Run | None = None  # the run in progress, if any
@@ -130,7 +131,7 @@ class Engine(Records):
         self.dispatch_at = None
         for lane in self.lane_list:
             lane.open = False
-            lane.workers = lane.cap = 0
+            lane.workers = lane.cap = lane.held = 0
             lane.idle.clear()
 
     # -- admission -------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class Engine(Records):
             if not lane.size:
                 continue
             if lane.open and (lane.running >= lane.cap or (
-                    lane is not free and not lane.idle and lane.workers >= lane.cap)):
+                    lane is not free and not lane.idle and lane.workers - lane.held >= lane.cap)):
                 continue
             head = lane.peek()
             if head is None:
@@ -286,10 +287,37 @@ class Engine(Records):
         limiter.take(now)
         return True
 
-    def release(self, lane: Lane) -> None:
-        """A task leaves the running state: its slot is free (its worker gives it out next)."""
-        self.running -= 1
-        lane.running -= 1
+    def release(self, lane: Lane, worker: Worker | None = None) -> None:
+        """A task leaves the running state: its slot is free (a batched task's was already, `batched`)."""
+        if worker is not None and worker.held:
+            worker.held = False
+            self.held -= 1
+            lane.held -= 1
+        else:
+            self.running -= 1
+            lane.running -= 1
+
+    def batched(self, worker: Worker) -> None:
+        """``worker``'s backend queued its attempt in a batch: the slot goes to the next ready task.
+
+        The task stays ``worker``'s until it ends, counted in ``held``. A backend holds at most
+        ``batch_capacity`` such attempts and runs one per worker process at a time.
+        """
+        if not worker.held and worker.current is not None:
+            worker.held, lane = True, worker.lane
+            self.running, lane.running, self.held, lane.held = self.running - 1, lane.running - 1, \
+                self.held + 1, lane.held + 1
+            if lane.size and not self.dispatch_wanted:
+                self.dispatch_wanted = True
+                self.timers.poke()
+
+    def surplus(self, worker: Worker) -> bool:
+        """Whether idle ``worker`` is one too many (batched tasks had more): then it is unparked, to retire."""
+        lane = worker.lane
+        if lane.workers - lane.held <= lane.cap:
+            return False
+        self.unpark(worker)
+        return True
 
     def unpark(self, worker: Worker) -> None:
         """Forget a parked worker that is returning (the service stops)."""
@@ -346,9 +374,9 @@ class Engine(Records):
                 logger.exception("osiiso: could not record %r after the engine failed", handle)
         self.drop_hooks()  # the async on_complete hooks of those results: the service is gone
         # whatever the failure left half-counted: nothing is held any more
-        self.running = self.outstanding = self.hooks_running = 0
+        self.running = self.outstanding = self.hooks_running = self.held = 0
         for lane in self.lane_list:
-            lane.running = lane.queued = 0
+            lane.running = lane.queued = lane.held = 0
         self.waiting.clear()
         self.crew.clear()
         for event in self.room_waiters:
@@ -362,7 +390,7 @@ class Engine(Records):
     def retry(self, handle: TaskHandle[Any], delay: float) -> None:
         """A failed attempt of ``handle`` will be tried again after ``delay`` seconds."""
         lane = self.lanes[handle._backend]
-        self.release(lane)
+        self.release(lane, handle._slot)
         lane.queued += 1
         if delay > 0:
             self.timers.schedule(handle, time.monotonic() + delay)

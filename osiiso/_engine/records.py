@@ -61,6 +61,7 @@ class Records:
     on_complete: Hook | None
     workers: int
     running: int
+    held: int
     outstanding: int
     hooks_running: int
     hook_outcomes: set[Any]
@@ -86,8 +87,14 @@ class Records:
             return None
         lane = self.lanes[handle._backend]
         if handle._where is RUNNING:
-            self.running -= 1  # as `release`, inline on this per-task path
-            lane.running -= 1
+            worker = handle._slot
+            if worker is not None and worker.held:  # its backend held it in a batch (`Engine.batched`)
+                worker.held = False
+                self.held -= 1
+                lane.held -= 1
+            else:
+                self.running -= 1  # as `release`, inline on this per-task path
+                lane.running -= 1
         else:
             lane.queued -= 1
         now = time.time()

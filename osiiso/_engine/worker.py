@@ -44,7 +44,7 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "event", "in_hook", "lane", "loop_start", "scope")
+    __slots__ = ("began", "current", "engine", "event", "held", "in_hook", "lane", "loop_start", "scope")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -55,6 +55,7 @@ class Worker:
         self.loop_start = 0.0
         self.began = 0.0
         self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
+        self.held = False  # its task's attempt waits in a batch of its backend: no slot held (`Engine.batched`)
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -66,6 +67,11 @@ class Worker:
         """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
         if self.current is handle and self.scope is not None and handle._options.timeout is not None:
             self.scope.deadline = math.inf
+
+    def batch(self, handle: TaskHandle[Any]) -> None:
+        """The backend queued ``handle``'s attempt in a batch behind others: its slot goes back (`Engine.batched`)."""
+        if self.current is handle:
+            self.engine.batched(self)
 
     def restart(self, handle: TaskHandle[Any]) -> None:
         """The backend says ``handle``'s attempt starts only now (it waited for a worker).
@@ -117,8 +123,8 @@ async def _park(engine: Engine, worker: Worker) -> bool:
     """Wait, parked, until the engine hands ``worker`` a task; ``False`` when the service stops."""
     if worker.current is not None:
         return True
-    if engine.stopping:
-        return False
+    if engine.stopping or engine.surplus(worker):
+        return False  # the service stops, or the worker of a batched task is one too many
     event = worker.event = anyio.Event()
     try:
         await event.wait()

@@ -71,6 +71,7 @@ itself had moved out of its process group are not found (`.descendants`).
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from ..._errors import ClosedError
@@ -78,9 +79,21 @@ from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .codec import dumps_function
 from .launch import resolve_context
-from .pool import DEPTH, Pool
+from .placing import BATCH_MAX, DEPTH
+from .pool import Pool
 
-__all__ = ("ProcessBackend",)
+__all__ = ("BATCHING_ENV", "ProcessBackend", "batching_enabled")
+
+#: the environment variable that turns batching off for every queue of the process (``0``)
+BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
+
+
+def batching_enabled(config: BackendConfig) -> bool:
+    """Whether the pool batches short tasks: ``AsyncQueue(process_batching=...)``, else the environment."""
+    given = config.extra.get("process_batching")
+    if given is not None:
+        return bool(given)
+    return os.environ.get(BATCHING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class ProcessBackend(Backend):
@@ -105,6 +118,9 @@ class ProcessBackend(Backend):
         self._pool: Pool | None = None
         self._waiter: Waiter | None = None
         self._crashed = self._killed = 0
+        self.batching = batching_enabled(config)
+        # as many as two batches per worker: the one it runs and the next (`.pool.Pool.submit`)
+        self.batch_capacity = max(1, config.processes) * 2 * BATCH_MAX if self.batching else 0
 
     @property
     def capacity(self) -> int:
@@ -126,7 +142,7 @@ class ProcessBackend(Backend):
             boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
                                   "initializer")
             self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
-                              self.config.max_tasks_per_child)
+                              self.config.max_tasks_per_child, self.batching)
             self._waiter = waiter_for_running_loop()
 
     async def run(self, attempt: Attempt) -> Any:
@@ -149,6 +165,7 @@ class ProcessBackend(Backend):
         finally:
             if not job.done:
                 pool.cancel(job)
+            pool.release(job)
         return job.outcome()
 
     async def aclose(self, *, force: bool = False) -> None:
@@ -174,4 +191,5 @@ class ProcessBackend(Backend):
             "processes_live": pool.live if pool is not None else 0,
             "processes_crashed": self._crashed + (pool.crashed if pool is not None else 0),
             "processes_killed": self._killed + (pool.killed if pool is not None else 0),
+            "processes_batched": pool.held if pool is not None else 0,
         }
