@@ -312,9 +312,10 @@ class Engine(Records):
                 self.timers.poke()
 
     def surplus(self, worker: Worker) -> bool:
-        """Whether idle ``worker`` is one too many (batched tasks had more): then it is unparked, to retire."""
+        """Whether idle ``worker`` is one too many (batched tasks had more) and no task waits: then it
+        is unparked, to retire (while tasks wait, it parks: batches will need it again)."""
         lane = worker.lane
-        if lane.workers - lane.held <= lane.cap:
+        if lane.size or lane.workers - lane.held <= lane.cap:
             return False
         self.unpark(worker)
         return True

@@ -71,6 +71,12 @@ async def short_queue(**kwargs: Any) -> tuple[AsyncQueue, Peak]:
     return q, peak
 
 
+def sent_behind(q: AsyncQueue) -> list[int]:
+    """The submission numbers of the tasks the pool has sent to its one worker behind the first."""
+    pool = q._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+    return [job.attempt.seq for job in list(pool._slots[0].inflight)[1:]]
+
+
 def logged(log: Path) -> list[int]:
     return [int(line) for line in log.read_text().split()] if log.exists() else []
 
@@ -115,14 +121,17 @@ async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path:
         handles = q.map(step, [(i, str(log)) for i in range(1, 21)], backend="process")
         await aeventually(lambda: os.path.exists(gate + ".started"), "the first task to start")
         await aeventually(lambda: q.stats["process"]["processes_batched"] >= 20, "the tasks to be batched")
-        assert handles[4].cancel()
+        queued = sent_behind(q)  # the tasks the worker holds behind the first: cancel the last of them
+        assert queued, "no task was sent behind the first one"
+        victim = next(h for h in handles if h._seq == queued[-1])
+        assert victim.cancel()
         opened = time.time()
         Path(gate).touch()
         await q.join()
     assert blocker.value() == 0
-    assert handles[4].status == "cancelled"
-    assert 5 not in logged(log)
-    ran = [h.result() for h in handles if h is not handles[4]]
+    assert victim.status == "cancelled"
+    assert handles.index(victim) + 1 not in logged(log)  # step(i) logs i
+    ran = [h.result() for h in handles if h is not victim]
     assert all(r.status == "succeeded" for r in ran)
     assert sorted(logged(log)) == [r.value for r in ran]
     # batched tasks waited behind the first one: they count as started when they really began

@@ -2,7 +2,8 @@
 
 This package owns everything about running an attempt in another process. `ProcessBackend`
 (here) is what the engine sees; `.pool` decides, on the loop thread, where each job goes and
-what the workers' events mean, and its base `.starts` when workers start; `.jobs` holds the
+what the workers' events mean, and its base `.starts` when workers start; `.placing` where a
+job may go and how big a batch is; `.jobs` holds the
 records it keeps (jobs, shipped functions, slots); `.pipes` are the parent's ends of the
 workers' pipes, which never block; `.supervisor` is the thread that watches, reaps and kills
 the workers, and `.launch` starts them; `.codec` pickles calls and rebuilds results and
@@ -39,7 +40,8 @@ Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py
   table keyed by a number the parent assigns); arguments and results travel with pickle
   protocol 5, falling back to cloudpickle. See `.child` for the messages.
 * A job sent to a ready idle worker is running; one queued behind another (only for
-  short tasks, up to ``DEPTH`` per worker) or sent to a worker still starting is
+  short tasks, up to ``DEPTH`` per worker, or two batches for tasks short enough to batch,
+  see `.placing`) or sent to a worker still starting is
   announced: the worker says ``STARTED`` first (riding on the previous ``DONE``), so a
   cancel before that just skips it. The timeout clock runs from the moment a job is
   handed to a worker with nothing before it (one still starting counts), and restarts
@@ -102,7 +104,10 @@ class ProcessBackend(Backend):
     ``capacity`` is ``processes * DEPTH``: short tasks are queued up to ``DEPTH`` deep
     in each worker so that a worker never waits for the parent between two of them;
     longer tasks are only sent to idle workers and wait in the parent, so they never
-    queue behind a long task while another worker is free.
+    queue behind a long task while another worker is free. Tasks of a function short
+    enough to batch (`.placing.batch_size`) give their slot back while they wait in a
+    batch (`.base.Attempt.batched`), up to ``batch_capacity`` of them; ``batching`` is off
+    with ``OSIISO_PROCESS_BATCHING=0``.
     """
 
     name = "process"

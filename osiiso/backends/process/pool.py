@@ -89,13 +89,27 @@ class Pool(Starts):
         job = ProcessJob(next(self._seq), attempt, fn, args)
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
+        queue_in_order(self._pending, job)
         if self.held < self.batch_capacity and batch_size(fn.ewma) > 1:
             job.batched = True
             self.held += 1
             attempt.batched()
-        queue_in_order(self._pending, job)
+            if self._reports_due():
+                return job  # every worker is busy: the next batch of reports places it with the others
         self._schedule()
         return job
+
+    def _reports_due(self) -> bool:
+        """Whether every live worker has jobs in flight, so that its next report (within the
+        supervisor's flush interval) dispatches: then jobs gather, and go in one message each."""
+        due = False
+        for slot in self._slots:
+            if slot.pipe is None or slot.dying:
+                continue
+            if not slot.ready or slot.ahead == 0:
+                return False
+            due = True
+        return due
 
     def release(self, job: ProcessJob) -> None:
         """``job`` has ended, whichever way: it no longer counts against ``batch_capacity``."""
@@ -198,8 +212,8 @@ class Pool(Starts):
             slot.unread += job.size
         else:
             job.started = True
-        if not ahead and job.attempt.timeout is not None:
-            job.attempt.restart_clock()
+        if not ahead:
+            job.attempt.restart_clock()  # its timeout, and its started_at, count from here
         slot.inflight.append(job)
         slot.sent += 1
         return (JOB, job.seq, fn.key, fn_blob, job.args, job.announce)
