@@ -91,7 +91,8 @@ BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
 
 
 def batching_enabled(config: BackendConfig) -> bool:
-    """Whether the pool batches short tasks: ``AsyncQueue(process_batching=...)``, else the environment."""
+    """Whether the pool batches short tasks: the ``process_batching`` key of ``config.extra`` if
+    given, else `BATCHING_ENV` (anything but ``0``, ``false``, ``no`` or ``off`` means yes)."""
     given = config.extra.get("process_batching")
     if given is not None:
         return bool(given)
