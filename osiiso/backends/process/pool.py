@@ -56,6 +56,7 @@ class Pool(Starts):
         self._batching = batching
         self.batch_capacity = processes * 2 * BATCH_MAX if batching else 0
         self.held = 0  # jobs that gave their slot back (`submit`), until `release`
+        self._due = False  # every live worker has jobs in flight (`_reports_due`)
         self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._slots = [Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
@@ -94,14 +95,17 @@ class Pool(Starts):
             job.batched = True
             self.held += 1
             attempt.batched()
-            if self._reports_due():
+            if self._due:
                 return job  # every worker is busy: the next batch of reports places it with the others
         self._schedule()
         return job
 
     def _reports_due(self) -> bool:
         """Whether every live worker has jobs in flight, so that its next report (within the
-        supervisor's flush interval) dispatches: then jobs gather, and go in one message each."""
+        supervisor's flush interval) dispatches: then jobs gather, and go in one message each.
+
+        Kept in ``_due`` by `_dispatch`, which runs after every batch of events: only events
+        (reports, deaths) make a worker idle, and only `_dispatch` gives one work."""
         due = False
         for slot in self._slots:
             if slot.pipe is None or slot.dying:
@@ -181,6 +185,7 @@ class Pool(Starts):
                 break
         launched, self._launched = self._launched, False
         self._supervisor.coalesce = self.held > 0
+        self._due = self._reports_due()
         for slot, commands in batches.items():
             slot.send(commands)
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
