@@ -101,11 +101,9 @@ class Pool(Starts):
         return job
 
     def _reports_due(self) -> bool:
-        """Whether every live worker has jobs in flight, so that its next report (within the
-        supervisor's flush interval) dispatches: then jobs gather, and go in one message each.
-
-        Kept in ``_due`` by `_dispatch`, which runs after every batch of events: only events
-        (reports, deaths) make a worker idle, and only `_dispatch` gives one work."""
+        """Whether every live worker has jobs in flight, so that its next report (within the flush
+        interval) dispatches: jobs gather, and go in one message each. Kept in ``_due`` by
+        `_dispatch`, which follows every batch of events: only events make a worker idle."""
         due = False
         for slot in self._slots:
             if slot.pipe is None or slot.dying:
@@ -205,8 +203,9 @@ class Pool(Starts):
         others, or to a worker still starting, is announced (the worker will say ``STARTED``),
         and its bytes count as unread in the worker's pipe until then. The timeout clock
         restarts here when nothing is to run before the job — so an initializer that hangs
-        cannot hold a task past its timeout — and again at ``STARTED`` (which also sets the
-        task's ``started_at``).
+        cannot hold a task past its timeout — and again at ``STARTED``; for a batched job this
+        also sets the task's ``started_at`` (other jobs keep the time the engine handed them over,
+        which the rate limit spaces).
         """
         fn = job.fn
         fn_blob = slot.function_blob(fn)
@@ -217,8 +216,8 @@ class Pool(Starts):
             slot.unread += job.size
         else:
             job.started = True
-        if not ahead:
-            job.attempt.restart_clock()  # its timeout, and its started_at, count from here
+        if not ahead and (job.batched or job.attempt.timeout is not None):
+            job.attempt.restart_clock()  # its timeout, and a batched job's started_at, count from here
         slot.inflight.append(job)
         slot.sent += 1
         return (JOB, job.seq, fn.key, fn_blob, job.args, job.announce)
@@ -303,7 +302,7 @@ class Pool(Starts):
                 if job.cancelled:  # the CANCEL came too late: it runs, so kill it
                     slot.skipping -= 1
                     self._kill(slot)
-                else:
+                elif job.batched or job.attempt.timeout is not None:
                     job.attempt.restart_clock()
             elif kind == SKIPPED:
                 inflight.popleft()

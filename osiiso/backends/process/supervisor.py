@@ -348,6 +348,9 @@ def _kill_unclosed_pools() -> None:
         if proc.pid is not None:
             kill_tree(proc.pid)
     for proc in ours:
-        proc.join(5.0)
+        try:
+            proc.join(5.0)
+        except ValueError:  # the supervisor thread reaped and closed it meanwhile
+            pass
     for supervisor in list(_live):
         supervisor.join(5.0)
