@@ -5,7 +5,8 @@ A job goes to a ready idle worker at once. A job of a function measured to be sh
 never waits for the parent between two of them: up to ``DEPTH`` jobs, or, for a function
 short enough to batch (``BATCH_BELOW``), two batches of `batch_size` jobs, each about
 ``BATCH_SECONDS`` of work (one running, the next queued). A worker is topped up only once
-it has less than a batch left, so a batch goes in one message. A long task, or one never
+it has less than a quarter batch left, so a batch goes in one message; a worker still
+starting holds ``DEPTH`` jobs at most, so a restart holds up no batch. A long task, or one never
 measured, waits in the parent for an idle worker and is never batched. `choose` runs on the
 loop thread, for `.pool.Pool._dispatch`, which takes the waiting jobs in priority order and
 stops at the first one that has no worker: a batch never holds a job that a more urgent
@@ -52,8 +53,8 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
     A ready idle worker wins at once. Otherwise a job is queued behind others only if its
     function is known to be short (``PRESEND_BELOW``) and so is the job running there,
     the worker holds fewer than ``DEPTH`` jobs (two batches, `batch_size`, when the function
-    is short enough to batch: then a worker is topped up only once less than a batch is left
-    to it, so each batch goes in one message), and the bytes still unread in its pipe
+    is short enough to batch, to a ready worker: then a worker is topped up only once less than
+    a quarter batch is left to it, so each batch goes in one message), and the bytes still unread in its pipe
     leave room for this one (``budget``, half the pipe): a long or unknown task is never
     stuck behind another. The least loaded of those wins; failing that, a worker still
     starting with nothing to do. Dying workers and those at ``max_tasks_per_child`` get none.
@@ -66,8 +67,8 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
     depth = refill = DEPTH
     if batching and short:
         batch = batch_size(ewma)
-        if batch > 1:  # top a worker up only once it has less than a batch to do: one message per batch
-            depth, refill = 2 * batch, batch
+        if batch > 1:  # top a worker up only once it has little left to do: one message per batch
+            depth, refill = 2 * batch, max(DEPTH, batch // 4)
     for slot in slots:
         if slot.pipe is None or slot.dying:
             continue
@@ -82,7 +83,8 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
         # queue a short job only behind jobs known to be short: never behind a task of
         # unknown or long duration, which could hold it while another worker frees up
         running = slot.inflight[0].fn.ewma
-        if short and running is not None and running < PRESEND_BELOW and n < depth \
+        deep = depth if slot.ready else DEPTH  # a worker still starting gets no batch to hold up
+        if short and running is not None and running < PRESEND_BELOW and n < deep \
                 and (n < refill or slot in filling) \
                 and slot.unread + len(job.args) < slot.budget and (best is None or n < best.ahead):
             best = slot
