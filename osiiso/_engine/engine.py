@@ -72,7 +72,7 @@ class Engine(Records):
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
-        self.held = 0  # tasks handed to a worker that their backend holds in a batch (`hold`)
+        self.held = 0  # tasks handed to a worker that their backend holds in a batch (`batched`)
         self.outstanding = 0  # tasks without a result
         self.results: list[TaskResult] = []  # every result since the last clear (queue.results)
         self.run: Run | None = None  # the run in progress, if any
