@@ -39,7 +39,7 @@ from .child import CANCEL, DONE, JOB, READY, SKIPPED, STARTED
 from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
 from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
-from .placing import BATCH_MAX, batch_size, choose
+from .placing import BATCH_BELOW, BATCH_MAX, batch_size, choose
 from .starts import Starts
 from .supervisor import Supervisor
 
@@ -55,8 +55,7 @@ class Pool(Starts):
         super().__init__(ctx.get_start_method() == "fork")
         self._batching = batching
         self.batch_capacity = processes * 2 * BATCH_MAX if batching else 0
-        self.held = 0  # jobs that gave their slot back (`submit`), until `release`
-        self._due = False  # every live worker has jobs in flight (`_reports_due`)
+        self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `_reports_due`
         self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._slots = [Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
@@ -101,9 +100,8 @@ class Pool(Starts):
         return job
 
     def _reports_due(self) -> bool:
-        """Whether every live worker has jobs in flight, so that its next report (within the flush
-        interval) dispatches: jobs gather, and go in one message each. Kept in ``_due`` by
-        `_dispatch`, which follows every batch of events: only events make a worker idle."""
+        """Whether every live worker has jobs in flight (its next report dispatches: jobs gather and go
+        in one message). Kept in ``_due`` by `_dispatch`, which follows every batch of events."""
         due = False
         for slot in self._slots:
             if slot.pipe is None or slot.dying:
@@ -223,8 +221,7 @@ class Pool(Starts):
         return (JOB, job.seq, fn.key, fn_blob, job.args, job.announce)
 
     def _retire(self, slot: Slot) -> None:
-        """Close the pipe to a worker with nothing left to run: it exits on EOF (or is killed
-        after `.supervisor.EXIT_GRACE`)."""
+        """Close the pipe to a worker with nothing left to run: it exits on EOF (or dies after `EXIT_GRACE`)."""
         if slot.pipe is not None and not slot.dying:
             slot.dying = True
             slot.pipe.close()
@@ -321,8 +318,9 @@ class Pool(Starts):
     def _on_death(self, slot: Slot, event: Dead) -> None:
         """A slot's worker died (all it wrote was handled first): settle the jobs it held.
 
-        The job it was running fails with `WorkerCrashedError` (`.jobs.crash_error`); those
-        it had not started go back to the front of ``_pending``, in order, clocks held. One
+        The job it was running fails with `WorkerCrashedError` (`.jobs.crash_error`), and its
+        function counts as slow until it ends fast again (`.placing.batch_size`); those it had
+        not started go back to the front of ``_pending``, in order, clocks held. One
         that wrote junk fails every job it held (its reports are lost: any may have run). One
         that died before it was ready is a failed start (`.starts.Starts._on_failed_start`).
         The death is a crash unless the pool killed the worker, it retired cleanly, or it was
@@ -330,6 +328,8 @@ class Pool(Starts):
         """
         if event.gen != slot.gen:
             return
+        for job in (j for j in slot.inflight if j.started and j.fn.ewma is not None):  # no short call:
+            job.fn.ewma = max(job.fn.ewma or 0.0, 2 * BATCH_BELOW)  # its function is not batched for now
         lost, requeue = slot.settle(event.pid, event.exitcode)
         self._pending.extendleft(reversed(requeue))
         failed_start = not (slot.ready or slot.killed or slot.garbled or event.lingered)
