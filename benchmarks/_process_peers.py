@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import types
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from typing import Any
 
 from ._runner import Contender, installed, run_on
 
+#: the environment variable that turns osiiso's batching off (`osiiso.backends.process.BATCHING_ENV`)
+BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
 PROCESSES = 2
 WARM = 2 * PROCESSES
 METHOD = "forkserver"
@@ -143,8 +146,22 @@ def anyio_to_process(fn: Fn, items: list[Any], warm: Any) -> tuple[float, list[A
 
 
 # -- osiiso ---------------------------------------------------------------------------
-def osiiso_run(how: str, loop: str, fn: Fn, items: list[Any], warm: Any) -> tuple[float, list[Any]]:
-    """``AsyncQueue(processes=2)``: ``q.submit(fn, x, backend="process")`` per item or one ``q.map``."""
+def osiiso_run(how: str, loop: str, fn: Fn, items: list[Any], warm: Any, *,
+               batching: bool = True) -> tuple[float, list[Any]]:
+    """``AsyncQueue(processes=2)``: ``q.submit(fn, x, backend="process")`` per item or one ``q.map``.
+
+    ``batching=False`` runs it with ``OSIISO_PROCESS_BATCHING=0`` (each task on its own).
+    """
+    if not batching:
+        previous = os.environ.get(BATCHING_ENV)
+        os.environ[BATCHING_ENV] = "0"
+        try:
+            return osiiso_run(how, loop, fn, items, warm)
+        finally:
+            if previous is None:
+                del os.environ[BATCHING_ENV]
+            else:
+                os.environ[BATCHING_ENV] = previous
 
     async def main() -> tuple[float, list[Any]]:
         from osiiso import AsyncQueue
@@ -191,6 +208,11 @@ def peers(chunked: bool) -> list[Peer]:
     plan = [
         Peer("osiiso q.map", partial(osiiso_run, "map", "asyncio"), osiiso=True),
         Peer("osiiso submit per task", partial(osiiso_run, "submit", "asyncio"), osiiso=True),
+    ]
+    if chunked:
+        plan.append(Peer("osiiso q.map, batching off", partial(osiiso_run, "map", "asyncio", batching=False),
+                         osiiso=True))
+    plan += [
         Peer("ProcessPoolExecutor run_in_executor per task", ppe_one_at_a_time),
         Peer("ProcessPoolExecutor.map chunksize 1", partial(ppe_map, 1), "none"),
     ]

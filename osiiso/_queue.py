@@ -349,12 +349,12 @@ class AsyncQueue(Intake):
     @property
     def active_count(self) -> int:
         """Tasks running now."""
-        return self._engine.running
+        return self._engine.running + self._engine.held
 
     @property
     def pending_count(self) -> int:
         """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
-        return self._engine.outstanding - self._engine.running
+        return self._engine.outstanding - self._engine.running - self._engine.held
 
     @property
     def closed(self) -> bool:
@@ -370,7 +370,7 @@ class AsyncQueue(Intake):
     def stats(self) -> dict[str, dict[str, int]]:
         """Per backend: ``pending``, ``running``, ``done``, ``workers`` and the backend's own counts."""
         return {
-            name: {"pending": lane.queued, "running": lane.running, "done": lane.done,
+            name: {"pending": lane.queued, "running": lane.running + lane.held, "done": lane.done,
                    "workers": lane.workers, **lane.backend.stats()}
             for name, lane in list(self._engine.lanes.items())
         }
