@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from support import ASYNCIO, aeventually
 
-from osiiso import AsyncQueue, TaskResult, TaskTimeoutError, WorkerCrashedError
+from osiiso import AsyncQueue, Queue, TaskResult, TaskTimeoutError, WorkerCrashedError
+from osiiso.backends.process.placing import DEPTH
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -51,16 +52,31 @@ def unmeasured(i: int, log: str) -> int:
     return i
 
 
+def spin(i: int, gate: str | None = None) -> int:
+    """A task of about 0.2 ms (a few of them make a batch), or one that waits for ``gate`` to exist."""
+    if gate is not None:
+        Path(gate + ".started").touch()
+        while not os.path.exists(gate):
+            time.sleep(0.005)
+    else:
+        end = time.perf_counter() + 0.0002
+        while time.perf_counter() < end:
+            pass
+    return i
+
+
 class Peak:
     """Records the most tasks the pool held in batches at once, seen from ``on_complete``."""
 
     def __init__(self) -> None:
         self.queue: AsyncQueue | None = None
-        self.batched = 0
+        self.batched = self.depth = 0  # ``depth``: the most jobs its one worker held at once
 
     def __call__(self, result: TaskResult) -> None:
         if self.queue is not None:
             self.batched = max(self.batched, self.queue.stats["process"]["processes_batched"])
+            pool = self.queue._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+            self.depth = max(self.depth, len(pool._slots[0].inflight))
 
 
 async def short_queue(**kwargs: Any) -> tuple[AsyncQueue, Peak]:
@@ -164,6 +180,32 @@ async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path:
     assert all(r.timings[0].started_at is not None and r.timings[0].started_at >= opened for r in ran)
 
 
+async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path: Path) -> None:
+    """Tasks handed over while their worker is busy (their on_start fired) are bounded by two batches
+    of their function and the lane's own slots: not hundreds of tasks that wait in the parent."""
+    gate = str(tmp_path / "gate")
+    starts: list[int] = []
+    q = AsyncQueue(processes=1, on_start=lambda h: starts.append(h._seq))
+    q.map(spin, range(40), backend="process")
+    await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
+    lane = q._engine.lanes["process"]
+    async with q:
+        q.submit(spin, 0, gate, backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
+        starts.clear()
+        handles = q.map(spin, range(400), backend="process")
+        pool = lane.backend._pool  # type: ignore[attr-defined]
+        # settled: the lane's slots are full and every task handed over has reached the pool
+        await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
+                          "the lane's slots to fill")
+        batched = q.stats["process"]["processes_batched"]
+        assert 0 < batched <= 2 * 8, "more batched tasks wait than two batches of a 0.2 ms function"
+        assert len(starts) == batched + lane.running - 1  # the blocker holds one slot
+        Path(gate).touch()
+        await q.join()
+    assert [h.value() for h in handles] == list(range(400))
+
+
 async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path: Path) -> None:
     """Tasks ready together run in priority order, whether batched or not; an unmeasured task is never batched."""
     log, gate = tmp_path / "log", str(tmp_path / "gate")
@@ -180,12 +222,35 @@ async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path:
     assert logged(log) == [200, *range(300, 305), *range(100, 110)]
 
 
-async def test_batching_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With OSIISO_PROCESS_BATCHING=0 no task is batched, and the results are the same."""
-    monkeypatch.setenv("OSIISO_PROCESS_BATCHING", "0")
+@pytest.mark.parametrize("how", ["keyword", "environment", "environment over the keyword"])
+async def test_batching_can_be_turned_off(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``process_batching=False``, or OSIISO_PROCESS_BATCHING=0 whatever the keyword says, batches no
+    task: a worker holds at most DEPTH jobs, as without batching; the results are the same."""
+    if how != "keyword":
+        monkeypatch.setenv("OSIISO_PROCESS_BATCHING", "0")
+    q, peak = await short_queue(**({"process_batching": False} if how == "keyword" else
+                                   {"process_batching": True} if how != "environment" else {}))
+    handles = q.map(step, range(200), backend="process")
+    await q.run(strict=True)
+    assert peak.batched == 0 and peak.depth <= DEPTH
+    assert [h.value() for h in handles] == list(range(200))
+    await q.shutdown()
+
+
+async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth() -> None:
+    """The same map with the default queue batches: its worker holds more than DEPTH jobs at once."""
     q, peak = await short_queue()
     handles = q.map(step, range(200), backend="process")
     await q.run(strict=True)
-    assert peak.batched == 0
+    assert peak.batched > 1 and peak.depth > DEPTH
     assert [h.value() for h in handles] == list(range(200))
     await q.shutdown()
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, "no", "False"])
+def test_a_bad_process_batching_value_is_a_type_error(value: object) -> None:
+    """Anything but True or False for ``process_batching`` is a TypeError naming the keyword, from both queues."""
+    with pytest.raises(TypeError, match=r"process_batching must be True or False, got .*process_batching=False"):
+        AsyncQueue(process_batching=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="process_batching must be True or False"):
+        Queue(process_batching=value)  # type: ignore[arg-type]

@@ -92,11 +92,11 @@ BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
 
 
 def batching_enabled(config: BackendConfig) -> bool:
-    """Whether the pool batches short tasks: the ``process_batching`` key of ``config.extra`` if
-    given, else `BATCHING_ENV` (anything but ``0``, ``false``, ``no`` or ``off`` means yes)."""
-    given = config.extra.get("process_batching")
-    if given is not None:
-        return bool(given)
+    """Whether the pool batches short tasks: the queue's ``process_batching`` (the key of
+    ``config.extra``, on unless ``False``), unless `BATCHING_ENV` turns it off for every queue
+    of the process (``0``, ``false``, ``no`` or ``off``)."""
+    if config.extra.get("process_batching") is False:
+        return False
     return os.environ.get(BATCHING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
@@ -109,7 +109,7 @@ class ProcessBackend(Backend):
     queue behind a long task while another worker is free. Tasks of a function short
     enough to batch (`.placing.batch_size`) give their slot back while they wait in a
     batch (`.base.Attempt.batched`), up to ``batch_capacity`` of them; ``batching`` is off
-    with ``OSIISO_PROCESS_BATCHING=0``.
+    with ``AsyncQueue(process_batching=False)`` or ``OSIISO_PROCESS_BATCHING=0`` (`batching_enabled`).
     """
 
     name = "process"

@@ -82,9 +82,9 @@ class Pool(Starts):
         """Encode ``attempt`` (raising SerializationError) and queue it for a worker.
 
         A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`,
-        up to ``batch_capacity`` at once: it gives its slot under the queue's ``workers``
-        back, so that the engine hands over the next task and a batch can fill (`release`
-        counts it out when it ends).
+        up to two batches per worker at once (at most ``batch_capacity``): it gives its slot under
+        the queue's ``workers`` back, so that the engine hands over the next task and a batch can
+        fill (`release` counts it out when it ends).
         """
         fn = self._functions.entry(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
@@ -92,7 +92,8 @@ class Pool(Starts):
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
         queue_in_order(self._pending, job)
-        if self.held < self.batch_capacity and batch_size(fn.ewma) > 1:
+        size = batch_size(fn.ewma)  # at most two batches per worker wait: on_start is that early at most
+        if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)):
             job.batched = True
             self.held += 1
             attempt.batched()
