@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import sys
 import types
 from collections.abc import Callable
@@ -28,8 +27,6 @@ from typing import Any
 
 from ._runner import Contender, installed, run_on
 
-#: the environment variable that turns osiiso's batching off (`osiiso.backends.process.BATCHING_ENV`)
-BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
 PROCESSES = 2
 WARM = 2 * PROCESSES
 METHOD = "forkserver"
@@ -150,23 +147,13 @@ def osiiso_run(how: str, loop: str, fn: Fn, items: list[Any], warm: Any, *,
                batching: bool = True) -> tuple[float, list[Any]]:
     """``AsyncQueue(processes=2)``: ``q.submit(fn, x, backend="process")`` per item or one ``q.map``.
 
-    ``batching=False`` runs it with ``OSIISO_PROCESS_BATCHING=0`` (each task on its own).
+    ``batching=False`` runs it with ``process_batching=False`` (each task on its own).
     """
-    if not batching:
-        previous = os.environ.get(BATCHING_ENV)
-        os.environ[BATCHING_ENV] = "0"
-        try:
-            return osiiso_run(how, loop, fn, items, warm)
-        finally:
-            if previous is None:
-                del os.environ[BATCHING_ENV]
-            else:
-                os.environ[BATCHING_ENV] = previous
 
     async def main() -> tuple[float, list[Any]]:
         from osiiso import AsyncQueue
 
-        queue = AsyncQueue(processes=PROCESSES)
+        queue = AsyncQueue(processes=PROCESSES, process_batching=batching)
         try:
             queue.map(fn, [warm] * WARM, backend="process")
             await queue.run(strict=True)

@@ -9,7 +9,7 @@ time through ``run_in_executor`` (gathered) and through ``map`` with chunksize 1
 ``multiprocessing.Pool.map`` (its default chunks: 625 tasks each here), loky and pebble one
 future per task, mpire ``WorkerPool.map`` (its default chunks), anyio ``to_process.run_sync``
 with a ``CapacityLimiter(2)``. osiiso batches these tasks (they take microseconds); the row
-``osiiso q.map, batching off`` runs the same map with ``OSIISO_PROCESS_BATCHING=0``.
+``osiiso q.map, batching off`` runs the same map with ``AsyncQueue(process_batching=False)``.
 Targets (issue 5): osiiso ``map`` >= 2x ``ProcessPoolExecutor`` one at a time, and >= 1.0x
 pebble; (issue 14) ``map`` >= 1.0x mpire ``WorkerPool.map`` with its default chunks, and
 >= 4x pebble.

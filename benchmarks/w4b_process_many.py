@@ -48,7 +48,7 @@ def osiiso_timeouts(items: list[int], warm: Any, *, batching: bool) -> float:
 
     def body(fn: Any, items: list[int], warm: Any) -> tuple[float, list[Any]]:
         async def main() -> tuple[float, list[Any]]:
-            queue = osiiso.AsyncQueue(processes=pp.PROCESSES)
+            queue = osiiso.AsyncQueue(processes=pp.PROCESSES, process_batching=batching)
             try:
                 queue.map(h, [warm] * pp.WARM, backend="process")
                 queue.map(sometimes_stuck, [0] * pp.WARM, backend="process")
@@ -63,18 +63,7 @@ def osiiso_timeouts(items: list[int], warm: Any, *, batching: bool) -> float:
 
         return pp.run_on("asyncio", main)  # type: ignore[arg-type,return-value]
 
-    if batching:
-        elapsed, out = body(sometimes_stuck, items, warm)
-    else:
-        previous = os.environ.get(pp.BATCHING_ENV)
-        os.environ[pp.BATCHING_ENV] = "0"
-        try:
-            elapsed, out = body(sometimes_stuck, items, warm)
-        finally:
-            if previous is None:
-                del os.environ[pp.BATCHING_ENV]
-            else:
-                os.environ[pp.BATCHING_ENV] = previous
+    elapsed, out = body(sometimes_stuck, items, warm)
     if out != expected_timeouts(items):
         raise AssertionError("osiiso: wrong results with timeouts")
     return elapsed
