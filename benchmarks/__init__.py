@@ -17,6 +17,7 @@ WORKLOADS: dict[str, str] = {
     "W2": "benchmarks.w2_async_sleep",
     "W3": "benchmarks.w3_thread_noop",
     "W4": "benchmarks.w4_process_tiny",
+    "W4B": "benchmarks.w4b_process_many",
     "W5": "benchmarks.w5_process_cpu",
     "W6": "benchmarks.w6_cold_start",
     "W7": "benchmarks.w7_pipeline",

@@ -143,13 +143,17 @@ def anyio_to_process(fn: Fn, items: list[Any], warm: Any) -> tuple[float, list[A
 
 
 # -- osiiso ---------------------------------------------------------------------------
-def osiiso_run(how: str, loop: str, fn: Fn, items: list[Any], warm: Any) -> tuple[float, list[Any]]:
-    """``AsyncQueue(processes=2)``: ``q.submit(fn, x, backend="process")`` per item or one ``q.map``."""
+def osiiso_run(how: str, loop: str, fn: Fn, items: list[Any], warm: Any, *,
+               batching: bool = True) -> tuple[float, list[Any]]:
+    """``AsyncQueue(processes=2)``: ``q.submit(fn, x, backend="process")`` per item or one ``q.map``.
+
+    ``batching=False`` runs it with ``process_batching=False`` (each task on its own).
+    """
 
     async def main() -> tuple[float, list[Any]]:
         from osiiso import AsyncQueue
 
-        queue = AsyncQueue(processes=PROCESSES)
+        queue = AsyncQueue(processes=PROCESSES, process_batching=batching)
         try:
             queue.map(fn, [warm] * WARM, backend="process")
             await queue.run(strict=True)
@@ -191,6 +195,11 @@ def peers(chunked: bool) -> list[Peer]:
     plan = [
         Peer("osiiso q.map", partial(osiiso_run, "map", "asyncio"), osiiso=True),
         Peer("osiiso submit per task", partial(osiiso_run, "submit", "asyncio"), osiiso=True),
+    ]
+    if chunked:
+        plan.append(Peer("osiiso q.map, batching off", partial(osiiso_run, "map", "asyncio", batching=False),
+                         osiiso=True))
+    plan += [
         Peer("ProcessPoolExecutor run_in_executor per task", ppe_one_at_a_time),
         Peer("ProcessPoolExecutor.map chunksize 1", partial(ppe_map, 1), "none"),
     ]

@@ -8,8 +8,11 @@ then closes the pool. Contenders: osiiso ``q.map`` and ``q.submit`` per task
 time through ``run_in_executor`` (gathered) and through ``map`` with chunksize 1 and 100,
 ``multiprocessing.Pool.map`` (its default chunks: 625 tasks each here), loky and pebble one
 future per task, mpire ``WorkerPool.map`` (its default chunks), anyio ``to_process.run_sync``
-with a ``CapacityLimiter(2)``. Targets (issue 5): osiiso ``map`` >= 2x
-``ProcessPoolExecutor`` one at a time, and >= 1.0x pebble.
+with a ``CapacityLimiter(2)``. osiiso batches these tasks (they take microseconds); the row
+``osiiso q.map, batching off`` runs the same map with ``AsyncQueue(process_batching=False)``.
+Targets (issue 5): osiiso ``map`` >= 2x ``ProcessPoolExecutor`` one at a time, and >= 1.0x
+pebble; (issue 14) ``map`` >= 1.0x mpire ``WorkerPool.map`` with its default chunks, and
+>= 4x pebble.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def run(config: Config) -> Report:
         ratio_metric(report.rows, "osiiso q.map", "ProcessPoolExecutor run_in_executor per task", 2.0),
         ratio_metric(report.rows, "osiiso q.map", "pebble ProcessPool.schedule per task", 1.0),
         ratio_metric(report.rows, "osiiso submit per task", "ProcessPoolExecutor run_in_executor per task", 2.0),
+        ratio_metric(report.rows, "osiiso q.map", "mpire WorkerPool.map default chunks", 1.0),
+        ratio_metric(report.rows, "osiiso q.map", "pebble ProcessPool.schedule per task", 4.0),
+        ratio_metric(report.rows, "osiiso q.map", "osiiso q.map, batching off", 1.0),
     ]
     report.notes += [
         "warm pools: each pool is created and warmed (4 tasks submitted together, at least one per "

@@ -51,14 +51,16 @@ class ThreadQueue(Queue):
         on_start: StartHook | None = None, on_complete: Callable[[TaskResult], object] | None = None,
         on_retry: RetryHook | None = None, threads: int | None = None, processes: int | None = None,
         defaults: TaskOptions | None = None, mp_context: Any = None, max_tasks_per_child: int | None = None,
-        dask: Any = None, keep_results: bool | int = True, loop: str = "asyncio",
+        dask: Any = None, keep_results: bool | int = True, process_batching: bool = True,
+        loop: str = "asyncio",
     ) -> None:
         super().__init__(
             workers=workers, threads=workers if threads is None else threads, processes=processes, size=size,
             timeout=timeout, mode=mode, fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst,
             defaults=_defaults_with("thread", defaults), on_start=on_start, on_complete=on_complete,
             on_retry=on_retry, initializer=initializer, initargs=initargs, mp_context=mp_context,
-            max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results, loop=loop)
+            max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
+            process_batching=process_batching, loop=loop)
 
 
 class ProcessQueue(Queue):
@@ -80,7 +82,8 @@ class ProcessQueue(Queue):
         on_start: StartHook | None = None, on_complete: Callable[[TaskResult], object] | None = None,
         on_retry: RetryHook | None = None, threads: int | None = None, processes: int | None = None,
         defaults: TaskOptions | None = None, mp_context: Any = None, max_tasks_per_child: int | None = None,
-        dask: Any = None, keep_results: bool | int = True, loop: str = "asyncio",
+        dask: Any = None, keep_results: bool | int = True, process_batching: bool = True,
+        loop: str = "asyncio",
     ) -> None:
         if context is not None and mp_context is not None:
             raise TypeError("ProcessQueue() takes mp_context= or its older name context=, not both")
@@ -90,4 +93,5 @@ class ProcessQueue(Queue):
             defaults=_defaults_with("process", defaults), on_start=on_start, on_complete=on_complete,
             on_retry=on_retry, initializer=initializer, initargs=initargs,
             mp_context=context if mp_context is None else mp_context,
-            max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results, loop=loop)
+            max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
+            process_batching=process_batching, loop=loop)

@@ -143,11 +143,19 @@ def _keep(value: object) -> int | None:
                      f"(keep that many of the newest), got {value!r}")
 
 
+def _switch(name: str, value: object) -> bool:
+    """A keyword that is ``True`` or ``False`` and nothing else (a ``TypeError`` otherwise)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} — pass {name}=False to turn it off")
+    return value
+
+
 def settings_from(*, workers: object, threads: object, processes: object, size: object, timeout: object,
                   mode: object, fail_policy: object, on_timeout: object, rate: object, burst: object,
                   defaults: object, on_start: object, on_complete: object, on_retry: object,
                   initializer: object, initargs: object, mp_context: object,
-                  max_tasks_per_child: object, dask: object, keep_results: object = True) -> QueueSettings:
+                  max_tasks_per_child: object, dask: object, keep_results: object = True,
+                  process_batching: object = True) -> QueueSettings:
     """Validate every ``AsyncQueue`` argument and resolve the automatic sizes."""
     cpu = os.cpu_count() or 1
     n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
@@ -165,7 +173,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         raise ValueError(f"initializer must be a callable or None, got {initializer!r}")
     if not isinstance(initargs, tuple):
         raise ValueError(f"initargs must be a tuple, got {initargs!r}")
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"process_batching": _switch("process_batching", process_batching)}
     if dask is not None:  # None: the backend's defaults ($DASK_SCHEDULER_ADDRESS, else an embedded cluster)
         from .backends.dask.options import coerce_options
 

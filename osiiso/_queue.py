@@ -56,14 +56,14 @@ class AsyncQueue(Intake):
         on_retry: Callable[[TaskHandle[Any], BaseException], object] | None = None,
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
-        keep_results: bool | int = True,
+        keep_results: bool | int = True, process_batching: bool = True,
     ) -> None:
         s = settings_from(
             workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
             fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
             on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
             initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask,
-            keep_results=keep_results)
+            keep_results=keep_results, process_batching=process_batching)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
                                    on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
         # a queue dropped without shutdown() still lets its pool threads and processes go, and
@@ -349,12 +349,12 @@ class AsyncQueue(Intake):
     @property
     def active_count(self) -> int:
         """Tasks running now."""
-        return self._engine.running
+        return self._engine.running + self._engine.held
 
     @property
     def pending_count(self) -> int:
         """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
-        return self._engine.outstanding - self._engine.running
+        return self._engine.outstanding - self._engine.running - self._engine.held
 
     @property
     def closed(self) -> bool:
@@ -370,7 +370,7 @@ class AsyncQueue(Intake):
     def stats(self) -> dict[str, dict[str, int]]:
         """Per backend: ``pending``, ``running``, ``done``, ``workers`` and the backend's own counts."""
         return {
-            name: {"pending": lane.queued, "running": lane.running, "done": lane.done,
+            name: {"pending": lane.queued, "running": lane.running + lane.held, "done": lane.done,
                    "workers": lane.workers, **lane.backend.stats()}
             for name, lane in list(self._engine.lanes.items())
         }

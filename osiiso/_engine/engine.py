@@ -28,6 +28,7 @@ from ..backends.base import Backend, BackendConfig
 from .attempts import close_attempt, outcome_of
 from .deps import MAY_HOLD_HANDLES, dependencies_of
 from .events import retrying
+from .held import Held
 from .kept import new_results
 from .lanes import Lane
 from .ratelimit import RateLimiter
@@ -58,7 +59,7 @@ def engine_failure(cause: BaseException) -> RuntimeError:
 _START_BATCH = 32
 
 
-class Engine(Records):
+class Engine(Records, Held):
     """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
 
     def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
@@ -76,7 +77,8 @@ class Engine(Records):
         self.timers = Timers()
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
-        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`)
+        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
+        self.held = 0  # tasks handed to a worker that their backend holds in a batch (`batched`)
         self.log_tasks = enabled("start")  # DEBUG start/finish events: asked again when the service or a run starts
         self.outstanding = 0  # tasks without a result
         self.keep_results = keep_results  # how many results to keep; None: every one
@@ -142,7 +144,7 @@ class Engine(Records):
         self.dispatch_at = None
         for lane in self.lane_list:
             lane.open = False
-            lane.workers = lane.cap = 0
+            lane.workers = lane.cap = lane.held = 0
             lane.idle.clear()
 
     # -- admission -------------------------------------------------------------------------
@@ -211,7 +213,7 @@ class Engine(Records):
             if not lane.size:
                 continue
             if lane.open and (lane.running >= lane.cap or (
-                    lane is not free and not lane.idle and lane.workers >= lane.cap)):
+                    lane is not free and not lane.idle and lane.workers - lane.held >= lane.cap)):
                 continue
             head = lane.peek()
             if head is None:
@@ -300,18 +302,6 @@ class Engine(Records):
         limiter.take(now)
         return True
 
-    def release(self, lane: Lane) -> None:
-        """A task leaves the running state: its slot is free (its worker gives it out next)."""
-        self.running -= 1
-        lane.running -= 1
-
-    def unpark(self, worker: Worker) -> None:
-        """Forget a parked worker that is returning (the service stops)."""
-        try:
-            worker.lane.idle.remove(worker)
-        except ValueError:
-            pass
-
     def retire(self, worker: Worker) -> None:
         """``worker`` returns: uncount it; a task it still holds ends cancelled (the service stopped)."""
         worker.lane.workers -= 1
@@ -360,9 +350,9 @@ class Engine(Records):
                 logger.exception("osiiso: could not record %r after the engine failed", handle)
         self.drop_hooks()  # the async on_complete hooks of those results: the service is gone
         # whatever the failure left half-counted: nothing is held any more
-        self.running = self.outstanding = self.hooks_running = 0
+        self.running = self.outstanding = self.hooks_running = self.held = 0
         for lane in self.lane_list:
-            lane.running = lane.queued = lane.retrying = 0
+            lane.running = lane.queued = lane.retrying = lane.held = 0
         self.waiting.clear()
         self.crew.clear()
         for event in self.room_waiters:
@@ -376,7 +366,7 @@ class Engine(Records):
     def retry(self, handle: TaskHandle[Any], delay: float, cause: BaseException) -> None:
         """A failed attempt of ``handle`` (it raised ``cause``) will be tried again after ``delay`` seconds."""
         lane = self.lanes[handle._backend]
-        self.release(lane)
+        self.release(lane, handle._slot)
         lane.queued += 1
         now = time.time()
         handle._timings = (*handle._timings,

@@ -24,16 +24,22 @@ def check_invariants(engine: Engine) -> None:
     }
     total = sum(places.values())
     assert total == engine.outstanding, f"{places} accounts for {total} tasks, {engine.outstanding} unfinished"
-    per_lane = {name: lane.running for name, lane in engine.lanes.items()}
-    assert engine.running == sum(per_lane.values()) == len(held), \
-        f"running counters disagree: {engine.running} vs {per_lane} vs {len(held)} held by workers"
+    per_lane = {name: lane.running + lane.held for name, lane in engine.lanes.items()}
+    assert engine.running + engine.held == sum(per_lane.values()) == len(held), \
+        f"running counters disagree: {engine.running} + {engine.held} vs {per_lane} vs {len(held)} held by workers"
+    batched = [w for w in engine.crew if w.held]
+    assert len(batched) == engine.held == sum(lane.held for lane in engine.lanes.values()), \
+        f"{len(batched)} workers hold a batched task, the counters say {engine.held}"
+    for worker in batched:
+        assert worker.current is not None and worker.current._where is RUNNING, "a batched worker holds no task"
+        assert worker.lane.held <= worker.lane.backend.batch_capacity, "more batched tasks than the backend holds"
     assert engine.running <= engine.workers, "more tasks run than the workers cap allows"
     unfinished = engine.unfinished()
     assert len({id(h) for h in unfinished}) == len(unfinished) == engine.outstanding, "a task is in two places"
     for handle in unfinished:
         assert handle._result is None, f"{handle!r} has a result but is still placed"
     queued = sum(lane.queued for lane in engine.lanes.values())
-    assert queued + engine.running == engine.outstanding, "queued + running != unfinished"
+    assert queued + engine.running + engine.held == engine.outstanding, "queued + running != unfinished"
     retrying = {name: 0 for name in engine.lanes}
     for handle in unfinished:
         if handle._attempts > 1 or handle._status is TaskStatus.RETRYING:
@@ -43,8 +49,9 @@ def check_invariants(engine: Engine) -> None:
         assert 0 <= lane.failed + lane.cancelled <= lane.done, f"lane {name!r}: more failures than results"
         assert 0 <= lane.running <= lane.cap or lane.running == lane.cap == 0, \
             f"lane {name!r} runs {lane.running} tasks, more than its cap of {lane.cap}"
-        assert 0 <= lane.workers <= lane.cap or lane.workers == lane.cap == 0, \
-            f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap}"
+        # the workers of batched tasks are beyond the cap: one that is done returns once it sees it
+        assert 0 <= lane.workers <= lane.cap + lane.backend.batch_capacity or lane.workers == lane.cap == 0, \
+            f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap} and its batches"
         assert len(lane.idle) <= lane.workers, f"lane {name!r}: more parked workers than workers"
         for worker in lane.idle:
             assert worker.current is None, f"lane {name!r}: a parked worker holds {worker.current!r}"

@@ -53,6 +53,7 @@ class Lane:
         "cap",
         "done",
         "failed",
+        "held",
         "idle",
         "open",
         "priorities",
@@ -70,13 +71,14 @@ class Lane:
         self.size = 0  # live ready tasks
         self.idle: deque[Worker] = deque()  # parked workers, waiting to be handed a task
         self.queued = 0  # submitted, not running, not done (waiting, scheduled or ready)
-        self.running = 0  # tasks handed to a worker and not yet released
+        self.running = 0  # tasks handed to a worker and not yet released, `held` ones excepted
+        self.held = 0  # tasks handed to a worker that the backend holds in a batch (`Engine.batched`)
         self.done = 0  # tasks with a result; of them, `failed` failed and `cancelled` were cancelled
         self.failed = 0
         self.cancelled = 0
         self.retrying = 0  # tasks that failed an attempt and will run again (waiting, or running it)
         self.workers = 0  # worker coroutines started and not yet returned
-        self.cap = 0  # most workers (and running tasks) this lane may have; set when it opens
+        self.cap = 0  # most running tasks (and workers, held ones aside) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out
 
     def push(self, handle: TaskHandle[Any]) -> None:

@@ -66,6 +66,7 @@ class Records:
     workers: int
     log_tasks: bool  # the "osiiso" logger takes DEBUG: start and finish events (asked per run)
     running: int
+    held: int
     outstanding: int
     hooks_running: int
     hook_outcomes: set[Any]
@@ -92,8 +93,14 @@ class Records:
         lane = self.lanes[handle._backend]
         where = handle._where
         if where is RUNNING:
-            self.running -= 1  # as `release`, inline on this per-task path
-            lane.running -= 1
+            worker = handle._slot
+            if worker is not None and worker.held:  # its backend held it in a batch (`Engine.batched`)
+                worker.held = False
+                self.held -= 1
+                lane.held -= 1
+            else:
+                self.running -= 1  # as `release`, inline on this per-task path
+                lane.running -= 1
         else:
             lane.queued -= 1
         if handle._attempts > 1 or handle._status is _RETRYING:  # counted when it first failed and retried

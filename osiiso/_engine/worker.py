@@ -45,7 +45,7 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "event", "in_hook", "lane", "loop_start", "scope", "where")
+    __slots__ = ("began", "current", "engine", "event", "held", "in_hook", "lane", "loop_start", "scope", "where")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -58,6 +58,7 @@ class Worker:
         self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
         #: where the current attempt runs, for its `AttemptTiming` (a backend may say, `ran_on`)
         self.where = lane.backend.name
+        self.held = False  # its task's attempt waits in a batch of its backend: no slot held (`Engine.batched`)
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -70,11 +71,16 @@ class Worker:
         if self.current is handle and self.scope is not None and handle._options.timeout is not None:
             self.scope.deadline = math.inf
 
+    def batch(self, handle: TaskHandle[Any]) -> None:
+        """The backend queued ``handle``'s attempt in a batch behind others: its slot goes back (`Engine.batched`)."""
+        if self.current is handle:
+            self.engine.batched(self)
+
     def restart(self, handle: TaskHandle[Any]) -> None:
         """The backend says ``handle``'s attempt starts only now (it waited for a worker).
 
-        The attempt's timing starts here; with a timeout, the task's ``started_at`` and its
-        deadline too.
+        The attempt's timing starts here; with a timeout, or for an attempt its backend holds
+        in a batch (`held`), the task's ``started_at`` too, and a timeout's deadline.
         May run in a plain loop callback, where anyio cannot read the loop's clock; the
         loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
         """
@@ -82,11 +88,11 @@ class Worker:
             return
         now = handle._attempt_at = time.time()  # its timing counts from the real start
         timeout = handle._options.timeout
-        if timeout is None:  # the task's started_at stays the hand-out: only a timeout counts execution only
+        if timeout is None and not self.held:  # started_at stays the hand-out, which the rate limit spaces
             return
         if handle._attempts == 1:
             handle._started_at = now
-        if self.scope is not None:
+        if timeout is not None and self.scope is not None:
             self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
 
 
@@ -131,8 +137,8 @@ async def _park(engine: Engine, worker: Worker) -> bool:
     """Wait, parked, until the engine hands ``worker`` a task; ``False`` when the service stops."""
     if worker.current is not None:
         return True
-    if engine.stopping:
-        return False
+    if engine.stopping or engine.surplus(worker):
+        return False  # the service stops, or the worker of a batched task is one too many
     event = worker.event = anyio.Event()
     try:
         await event.wait()

@@ -101,6 +101,17 @@ class Attempt:
         if self._clock is not None:
             self._clock.hold(self._task)
 
+    def batched(self) -> None:
+        """The backend queued the attempt in a batch, behind others of a short function (loop thread).
+
+        From now until the attempt ends the task gives its slot under the queue's ``workers``
+        back, so the next ready task can join a batch too. Only a backend that runs at most one
+        such attempt per worker at a time, and holds at most `Backend.batch_capacity` of them,
+        may call it.
+        """
+        if self._clock is not None:
+            self._clock.batch(self._task)
+
     def restart_clock(self) -> None:
         """The attempt starts executing now: its timeout counts from here (loop thread)."""
         if self._clock is not None:
@@ -129,6 +140,9 @@ class Backend(ABC):
     @abstractmethod
     def capacity(self) -> int:
         """How many attempts this backend may have in flight at once."""
+
+    #: attempts this backend may hold queued in batches (`Attempt.batched`) beyond ``capacity``
+    batch_capacity: int = 0
 
     def check(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
         """Reject, at submit time, a callable this backend cannot run (raise ``TypeError``)."""

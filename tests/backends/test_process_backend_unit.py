@@ -48,15 +48,18 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
 
 
 class _Clock:
-    """Stands in for the engine's clock: records hold/restart calls and where the attempt ran."""
+    """Stands in for the engine's clock: records hold/restart/batch calls and where the attempt ran."""
 
     def __init__(self, restart: Callable[[], None] | None) -> None:
         self._restart = restart
-        self.holds = 0
+        self.holds = self.batched = 0
         self.where = ""
 
     def hold(self, task: object) -> None:
         self.holds += 1
+
+    def batch(self, task: object) -> None:
+        self.batched += 1
 
     def restart(self, task: object) -> None:
         if self._restart is not None:
@@ -321,7 +324,8 @@ async def test_forced_aclose_kills_running_jobs() -> None:
         await backend.aclose(force=True)
     assert len(outcomes) == 3 and all(isinstance(o, TaskCancelledError) for o in outcomes)
     assert {str(o) for o in outcomes} == {str(forced_close_error("process"))}
-    assert backend.stats() == {"processes_live": 0, "processes_crashed": 0, "processes_killed": 0}
+    assert backend.stats() == {"processes_live": 0, "processes_crashed": 0, "processes_killed": 0,
+                               "processes_batched": 0}
 
 
 # -- process-heavy behaviour (asyncio only) -----------------------------------------------

@@ -2,7 +2,8 @@
 
 This package owns everything about running an attempt in another process. `ProcessBackend`
 (here) is what the engine sees; `.pool` decides, on the loop thread, where each job goes and
-what the workers' events mean, and its base `.starts` when workers start; `.jobs` holds the
+what the workers' events mean, and its base `.starts` when workers start; `.placing` where a
+job may go and how big a batch is; `.jobs` holds the
 records it keeps (jobs, shipped functions, slots); `.pipes` are the parent's ends of the
 workers' pipes, which never block; `.supervisor` is the thread that watches, reaps and kills
 the workers, and `.launch` starts them; `.codec` pickles calls and rebuilds results and
@@ -40,7 +41,8 @@ Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py
   protocol 5, falling back to cloudpickle — never for an open file, a socket, a lock or a
   generator (`.pickling`, the rule the dask backend shares). See `.child` for the messages.
 * A job sent to a ready idle worker is running; one queued behind another (only for
-  short tasks, up to ``DEPTH`` per worker) or sent to a worker still starting is
+  short tasks, up to ``DEPTH`` per worker, or two batches for tasks short enough to batch,
+  see `.placing`) or sent to a worker still starting is
   announced: the worker says ``STARTED`` first (riding on the previous ``DONE``), so a
   cancel before that just skips it. The timeout clock runs from the moment a job is
   handed to a worker with nothing before it (one still starting counts), and restarts
@@ -72,6 +74,7 @@ itself had moved out of its process group are not found (`.descendants`).
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from ..._errors import ClosedError
@@ -79,9 +82,22 @@ from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .codec import dumps_function
 from .launch import resolve_context
-from .pool import DEPTH, Pool
+from .placing import BATCH_MAX, DEPTH
+from .pool import Pool
 
-__all__ = ("ProcessBackend",)
+__all__ = ("BATCHING_ENV", "ProcessBackend", "batching_enabled")
+
+#: the environment variable that turns batching off for every queue of the process (``0``)
+BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
+
+
+def batching_enabled(config: BackendConfig) -> bool:
+    """Whether the pool batches short tasks: the queue's ``process_batching`` (the key of
+    ``config.extra``, on unless ``False``), unless `BATCHING_ENV` turns it off for every queue
+    of the process (``0``, ``false``, ``no`` or ``off``)."""
+    if config.extra.get("process_batching") is False:
+        return False
+    return os.environ.get(BATCHING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class ProcessBackend(Backend):
@@ -90,7 +106,10 @@ class ProcessBackend(Backend):
     ``capacity`` is ``processes * DEPTH``: short tasks are queued up to ``DEPTH`` deep
     in each worker so that a worker never waits for the parent between two of them;
     longer tasks are only sent to idle workers and wait in the parent, so they never
-    queue behind a long task while another worker is free.
+    queue behind a long task while another worker is free. Tasks of a function short
+    enough to batch (`.placing.batch_size`) give their slot back while they wait in a
+    batch (`.base.Attempt.batched`), up to ``batch_capacity`` of them; ``batching`` is off
+    with ``AsyncQueue(process_batching=False)`` or ``OSIISO_PROCESS_BATCHING=0`` (`batching_enabled`).
     """
 
     name = "process"
@@ -106,6 +125,9 @@ class ProcessBackend(Backend):
         self._pool: Pool | None = None
         self._waiter: Waiter | None = None
         self._crashed = self._killed = 0
+        self.batching = batching_enabled(config)
+        # as many as two batches per worker: the one it runs and the next (`.pool.Pool.submit`)
+        self.batch_capacity = max(1, config.processes) * 2 * BATCH_MAX if self.batching else 0
 
     @property
     def capacity(self) -> int:
@@ -127,7 +149,7 @@ class ProcessBackend(Backend):
             boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
                                   "initializer")
             self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
-                              self.config.max_tasks_per_child)
+                              self.config.max_tasks_per_child, self.batching)
             self._waiter = waiter_for_running_loop()
 
     async def run(self, attempt: Attempt) -> Any:
@@ -151,6 +173,7 @@ class ProcessBackend(Backend):
         finally:
             if not job.done:
                 pool.cancel(job)
+            pool.release(job)
         return job.outcome()
 
     async def aclose(self, *, force: bool = False) -> None:
@@ -176,4 +199,5 @@ class ProcessBackend(Backend):
             "processes_live": pool.live if pool is not None else 0,
             "processes_crashed": self._crashed + (pool.crashed if pool is not None else 0),
             "processes_killed": self._killed + (pool.killed if pool is not None else 0),
+            "processes_batched": pool.held if pool is not None else 0,
         }

@@ -212,6 +212,7 @@ class ProcessJob:
         "announce",
         "args",
         "attempt",
+        "batched",
         "cancelled",
         "done",
         "fn",
@@ -229,6 +230,7 @@ class ProcessJob:
         self.waiter: Any = None  # set by the backend's waiter (a loop future, or a parked trio task)
         self.wake: Callable[[ProcessJob], None] | None = None
         self.started = self.announce = self.cancelled = self.done = self.ok = False
+        self.batched = False  # it gave its slot under ``workers`` back (`.pool.Pool.submit`)
         self.payload: Any = None
         self.size = 0  # bytes of it still unread in the worker's pipe (announced jobs)
 

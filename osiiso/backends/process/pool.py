@@ -40,25 +40,25 @@ from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
 from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
 from .notices import crashed, garbled, interrupted, recycled
+from .placing import BATCH_MAX, batch_size, choose, died_running, reports_due
 from .starts import Starts
 from .supervisor import Supervisor
 
-__all__ = ("DEPTH", "Pool")
+__all__ = ("Pool",)
 
 logger = logging.getLogger("osiiso")
-
-#: most jobs a worker holds at once (1 running + 3 queued) when its tasks are short
-DEPTH = 4
-#: queue jobs behind a running one only for functions whose recent runs took less
-PRESEND_BELOW = 0.005
 
 
 class Pool(Starts):
     """Persistent worker processes for one `ProcessBackend`, reporting to one event loop at a time."""
 
     def __init__(self, ctx: BaseContext, processes: int, boot: bytes,
-                 max_tasks_per_child: int | None) -> None:
+                 max_tasks_per_child: int | None, batching: bool = True) -> None:
         super().__init__(ctx.get_start_method() == "fork")
+        self._batching = batching
+        self.batch_capacity = processes * 2 * BATCH_MAX if batching else 0
+        self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `.placing.reports_due`
+        self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._slots = [Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
         self._pending: deque[ProcessJob] = deque()
@@ -79,15 +79,34 @@ class Pool(Starts):
 
     # -- submitting and cancelling -------------------------------------------------
     def submit(self, attempt: Attempt) -> ProcessJob:
-        """Encode ``attempt`` (raising SerializationError) and queue it for a worker."""
+        """Encode ``attempt`` (raising SerializationError) and queue it for a worker.
+
+        A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`,
+        up to two batches per worker at once (at most ``batch_capacity``): it gives its slot under
+        the queue's ``workers`` back, so that the engine hands over the next task and a batch can
+        fill (`release` counts it out when it ends).
+        """
         fn = self._functions.entry(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
         job = ProcessJob(next(self._seq), attempt, fn, args)
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
         queue_in_order(self._pending, job)
+        size = batch_size(fn.ewma)  # at most two batches per worker wait: on_start is that early at most
+        if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)):
+            job.batched = True
+            self.held += 1
+            attempt.batched()
+            if self._due:
+                return job  # every worker is busy: the next batch of reports places it with the others
         self._schedule()
         return job
+
+    def release(self, job: ProcessJob) -> None:
+        """``job`` has ended, whichever way: it no longer counts against ``batch_capacity``."""
+        if job.batched:
+            job.batched = False
+            self.held -= 1
 
     def _schedule(self) -> None:
         """Dispatch on the loop's next turn (once however often asked; from the loop thread)."""
@@ -139,7 +158,7 @@ class Pool(Starts):
         its jobs (`.jobs.Slot.send`). A worker at ``max_tasks_per_child`` retires once idle.
         """
         self._scheduled = False
-        batches: dict[Slot, list[tuple[Any, ...]]] = {}
+        batches = self._filling = {}
         pending = self._pending
         while True:
             while pending:
@@ -152,6 +171,8 @@ class Pool(Starts):
             if not pending or not self._grow():
                 break
         launched, self._launched = self._launched, False
+        self._supervisor.coalesce = self.held > 0
+        self._due = reports_due(self._slots)
         for slot, commands in batches.items():
             slot.send(commands)
             if self._max_tasks is not None and slot.sent >= self._max_tasks and not slot.inflight:
@@ -160,37 +181,8 @@ class Pool(Starts):
             self._supervisor.watch_launched()
 
     def _choose(self, job: ProcessJob) -> Slot | None:
-        """The worker to send ``job`` to now, or None: then it waits in ``_pending``.
-
-        A ready idle worker wins at once. Otherwise a job is queued behind others only if its
-        function is known to be short (``PRESEND_BELOW``) and so is the job running there,
-        the worker holds fewer than ``DEPTH`` jobs, and the bytes still unread in its pipe
-        leave room for this one (``budget``, half the pipe): a long or unknown task is never
-        stuck behind another. The least loaded of those wins; failing that, a worker still
-        starting with nothing to do. Dying workers and those at ``max_tasks_per_child`` get none.
-        """
-        best: Slot | None = None
-        starting: Slot | None = None
-        ewma = job.fn.ewma
-        short = ewma is not None and ewma < PRESEND_BELOW
-        for slot in self._slots:
-            if slot.pipe is None or slot.dying:
-                continue
-            if self._max_tasks is not None and slot.sent >= self._max_tasks:
-                continue
-            n = slot.ahead
-            if n == 0:
-                if slot.ready:
-                    return slot
-                starting = starting or slot
-                continue
-            # queue a short job only behind jobs known to be short: never behind a task of
-            # unknown or long duration, which could hold it while another worker frees up
-            running = slot.inflight[0].fn.ewma
-            if short and running is not None and running < PRESEND_BELOW and n < DEPTH \
-                    and slot.unread + len(job.args) < slot.budget and (best is None or n < best.ahead):
-                best = slot
-        return best or starting
+        """The worker to send ``job`` to now, or None: then it waits in ``_pending`` (`.placing.choose`)."""
+        return choose(self._slots, job, self._max_tasks, self._batching, self._filling)
 
     def _command(self, slot: Slot, job: ProcessJob) -> tuple[Any, ...]:
         """Move ``job`` to ``slot.inflight`` and return the ``JOB`` command that sends it.
@@ -198,9 +190,10 @@ class Pool(Starts):
         The function travels only if the worker's table lacks it (`.jobs.Slot.function_blob`).
         A job sent to a ready worker with nothing in flight starts now. One sent behind
         others, or to a worker still starting, is announced (the worker will say ``STARTED``),
-        and its bytes count as unread in the worker's pipe until then. The timeout clock
-        restarts here when nothing is to run before the job — so an initializer that hangs
-        cannot hold a task past its timeout — and again at ``STARTED``.
+        and its bytes count as unread in the worker's pipe until then. The attempt's clock
+        restarts here when nothing is to run before the job (an initializer that hangs cannot
+        hold a task past its timeout) and again at ``STARTED``: its timing, its timeout, and for
+        a batched job or one with a timeout the task's ``started_at`` (`.base.Attempt.restart_clock`).
         """
         fn = job.fn
         fn_blob = slot.function_blob(fn)
@@ -319,8 +312,9 @@ class Pool(Starts):
     def _on_death(self, slot: Slot, event: Dead) -> None:
         """A slot's worker died (all it wrote was handled first): settle the jobs it held.
 
-        The job it was running fails with `WorkerCrashedError` (`.jobs.crash_error`); those
-        it had not started go back to the front of ``_pending``, in order, clocks held. One
+        The job it was running fails with `WorkerCrashedError` (`.jobs.crash_error`), and its
+        function counts as slow until it ends fast again (`.placing.batch_size`); those it had
+        not started go back to the front of ``_pending``, in order, clocks held. One
         that wrote junk fails every job it held (its reports are lost: any may have run). One
         that died before it was ready is a failed start (`.starts.Starts._on_failed_start`).
         The death is a crash unless the pool killed the worker, it retired cleanly, or it was
@@ -329,6 +323,7 @@ class Pool(Starts):
         if event.gen != slot.gen:
             return
         running = interrupted(slot)  # for the crash event
+        died_running(slot)  # its function is not batched for now
         lost, requeue = slot.settle(event.pid, event.exitcode)
         self._pending.extendleft(reversed(requeue))
         failed_start = not (slot.ready or slot.killed or slot.garbled or event.lingered)

@@ -51,6 +51,8 @@ __all__ = ("EXIT_GRACE", "Supervisor", "resolve_context")
 
 #: seconds a worker told to exit (its task pipe closed, nothing left to run) may take before it is killed
 EXIT_GRACE = 3.0
+#: while batches run, seconds the thread lets reports gather before it reads the pipes again
+FLUSH_INTERVAL = 0.0005
 _ARITY = {READY: 1, STARTED: 2, SKIPPED: 2, DONE: 5}  # the reports a worker sends, and their lengths
 
 
@@ -96,6 +98,8 @@ class Supervisor:
         self._wake_lock = threading.Lock()
         self._released = False
         self.closing = False
+        #: set by the pool while workers hold batches: reports are read at most every FLUSH_INTERVAL
+        self.coalesce = False
         self._thread = threading.Thread(target=self._main, name="osiiso-process-io", daemon=True)
         _live.add(self)
 
@@ -251,6 +255,10 @@ class Supervisor:
                 events.extend(self._bury(worker))
             if events:
                 self._report(events)
+                if self.coalesce and not dead:
+                    # batches run: let the workers' next reports gather (and the loop thread
+                    # handle these) rather than wake up for each one
+                    time.sleep(FLUSH_INTERVAL)
 
     def _serve_requests(self) -> None:
         """Launch the workers asked for, reporting each one as soon as it exists."""
@@ -351,6 +359,9 @@ def _kill_unclosed_pools() -> None:
         if proc.pid is not None:
             kill_tree(proc.pid)
     for proc in ours:
-        proc.join(5.0)
+        try:
+            proc.join(5.0)
+        except ValueError:  # the supervisor thread reaped and closed it meanwhile
+            pass
     for supervisor in list(_live):
         supervisor.join(5.0)

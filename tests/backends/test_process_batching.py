@@ -1,0 +1,256 @@
+"""Batching on the process backend: tasks of a short function travel in batches, each keeping its own outcome.
+
+Every test first teaches the pool that ``step`` is short (a few calls), so that what follows
+is batched, and checks that it was (``processes_batched``). They synchronise on files the
+tasks write, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ASYNCIO, aeventually
+
+from osiiso import AsyncQueue, Queue, TaskResult, TaskTimeoutError, WorkerCrashedError
+from osiiso.backends.process.placing import DEPTH
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+def anyio_backend() -> object:
+    """Pool behaviour does not depend on the loop: asyncio only keeps these fast."""
+    return ASYNCIO
+
+
+def step(i: int, log: str | None = None, gate: str | None = None, hang_at: int = -1, crash_at: int = -1) -> int:
+    """A short task; it logs its number, waits for ``gate`` to exist, hangs or crashes when asked."""
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(f"{i}\n")
+    if gate is not None:
+        Path(gate + ".started").touch()
+        while not os.path.exists(gate):
+            time.sleep(0.005)
+    if i == hang_at:
+        time.sleep(600)
+    if i == crash_at:
+        os._exit(3)
+    return i
+
+
+def unmeasured(i: int, log: str) -> int:
+    """A task of a function the pool has never timed: it is never batched."""
+    with open(log, "a") as f:
+        f.write(f"{i}\n")
+    return i
+
+
+def spin(i: int, gate: str | None = None) -> int:
+    """A task of about 0.2 ms (a few of them make a batch), or one that waits for ``gate`` to exist."""
+    if gate is not None:
+        Path(gate + ".started").touch()
+        while not os.path.exists(gate):
+            time.sleep(0.005)
+    else:
+        end = time.perf_counter() + 0.0002
+        while time.perf_counter() < end:
+            pass
+    return i
+
+
+class Peak:
+    """Records the most tasks the pool held in batches at once, seen from ``on_complete``."""
+
+    def __init__(self) -> None:
+        self.queue: AsyncQueue | None = None
+        self.batched = self.depth = 0  # ``depth``: the most jobs its one worker held at once
+
+    def __call__(self, result: TaskResult) -> None:
+        if self.queue is not None:
+            self.batched = max(self.batched, self.queue.stats["process"]["processes_batched"])
+            pool = self.queue._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+            self.depth = max(self.depth, len(pool._slots[0].inflight))
+
+
+async def short_queue(**kwargs: Any) -> tuple[AsyncQueue, Peak]:
+    """A one-process queue that has timed ``step`` as short."""
+    peak = Peak()
+    q = AsyncQueue(processes=1, on_complete=peak, **kwargs)
+    peak.queue = q
+    q.map(step, range(8), backend="process")
+    await q.run(strict=True)
+    return q, peak
+
+
+def sent_behind(q: AsyncQueue) -> list[int]:
+    """The submission numbers of the tasks the pool has sent to its one worker behind the first."""
+    pool = q._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+    return [job.attempt.seq for job in list(pool._slots[0].inflight)[1:]]
+
+
+def logged(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+async def test_a_timeout_inside_a_batch_fails_that_task_alone() -> None:
+    """The task over its timeout is killed and times out; the rest of its batch runs again, uncharged."""
+    q, peak = await short_queue()
+    handles = q.map(step, [(i, None, None, 50) for i in range(200)], backend="process", timeout=3)
+    await q.run()
+    assert peak.batched > 1, "the tasks were not batched"
+    hung = handles[50].result()
+    assert hung.status == "failed" and isinstance(hung.exception, TaskTimeoutError) and hung.attempts == 1
+    others = [h.result() for i, h in enumerate(handles) if i != 50]
+    assert all(r.status == "succeeded" and r.attempts == 1 for r in others), [r.message for r in others
+                                                                               if r.status != "succeeded"]
+    assert [r.value for r in others] == [i for i in range(200) if i != 50]
+    assert q.stats["process"]["processes_killed"] == 1
+    await q.shutdown()
+
+
+async def test_a_crash_inside_a_batch_fails_only_the_task_that_ran() -> None:
+    """A worker that dies in a batch fails the task it was running; the others of the batch run again."""
+    q, peak = await short_queue()
+    handles = q.map(step, [(i, None, None, -1, 50) for i in range(200)], backend="process")
+    await q.run()
+    assert peak.batched > 1, "the tasks were not batched"
+    crashed = handles[50].result()
+    assert crashed.status == "failed" and isinstance(crashed.exception, WorkerCrashedError)
+    assert crashed.attempts == 1
+    others = [h.result() for i, h in enumerate(handles) if i != 50]
+    assert all(r.status == "succeeded" and r.attempts == 1 for r in others), [r.message for r in others
+                                                                               if r.status != "succeeded"]
+    await q.shutdown()
+
+
+async def test_events_and_timings_are_per_task_inside_a_batch(caplog: pytest.LogCaptureFixture) -> None:
+    """In a batch with a crash, every task has one start and one finish event, one timing on a process
+    slot that began no earlier than it was queued, and the one crash event names the task that ran."""
+    q, peak = await short_queue()
+    caplog.set_level(logging.DEBUG, logger="osiiso")
+    handles = q.map(step, [(i, None, None, -1, 50) for i in range(200)], backend="process")
+    await q.run()
+    assert peak.batched > 1, "the tasks were not batched"
+    ids = {h.task_id for h in handles}
+    events = Counter((r.event, r.task_id) for r in caplog.records  # type: ignore[attr-defined]
+                     if getattr(r, "task_id", None) in ids)
+    assert all(events["start", i] == 1 and events["finish", i] == 1 for i in ids), events
+    assert [i for (kind, i), n in events.items() if kind == "crash"] == [handles[50].task_id]
+    for handle in handles:
+        result = handle.result()
+        (timing,) = result.timings
+        assert timing.worker.startswith("process/") and timing.started_at is not None
+        assert timing.queued_at <= timing.started_at <= timing.finished_at
+        assert result.started_at is not None and result.started_at <= timing.started_at
+    assert handles[50].result().timings[0].outcome == "crashed"
+    await q.shutdown()
+
+
+async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path: Path) -> None:
+    """Cancelling a batched task that has not started skips it; the others start only when they really do."""
+    log, gate = tmp_path / "log", str(tmp_path / "gate")
+    q, _ = await short_queue()
+    async with q:
+        blocker = q.submit(step, 0, None, gate, backend="process")
+        handles = q.map(step, [(i, str(log)) for i in range(1, 21)], backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the first task to start")
+        await aeventually(lambda: q.stats["process"]["processes_batched"] >= 20, "the tasks to be batched")
+        queued = sent_behind(q)  # the tasks the worker holds behind the first: cancel the last of them
+        assert queued, "no task was sent behind the first one"
+        victim = next(h for h in handles if h._seq == queued[-1])
+        assert victim.cancel()
+        opened = time.time()
+        Path(gate).touch()
+        await q.join()
+    assert blocker.value() == 0
+    assert victim.status == "cancelled"
+    assert handles.index(victim) + 1 not in logged(log)  # step(i) logs i
+    ran = [h.result() for h in handles if h is not victim]
+    assert all(r.status == "succeeded" for r in ran)
+    assert sorted(logged(log)) == [r.value for r in ran]
+    # batched tasks waited behind the first one: they count as started when they really began
+    assert all(r.started_at is not None and r.started_at >= opened for r in ran)
+    assert all(r.timings[0].started_at is not None and r.timings[0].started_at >= opened for r in ran)
+
+
+async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path: Path) -> None:
+    """Tasks handed over while their worker is busy (their on_start fired) are bounded by two batches
+    of their function and the lane's own slots: not hundreds of tasks that wait in the parent."""
+    gate = str(tmp_path / "gate")
+    starts: list[int] = []
+    q = AsyncQueue(processes=1, on_start=lambda h: starts.append(h._seq))
+    q.map(spin, range(40), backend="process")
+    await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
+    lane = q._engine.lanes["process"]
+    async with q:
+        q.submit(spin, 0, gate, backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
+        starts.clear()
+        handles = q.map(spin, range(400), backend="process")
+        pool = lane.backend._pool  # type: ignore[attr-defined]
+        # settled: the lane's slots are full and every task handed over has reached the pool
+        await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
+                          "the lane's slots to fill")
+        batched = q.stats["process"]["processes_batched"]
+        assert 0 < batched <= 2 * 8, "more batched tasks wait than two batches of a 0.2 ms function"
+        assert len(starts) == batched + lane.running - 1  # the blocker holds one slot
+        Path(gate).touch()
+        await q.join()
+    assert [h.value() for h in handles] == list(range(400))
+
+
+async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path: Path) -> None:
+    """Tasks ready together run in priority order, whether batched or not; an unmeasured task is never batched."""
+    log, gate = tmp_path / "log", str(tmp_path / "gate")
+    q, _ = await short_queue()
+    async with q:
+        q.submit(step, 0, None, gate, backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the first task to start")
+        low = q.map(step, [(i, str(log)) for i in range(100, 110)], backend="process", priority=5)
+        long = q.submit(unmeasured, 200, str(log), backend="process", priority=1)
+        high = q.map(step, [(i, str(log)) for i in range(300, 305)], backend="process", priority=1)
+        Path(gate).touch()
+        await q.join()
+    assert all(h.status == "succeeded" for h in [*low, long, *high])
+    assert logged(log) == [200, *range(300, 305), *range(100, 110)]
+
+
+@pytest.mark.parametrize("how", ["keyword", "environment", "environment over the keyword"])
+async def test_batching_can_be_turned_off(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``process_batching=False``, or OSIISO_PROCESS_BATCHING=0 whatever the keyword says, batches no
+    task: a worker holds at most DEPTH jobs, as without batching; the results are the same."""
+    if how != "keyword":
+        monkeypatch.setenv("OSIISO_PROCESS_BATCHING", "0")
+    q, peak = await short_queue(**({"process_batching": False} if how == "keyword" else
+                                   {"process_batching": True} if how != "environment" else {}))
+    handles = q.map(step, range(200), backend="process")
+    await q.run(strict=True)
+    assert peak.batched == 0 and peak.depth <= DEPTH
+    assert [h.value() for h in handles] == list(range(200))
+    await q.shutdown()
+
+
+async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth() -> None:
+    """The same map with the default queue batches: its worker holds more than DEPTH jobs at once."""
+    q, peak = await short_queue()
+    handles = q.map(step, range(200), backend="process")
+    await q.run(strict=True)
+    assert peak.batched > 1 and peak.depth > DEPTH
+    assert [h.value() for h in handles] == list(range(200))
+    await q.shutdown()
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, "no", "False"])
+def test_a_bad_process_batching_value_is_a_type_error(value: object) -> None:
+    """Anything but True or False for ``process_batching`` is a TypeError naming the keyword, from both queues."""
+    with pytest.raises(TypeError, match=r"process_batching must be True or False, got .*process_batching=False"):
+        AsyncQueue(process_batching=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="process_batching must be True or False"):
+        Queue(process_batching=value)  # type: ignore[arg-type]
