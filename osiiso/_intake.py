@@ -17,6 +17,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from threading import get_ident
 from typing import Any
 
 from ._config import QueueSettings
@@ -140,7 +141,7 @@ class Intake:
         engine = self._engine
         size = self._settings.size
         caller = engine.caller
-        foreign = caller is not None and not caller.in_loop_thread()
+        foreign = caller is not None and caller.thread_id != get_ident()  # `in_loop_thread`, inline
         if size and engine.outstanding + self._inbound >= size:
             raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
                                  "await q.put(...) to wait for room, or raise size=")
