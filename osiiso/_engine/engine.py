@@ -148,7 +148,9 @@ class Engine(Records):
     def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
         """Place a new task: waiting on dependencies, on the timer heap, or ready."""
         args, kwargs = handle._args, handle._kwargs
-        if (args and not MAY_HOLD_HANDLES.isdisjoint(map(type, args))) or (
+        # one argument (the usual fan-out) is one set lookup, with no map object to allocate
+        if (args and (type(args[0]) in MAY_HOLD_HANDLES if len(args) == 1
+                      else not MAY_HOLD_HANDLES.isdisjoint(map(type, args)))) or (
                 kwargs and not MAY_HOLD_HANDLES.isdisjoint(map(type, kwargs.values()))):
             deps = dependencies_of(handle)  # first: it refuses a handle of another queue
             if deps:
