@@ -137,7 +137,11 @@ class Intake:
         if self._closed:
             raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                               "(or call reset() once it is idle)")
-        lane, fn_name = self._lane_for(fn, args, kwargs, options)
+        try:  # `_lane_for`, inline on this per-submit path
+            route = self._routes[fn, options.backend]
+        except (KeyError, TypeError):
+            route = None
+        lane, fn_name = route if route is not None else self._route(fn, args, kwargs, options)
         engine = self._engine
         size = self._settings.size
         caller = engine.caller

@@ -160,10 +160,14 @@ class Engine(Records):
                 return
         self.outstanding += 1
         lane.queued += 1
-        if handle._options.delay is None and handle._options.run_at is None:
-            self.make_ready(handle, lane)
-        else:
+        options = handle._options
+        if options.delay is not None or options.run_at is not None:
             self.schedule_or_ready(handle, lane)
+            return
+        lane.push(handle)  # `make_ready`, inline on this per-submit path
+        if self.running < self.workers and not self.dispatch_wanted:
+            self.dispatch_wanted = True
+            self.timers.poke()
 
     def _wait_for(self, handle: TaskHandle[Any], deps: list[TaskHandle[Any]]) -> None:
         handle._where = WAITING
