@@ -39,6 +39,25 @@ async def osiiso_queue(task: Task, n: int, limit: int, queue_class: Any = None, 
     return elapsed
 
 
+async def osiiso_seed(task: Task, n: int, limit: int) -> float:
+    """The seed page's form: ``async with AsyncQueue(workers=limit) as q:``, ``q.task(task)`` called
+    per item (each call submits to the running queue), ``await q.run()``; timed to the end of the
+    ``async with`` (its shutdown included)."""
+    from osiiso import AsyncQueue
+
+    start = perf_counter()
+    async with AsyncQueue(workers=limit) as queue:
+        bound = queue.task(task)
+        for i in range(n):
+            bound(i)
+        summary = await queue.run()
+    elapsed = perf_counter() - start
+    if summary.succeeded != n:
+        raise AssertionError(f"osiiso seed form: {summary.succeeded} of {n} succeeded")
+    _check(sorted(summary.values), n)
+    return elapsed
+
+
 async def asyncio_gather(task: Task, n: int, limit: int) -> float:
     """``asyncio.gather`` over every coroutine, each guarded by one ``asyncio.Semaphore(limit)``."""
     start = perf_counter()

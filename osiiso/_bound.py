@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from ._calls import BoundCalls
-from ._intake import refuse_generator
+from ._intake import NO_KWARGS, refuse_generator
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 from ._shadow import refuse_shadowed, required_options
 
@@ -88,6 +88,8 @@ class BoundTask(BoundCalls[P, "TaskHandle[R]"], Generic[P, R]):
         return self._options.merged(None, changes), call_kwargs
 
     def _call(self, *args: Any, **kwargs: Any) -> TaskHandle[R]:
+        if not kwargs:  # the common call, straight in: no options to split off
+            return self._queue._enqueue(self._fn, args, NO_KWARGS, self._options)
         options, call_kwargs = self._split(args, kwargs)
         return self._queue._enqueue(self._fn, args, call_kwargs, options)
 

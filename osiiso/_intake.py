@@ -17,6 +17,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from threading import get_ident
 from typing import Any
 
 from ._config import QueueSettings
@@ -136,11 +137,15 @@ class Intake:
         if self._closed:
             raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
                               "(or call reset() once it is idle)")
-        lane, fn_name = self._lane_for(fn, args, kwargs, options)
+        try:  # `_lane_for`, inline on this per-submit path
+            route = self._routes[fn, options.backend]
+        except (KeyError, TypeError):
+            route = None
+        lane, fn_name = route if route is not None else self._route(fn, args, kwargs, options)
         engine = self._engine
         size = self._settings.size
         caller = engine.caller
-        foreign = caller is not None and not caller.in_loop_thread()
+        foreign = caller is not None and caller.thread_id != get_ident()  # `in_loop_thread`, inline
         if size and engine.outstanding + self._inbound >= size:
             raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
                                  "await q.put(...) to wait for room, or raise size=")

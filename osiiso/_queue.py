@@ -335,7 +335,7 @@ class AsyncQueue(Intake):
         engine = self._engine
         engine.results.clear()
         if engine.run is not None:
-            engine.run.results.clear()
+            engine.run.clear_results()
 
     async def __aenter__(self) -> AsyncQueue:
         await self.start()

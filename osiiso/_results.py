@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import InitVar, dataclass, field
+from operator import attrgetter, countOf
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from ._errors import ExecutionError, TaskTimeoutError, describe_failures
 from ._result import AttemptTiming as AttemptTiming
 from ._result import TaskResult as TaskResult
 from ._result import TaskStatus as TaskStatus
+
+_RESTORED, _STATUS = attrgetter("restored"), attrgetter("status")
 
 __all__ = ("AttemptTiming", "RunSummary", "TaskResult", "TaskStatus")
 
@@ -66,13 +69,19 @@ class RunSummary:
             succeeded, failed, cancelled, timeouts, restored = earlier
             counts = {TaskStatus.SUCCEEDED: succeeded, TaskStatus.FAILED: failed, TaskStatus.CANCELLED: cancelled}
             dropped = succeeded + failed + cancelled + restored
-        for result in self.results:
-            if result.restored:
-                restored += 1
-                continue
-            counts[result.status] += 1
-            if isinstance(result.exception, TaskTimeoutError):
-                timeouts += 1
+        results = self.results
+        # counted in C (list.count compares by identity first), not with a Python loop per result
+        restored_here = countOf(map(_RESTORED, results), True)
+        restored += restored_here
+        statuses = list(map(_STATUS, results))
+        if restored_here:  # a restored result succeeded without running: not counted as succeeded
+            statuses = [s for s, r in zip(statuses, results, strict=True) if not r.restored]
+        ran_ok = statuses.count(TaskStatus.SUCCEEDED)
+        counts[TaskStatus.SUCCEEDED] += ran_ok
+        if ran_ok != len(statuses):  # not all succeeded: the others, and which of them timed out
+            counts[TaskStatus.FAILED] += statuses.count(TaskStatus.FAILED)
+            counts[TaskStatus.CANCELLED] += statuses.count(TaskStatus.CANCELLED)
+            timeouts += sum(1 for r in results if not r.restored and isinstance(r.exception, TaskTimeoutError))
         set_ = object.__setattr__
         set_(self, "total_submitted", len(self.results) + dropped - restored)
         set_(self, "dropped", dropped)

@@ -151,7 +151,9 @@ class Engine(Records, Held):
     def admit(self, handle: TaskHandle[Any], lane: Lane) -> None:
         """Place a new task: waiting on dependencies, on the timer heap, or ready."""
         args, kwargs = handle._args, handle._kwargs
-        if (args and not MAY_HOLD_HANDLES.isdisjoint(map(type, args))) or (
+        # one argument (the usual fan-out) is one set lookup, with no map object to allocate
+        if (args and (type(args[0]) in MAY_HOLD_HANDLES if len(args) == 1
+                      else not MAY_HOLD_HANDLES.isdisjoint(map(type, args)))) or (
                 kwargs and not MAY_HOLD_HANDLES.isdisjoint(map(type, kwargs.values()))):
             deps = dependencies_of(handle)  # first: it refuses a handle of another queue
             if deps:
@@ -161,10 +163,14 @@ class Engine(Records, Held):
                 return
         self.outstanding += 1
         lane.queued += 1
-        if handle._options.delay is None and handle._options.run_at is None:
-            self.make_ready(handle, lane)
-        else:
+        options = handle._options
+        if options.delay is not None or options.run_at is not None:
             self.schedule_or_ready(handle, lane)
+            return
+        lane.push(handle)  # `make_ready`, inline on this per-submit path
+        if self.running < self.workers and not self.dispatch_wanted:
+            self.dispatch_wanted = True
+            self.timers.poke()
 
     def _wait_for(self, handle: TaskHandle[Any], deps: list[TaskHandle[Any]]) -> None:
         handle._where = WAITING

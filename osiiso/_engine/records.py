@@ -146,6 +146,7 @@ class Records:
         run = self.run
         if run is not None and not options.detached:
             run.results.append(result)
+            run.seqs.append(handle._seq)  # the summary sorts by these (`run.in_submission_order`)
         handle._finish(result)
         if self.log_tasks:
             finished(result)

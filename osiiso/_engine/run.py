@@ -11,7 +11,8 @@ A run knows the engine only, never the queue.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, MutableSequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,8 +30,14 @@ if TYPE_CHECKING:
 __all__ = ("Run",)
 
 
-def _submission_order(result: TaskResult) -> int:
-    return int(result.task_id[5:])
+def in_submission_order(results: MutableSequence[TaskResult], seqs: MutableSequence[int]) -> tuple[TaskResult, ...]:
+    """``results`` sorted by submission; ``seqs`` holds their task numbers, in step (`Run.seqs`).
+
+    Sorting the positions by those numbers costs a C-level key per result, where parsing each
+    ``task_id`` would cost a Python call (results come nearly in order: the sort is near linear).
+    """
+    order = sorted(range(len(seqs)), key=seqs.__getitem__)
+    return tuple([results[i] for i in order])
 
 
 def _watch(engine: Engine, progress: bool | Callable[[ProgressSnapshot], object]) -> ProgressWatcher:
@@ -54,6 +61,9 @@ class Run:
         self.finite = finite
         self.spare_on_timeout = spare_on_timeout
         self.results: list[TaskResult] = new_results(engine.keep_results)  # appended by `Engine.finish`
+        #: the task number of each of `results`, appended with it (a bounded deque when they are bounded):
+        #: the summary sorts by these instead of parsing every task id
+        self.seqs: MutableSequence[int] = [] if engine.keep_results is None else deque(maxlen=engine.keep_results)
         self.stop = anyio.Event()
         self.began = time.perf_counter()
         self.timed_out = False  # the run stopped at its time limit
@@ -66,6 +76,11 @@ class Run:
         self.engine.cancel_all(f"cancelled: fail_first after task {handle.name!r} ({handle.task_id}) failed",
                                spare_must_complete=True)
         self.stop.set()
+
+    def clear_results(self) -> None:
+        """Forget the results gathered so far (``queue.clear_results()``)."""
+        self.results.clear()
+        self.seqs.clear()
 
     def end(self) -> None:
         """End the run early (``shutdown()``, ``cancel()``)."""
@@ -109,7 +124,7 @@ class Run:
             raise broken  # a SystemExit or KeyboardInterrupt comes out of run() on every loop alike
         results = self.results
         dropped = getattr(results, "dropped", None)
-        return RunSummary(tuple(sorted(results, key=_submission_order)), time.perf_counter() - self.began,
+        return RunSummary(in_submission_order(results, self.seqs), time.perf_counter() - self.began,
                           timed_out=self.timed_out, earlier=None if dropped is None else dropped.as_tuple())
 
     async def _wait(self) -> None:

@@ -62,3 +62,28 @@ def test_a_bad_keep_results_names_the_choices(bad: object) -> None:
         AsyncQueue(keep_results=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keep_results"):
         osiiso.Queue(keep_results=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("keep", "clear_after", "expected"), [
+    (True, None, [1, 2, 3, 4, 5]),
+    (3, None, [1, 3, 5]),  # the three that ended last
+    (True, 2, [1, 3, 5]),  # clear_results() after the first two ended
+])
+async def test_a_summary_lists_tasks_in_submission_order_whatever_order_they_end_in(
+        kit: Kit, keep: bool | int, clear_after: int | None, expected: list[int]) -> None:
+    """Tasks that end out of order come back in submission order, bounded, and after a clear_results() mid-run."""
+    ended: list[str] = []
+
+    def on_complete(result: osiiso.TaskResult) -> None:
+        ended.append(result.task_id)
+        if len(ended) == clear_after:
+            q.clear_results()
+
+    q = AsyncQueue(workers=1, keep_results=keep, on_complete=on_complete)
+    for i, priority in enumerate([5, 1, 5, 0, 1]):  # one worker runs them as 4, 2, 5, 1, 3
+        q.submit(kit.echo, i, priority=priority, **kit.opts)
+    summary = await q.run()
+    assert ended == ["task-4", "task-2", "task-5", "task-1", "task-3"]
+    assert [r.task_id for r in summary.results] == [f"task-{n}" for n in expected]
+    assert summary.values == tuple(n - 1 for n in expected)
+    await q.shutdown()
