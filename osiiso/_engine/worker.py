@@ -22,6 +22,7 @@ import anyio.lowlevel
 
 from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
+from .._loops import Waiter, waiter_for_running_loop
 from .._results import TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
 from .events import started, timed_out
@@ -45,14 +46,19 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "event", "held", "in_hook", "lane", "loop_start", "scope", "where")
+    __slots__ = ("began", "current", "engine", "held", "in_hook", "lane", "loop_start", "parked", "parker", "scope",
+                 "waiter", "where")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
         self.lane = lane
         self.scope: anyio.CancelScope | None = None
         self.current: TaskHandle[Any] | None = None  # handed by the engine, until its outcome is recorded
-        self.event: anyio.Event | None = None  # set while parked
+        #: parking: the loop's waiter kind (`osiiso._loops.waiter_for_running_loop`, set by `run_worker`),
+        #: what it parks on (a loop future, or the parked trio task), and whether it is parked now
+        self.parker: Waiter | None = None
+        self.waiter: Any = None
+        self.parked = False
         self.loop_start = 0.0
         self.began = 0.0
         self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
@@ -62,9 +68,10 @@ class Worker:
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
-        event = self.event
-        if event is not None:
-            event.set()
+        if self.parked:
+            self.parked = False
+            assert self.parker is not None
+            self.parker.wake(self)
 
     def hold(self, handle: TaskHandle[Any]) -> None:
         """The backend queues ``handle``'s attempt before running it: no deadline meanwhile."""
@@ -108,6 +115,7 @@ _STOP, _FRESH_SCOPE = "stop", "fresh scope"
 async def run_worker(worker: Worker) -> None:
     """Run the tasks handed to ``worker`` until the service stops (started with one in hand)."""
     engine = worker.engine
+    worker.parker = waiter_for_running_loop()
     try:
         while True:
             outcome = None
@@ -139,11 +147,15 @@ async def _park(engine: Engine, worker: Worker) -> bool:
         return True
     if engine.stopping or engine.surplus(worker):
         return False  # the service stops, or the worker of a batched task is one too many
-    event = worker.event = anyio.Event()
+    parker = worker.parker
+    assert parker is not None
+    parker.prepare(worker)  # a loop future, or the task itself on trio: cheaper than an anyio.Event
+    worker.parked = True
     try:
-        await event.wait()
+        await parker.wait(worker)
     finally:
-        worker.event = None
+        worker.parked = False
+        worker.waiter = None
         if worker.current is None:
             engine.unpark(worker)
     return worker.current is not None
