@@ -247,6 +247,23 @@ async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth
     await q.shutdown()
 
 
+async def test_no_batching_when_workers_are_fewer_than_processes(tmp_path: Path) -> None:
+    """``workers=1`` with two processes runs one task at a time, in priority order: a batched task
+    would give its slot back while another runs on the second process, so nothing is batched."""
+    peak = Peak()
+    q = AsyncQueue(workers=1, processes=2, on_complete=peak)
+    peak.queue = q
+    q.map(step, range(8), backend="process")
+    await q.run(strict=True)
+    log = tmp_path / "log"
+    for i in range(40):
+        q.submit(step, i, str(log), backend="process", priority=-i)
+    await q.run(strict=True)
+    assert peak.batched == 0
+    assert logged(log) == list(range(39, -1, -1))
+    await q.shutdown()
+
+
 @pytest.mark.parametrize("value", [None, 0, 1, "no", "False"])
 def test_a_bad_process_batching_value_is_a_type_error(value: object) -> None:
     """Anything but True or False for ``process_batching`` is a TypeError naming the keyword, from both queues."""

@@ -125,7 +125,9 @@ class ProcessBackend(Backend):
         self._pool: Pool | None = None
         self._waiter: Waiter | None = None
         self._crashed = self._killed = 0
-        self.batching = batching_enabled(config)
+        # a batched task gives its slot back while others run: with fewer `workers` than processes,
+        # that would run more tasks at once than `workers` allows
+        self.batching = batching_enabled(config) and (config.workers_auto or config.workers >= config.processes)
         # as many as two batches per worker: the one it runs and the next (`.pool.Pool.submit`)
         self.batch_capacity = max(1, config.processes) * 2 * BATCH_MAX if self.batching else 0
 
