@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ("Service", "stop_every_queue", "stopping_reason")
 
 logger = logging.getLogger("osiiso")
+#: the name of every engine worker's task (given, so that anyio does not build one per worker)
+_WORKER_NAME = "osiiso engine worker"
 
 Spawnable = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -122,7 +124,9 @@ class Service:
             tg.cancel_scope.cancel()
             return
         for lane in engine.lane_list:
-            for worker in list(lane.idle):
+            parked = list(lane.idle)
+            lane.idle.clear()  # at once: each worker taking itself out would cost a scan of them all
+            for worker in parked:
                 worker.wake()
         engine.timers.poke()
 
@@ -191,7 +195,7 @@ class Service:
     def start_worker(self, worker: Worker) -> None:
         """Start ``worker`` (it holds its first task) in the task group (from a task of the service)."""
         assert self.task_group is not None
-        self.task_group.start_soon(run_worker, worker)
+        self.task_group.start_soon(run_worker, worker, name=_WORKER_NAME)  # a name: anyio need not make one
 
     def open_later(self, lane: Lane) -> None:
         """A lane was just made (from any thread): open it, if the service runs."""
