@@ -29,20 +29,6 @@ def _workloads() -> dict[str, object]:
     from benchmarks._runner import run_on
     from benchmarks.w1_async_noop import LIMIT, N, noop
 
-    async def seed_form() -> float:
-        from time import perf_counter
-
-        from osiiso import AsyncQueue
-
-        start = perf_counter()
-        async with AsyncQueue(workers=LIMIT) as q:
-            task = q.task(noop)
-            for i in range(N):
-                task(i)
-            summary = await q.run()
-        assert summary.succeeded == N
-        return perf_counter() - start
-
     async def mixed() -> float:
         from time import perf_counter
 
@@ -81,7 +67,7 @@ def _workloads() -> dict[str, object]:
         "W1 asyncio": lambda: w1("asyncio"),
         "W1 uvloop": lambda: w1("uvloop"),
         "W1 trio": lambda: w1("trio"),
-        "W1 seed form": lambda: run_on("asyncio", seed_form),
+        "W1 seed form": lambda: run_on("asyncio", lambda: peers.osiiso_seed(noop, N, LIMIT)),
         "W3": lambda: run_on("asyncio", w3_thread_noop.osiiso_threads),
         "W4 map": lambda: w4("map"),
         "W4 submit": lambda: w4("submit"),
