@@ -5,8 +5,8 @@ refused, the backend's check, all cached per callable), the building of a task's
 its admission to the engine, the ``size`` limit (refusing, or waiting for room), and the
 hand-over of tasks submitted from other threads to the event loop, in batches. `AsyncQueue`
 derives from it and keeps the public methods and the life cycle; a method here is the
-queue's own method, so the per-submit path (``submit`` → ``_enqueue`` → ``_lane_for`` →
-``Engine.admit``) has no extra call layer.
+queue's own method, so the per-submit path (``submit`` → ``_enqueue``, which reads the route
+cache itself, → ``Engine.admit``) has no extra call layer.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .codec import dumps_function
 from .launch import resolve_context
-from .placing import BATCH_MAX, DEPTH
+from .placing import DEPTH, batch_capacity
 from .pool import Pool
 
 __all__ = ("BATCHING_ENV", "ProcessBackend", "batching_enabled")
@@ -129,7 +129,7 @@ class ProcessBackend(Backend):
         # that would run more tasks at once than `workers` allows
         self.batching = batching_enabled(config) and (config.workers_auto or config.workers >= config.processes)
         # as many as two batches per worker: the one it runs and the next (`.pool.Pool.submit`)
-        self.batch_capacity = max(1, config.processes) * 2 * BATCH_MAX if self.batching else 0
+        self.batch_capacity = batch_capacity(max(1, config.processes), self.batching)
 
     @property
     def capacity(self) -> int:

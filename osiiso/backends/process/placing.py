@@ -19,8 +19,8 @@ from collections.abc import Container
 
 from .jobs import ProcessJob, Slot
 
-__all__ = ("BATCH_BELOW", "BATCH_MAX", "BATCH_SECONDS", "DEPTH", "PRESEND_BELOW", "batch_size", "choose",
-           "died_running", "reports_due")
+__all__ = ("BATCH_BELOW", "BATCH_MAX", "BATCH_SECONDS", "DEPTH", "PRESEND_BELOW", "batch_capacity", "batch_size",
+           "choose", "died_running", "reports_due")
 
 #: most jobs a worker holds at once (1 running + 3 queued) when its tasks are short
 DEPTH = 4
@@ -32,6 +32,11 @@ BATCH_BELOW = 0.001
 BATCH_SECONDS = 0.001
 #: most jobs in one batch
 BATCH_MAX = 256
+
+
+def batch_capacity(processes: int, batching: bool) -> int:
+    """Most jobs that may wait in batches at once: two full batches per worker (none without batching)."""
+    return processes * 2 * BATCH_MAX if batching else 0
 
 
 def batch_size(ewma: float | None) -> int:

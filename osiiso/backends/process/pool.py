@@ -40,7 +40,7 @@ from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
 from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
 from .notices import crashed, garbled, interrupted, recycled
-from .placing import BATCH_MAX, batch_size, choose, died_running, reports_due
+from .placing import batch_capacity, batch_size, choose, died_running, reports_due
 from .starts import Starts
 from .supervisor import Supervisor
 
@@ -56,7 +56,7 @@ class Pool(Starts):
                  max_tasks_per_child: int | None, batching: bool = True) -> None:
         super().__init__(ctx.get_start_method() == "fork")
         self._batching = batching
-        self.batch_capacity = processes * 2 * BATCH_MAX if batching else 0
+        self.batch_capacity = batch_capacity(processes, batching)
         self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `.placing.reports_due`
         self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._slots = [Slot(i) for i in range(processes)]
