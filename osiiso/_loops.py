@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
 
-__all__ = ("LoopCaller", "Waiter", "current_loop_caller", "protect_from_ki", "spawn_detached",
+__all__ = ("LoopCaller", "Waiter", "current_loop_caller", "is_cancellation", "protect_from_ki", "spawn_detached",
            "waiter_for_running_loop")
 
 logger = logging.getLogger("osiiso")
@@ -29,6 +30,15 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncio's or trio's cancellation exception (asked in plain loop callbacks
+    too, where anyio cannot tell which loop runs)."""
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(exc, trio.Cancelled)
 
 
 # -- calling the loop from any thread ------------------------------------------------------------

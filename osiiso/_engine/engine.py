@@ -27,6 +27,7 @@ from ..backends import backend_class
 from ..backends.base import Backend, BackendConfig
 from .attempts import close_attempt, outcome_of
 from .deps import MAY_HOLD_HANDLES, dependencies_of
+from .direct import Deadlines, Direct
 from .events import retrying
 from .held import Held
 from .kept import new_results
@@ -59,7 +60,7 @@ def engine_failure(cause: BaseException) -> RuntimeError:
 _START_BATCH = 32
 
 
-class Engine(Records, Held):
+class Engine(Records, Held, Direct):
     """Task bookkeeping and slot hand-out, shared by every backend of one queue."""
 
     def __init__(self, config: BackendConfig, *, rate: float | None, burst: int,
@@ -75,6 +76,7 @@ class Engine(Records, Held):
         self.lane_list: tuple[Lane, ...] = ()
         self._lane_lock = threading.Lock()
         self.timers = Timers()
+        self.deadlines = Deadlines(self.timers)  # of direct attempts (`osiiso._engine.direct`)
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
@@ -118,6 +120,8 @@ class Engine(Records, Held):
             if lane is None:
                 backend: Backend = backend_class(name)(self.config)
                 lane = Lane(backend)
+                lane.direct = backend.direct and self.on_start is None and self.on_retry is None \
+                    and self.on_complete is None  # a hook is awaited: that takes a coroutine
                 self.lanes[name] = lane
                 self.lane_list = (*self.lane_list, lane)
                 self.service.open_later(lane)
@@ -246,7 +250,7 @@ class Engine(Records, Held):
             if lane is None or not lane.open:
                 return
             idle = lane.idle
-            if not idle and started >= _START_BATCH:
+            if not idle and not lane.direct and started >= _START_BATCH:
                 self.dispatch_wanted = True  # the rest on the loop's next turn
                 self.timers.poke()
                 return
@@ -254,7 +258,9 @@ class Engine(Records, Held):
                 return
             handle = lane.pop()
             assert handle is not None
-            if idle:
+            if lane.direct:  # no worker task to start or wake: the attempt starts here
+                self.begin_direct(lane, handle)
+            elif idle:
                 worker = idle.pop()
                 self._hand(lane, handle, worker)
                 worker.wake()

@@ -51,6 +51,7 @@ class Lane:
         "buckets",
         "cancelled",
         "cap",
+        "direct",
         "done",
         "failed",
         "held",
@@ -61,6 +62,7 @@ class Lane:
         "retrying",
         "running",
         "size",
+        "spare",
         "workers",
     )
 
@@ -80,6 +82,10 @@ class Lane:
         self.workers = 0  # worker coroutines started and not yet returned
         self.cap = 0  # most running tasks (and workers, held ones aside) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out
+        #: its tasks run as direct attempts, without a coroutine each (`osiiso._engine.direct`),
+        #: and the direct workers it keeps for them
+        self.direct = False
+        self.spare: list[Any] = []
 
     def push(self, handle: TaskHandle[Any]) -> None:
         """Make ``handle`` ready, in submission order within its priority."""

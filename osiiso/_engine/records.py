@@ -311,8 +311,8 @@ class Records:
         cancelled(handle, reason, where is RUNNING)
         if where is RUNNING:
             worker = handle._slot
-            if worker is not None and worker.scope is not None:
-                worker.scope.cancel()
+            if worker is not None:
+                worker.interrupt()  # a coroutine's scope is cancelled; a direct attempt is stopped
             return
         self.unplace(handle)
         self.finish_cancelled(handle, reason)
@@ -346,7 +346,10 @@ class Records:
     def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:
         """Cancel every unfinished task (optionally sparing ``must_complete`` ones)."""
         count = 0
-        for handle in self.unfinished():
+        # the running ones last: a direct attempt is recorded as it is stopped, which would settle
+        # its waiting dependents as failed before they are cancelled with the rest
+        found = self.unfinished()
+        for handle in [h for h in found if h._where is not RUNNING] + [h for h in found if h._where is RUNNING]:
             if spare_must_complete and handle._options.must_complete:
                 continue
             if handle._where is not DONE:

@@ -148,6 +148,7 @@ class Service:
             _live.discard(self)
             if engine.broken is not None:
                 engine.rescue()
+            engine.stop_direct()
             self.spawns.clear()
             self.extras = 0
             engine.drop_hooks()
@@ -169,7 +170,7 @@ class Service:
 
     async def _loop_task(self) -> None:
         engine = self.engine
-        timers = engine.timers
+        timers, deadlines = engine.timers, engine.deadlines
         spawns = self.spawns
         lanes = engine.lanes
         while not engine.stopping:  # stopping: start nothing more (see `_stop_serving`)
@@ -184,12 +185,16 @@ class Service:
             if due is not None and due <= now:
                 engine.dispatch_at = None
                 engine.dispatch_wanted = True
+            deadline = deadlines.next_due()
+            if deadline is not None and deadline <= now:
+                engine.expire(now)
             if engine.dispatch_wanted:
                 engine.dispatch()
             while spawns:
                 fn, args = spawns.popleft()
                 self._start_extra(fn, args)
-            await timers.wait_next(engine.dispatch_at)
+            due, deadline = engine.dispatch_at, deadlines.next_due()
+            await timers.wait_next(due if deadline is None or (due is not None and due < deadline) else deadline)
 
     # -- starting tasks in the service ----------------------------------------------------------
     def start_worker(self, worker: Worker) -> None:

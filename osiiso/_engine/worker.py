@@ -22,8 +22,8 @@ import anyio.lowlevel
 
 from .._errors import TaskTimeoutError
 from .._handle import RUNNING, TaskHandle
-from .._loops import Waiter, waiter_for_running_loop
-from .._results import TaskStatus
+from .._loops import Waiter, is_cancellation, waiter_for_running_loop
+from .._results import TaskResult, TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
 from .events import started, timed_out
 from .hooks import call_hook, is_cancelled_here
@@ -99,9 +99,19 @@ class Worker:
             return
         if handle._attempts == 1:
             handle._started_at = now
-        if timeout is not None and self.scope is not None:
+        if timeout is not None:
+            self.set_deadline(handle, timeout)
+
+    def set_deadline(self, handle: TaskHandle[Any], timeout: float) -> None:
+        """``handle``'s attempt must end ``timeout`` seconds from now (its real start, `restart`)."""
+        if self.scope is not None:
             self.scope.deadline = self.loop_start + (time.monotonic() - self.began) + timeout
 
+    def interrupt(self) -> None:
+        """Stop the running attempt of the task this worker holds (a cancel): its scope is cancelled,
+        and the worker records the outcome."""
+        if self.scope is not None:
+            self.scope.cancel()
 
     def ran_on(self, handle: TaskHandle[Any], where: str) -> None:
         """The backend names the place (``"thread/3"``) where ``handle``'s attempt runs."""
@@ -235,6 +245,11 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
     if reason is not None:
         engine.finish_cancelled(handle, reason)
         return
+    await _failed(engine, handle, timeout_error(handle))
+
+
+def timeout_error(handle: TaskHandle[Any]) -> TaskTimeoutError:
+    """The error of ``handle``'s attempt that ran out of time (its timeout event is logged)."""
     options = handle._options
     if handle._attempts <= options.retries and not issubclass(TaskTimeoutError, options.retry_on):
         # retries are left, but retry_on leaves timeouts out: say so, not "attempt 1 of 4"
@@ -242,11 +257,10 @@ async def _interrupted(engine: Engine, handle: TaskHandle[Any]) -> None:
     else:
         which, fix = f"attempt {handle._attempts} of {options.retries + 1}", ""
     timed_out(handle, options.timeout or 0)
-    error = TaskTimeoutError(
+    return TaskTimeoutError(
         f"task {handle._name!r} ({handle.task_id}) timed out after {_format_seconds(options.timeout or 0)} "
         f"({which}) — raise timeout= or make the task faster{fix}"
     )
-    await _failed(engine, handle, error)
 
 
 def retry_delay(retry_delay: float, backoff: float, attempt: int) -> float:
@@ -260,41 +274,77 @@ def retry_delay(retry_delay: float, backoff: float, attempt: int) -> float:
     return min(delay, MAX_RETRY_DELAY)
 
 
-async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> None:
-    """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+_DONE, _RETRY, _FAIL = "done", "retry", "fail"
+
+
+def _settle_failure(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> str:
+    """What the attempt of ``handle`` that raised ``exc`` means, up to its hooks.
+
+    Records a cancellation at once (``"done"``); otherwise marks a retry (``"retry"``: retry it,
+    after ``on_retry``) or says the task fails (``"fail"``: record it, with ``on_complete``).
+    """
     if handle._cancel_reason is not None:  # cancel() was accepted while it ran: it ends cancelled
         engine.finish_cancelled(handle, handle._cancel_reason, exc)
-        return
+        return _DONE
     if isinstance(exc, CancelledElsewhere):  # the backend says: cancelled outside the engine (a cluster)
         engine.finish_cancelled(handle, str(exc), exc)
-        return
+        return _DONE
     options = handle._options
     if handle._attempts <= options.retries and isinstance(exc, options.retry_on) and not engine.stopping:
         if handle._attempts == 1:  # its first retry: counted as retrying until it ends (`Records.finish`)
             engine.lanes[handle._backend].retrying += 1
         handle._status = TaskStatus.RETRYING
-        if engine.on_retry is not None:
-            await call_hook(engine.on_retry, handle, exc)
-        reason = handle._cancel_reason
-        if reason is not None:  # cancelled while its on_retry hook ran
-            engine.finish_cancelled(handle, reason)
-            return
-        engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts), exc)
-        return
-    if isinstance(exc, (asyncio.CancelledError, anyio.get_cancelled_exc_class())):
+        return _RETRY
+    if is_cancellation(exc):
         # the attempt raised a cancellation nobody asked this task for (a future it awaited was
         # cancelled, a thread task raised CancelledError): the task ends cancelled, never failed with it
         engine.finish_cancelled(handle, f"cancelled: the task raised {type(exc).__name__} itself", exc)
-        return
+        return _DONE
+    return _FAIL
+
+
+def _retry(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> None:
+    options = handle._options
+    engine.retry(handle, retry_delay(options.retry_delay, options.backoff, handle._attempts), exc)
+
+
+def _failure_message(handle: TaskHandle[Any], exc: BaseException) -> str:
     if isinstance(exc, TaskTimeoutError):
-        message = text_of(exc)
-    else:
-        tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
-        message = f"failed{tries}: {describe(exc)}"  # a hostile __str__ cannot stop the recording
-    result = await engine.complete(handle, TaskStatus.FAILED, None, exc, message)
+        return text_of(exc)
+    tries = f" after {handle._attempts} attempts" if handle._attempts > 1 else ""
+    return f"failed{tries}: {describe(exc)}"  # a hostile __str__ cannot stop the recording
+
+
+def _count_failure(engine: Engine, handle: TaskHandle[Any], result: TaskResult | None) -> None:
     run = engine.run
     if result is not None and run is not None and result.status is TaskStatus.FAILED:
         run.task_failed(handle)
+
+
+def fail_now(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> None:
+    """`_failed` for a queue without ``on_retry`` and ``on_complete`` hooks: nothing to await."""
+    kind = _settle_failure(engine, handle, exc)
+    if kind is _RETRY:
+        _retry(engine, handle, exc)
+    elif kind is _FAIL:
+        result = engine.finish(handle, TaskStatus.FAILED, None, exc, _failure_message(handle, exc))
+        _count_failure(engine, handle, result)
+
+
+async def _failed(engine: Engine, handle: TaskHandle[Any], exc: BaseException) -> None:
+    """An attempt of running ``handle`` raised ``exc``: retry it, or record the failure."""
+    kind = _settle_failure(engine, handle, exc)
+    if kind is _RETRY:
+        if engine.on_retry is not None:
+            await call_hook(engine.on_retry, handle, exc)
+            reason = handle._cancel_reason
+            if reason is not None:  # cancelled while its on_retry hook ran
+                engine.finish_cancelled(handle, reason)
+                return
+        _retry(engine, handle, exc)
+    elif kind is _FAIL:
+        result = await engine.complete(handle, TaskStatus.FAILED, None, exc, _failure_message(handle, exc))
+        _count_failure(engine, handle, result)
 
 
 #: the worker's code, kept free of Ctrl-C on trio (see `osiiso._loops.protect_from_ki`)

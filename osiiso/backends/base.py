@@ -143,6 +143,29 @@ class Backend(ABC):
 
     #: attempts this backend may hold queued in batches (`Attempt.batched`) beyond ``capacity``
     batch_capacity: int = 0
+    #: it can run an attempt without a coroutine awaiting it: `begin`, `outcome` and `abort`
+    #: (the engine's direct attempts, ``osiiso._engine.direct``, for a queue without hooks)
+    direct: ClassVar[bool] = False
+
+    def begin(self, attempt: Attempt, ended: Callable[[Any], None]) -> Any:
+        """Start ``attempt`` from plain code on the loop thread, and return a ticket for it.
+
+        Later, on the loop thread and never from inside this call, the backend calls
+        ``ended(ticket)`` once the attempt has an outcome (then `outcome` returns or raises
+        it), unless `abort` was called first. An exception raised here is the attempt's failure.
+        Only a backend with ``direct = True`` implements it; the `Attempt` stays the backend's
+        until the attempt ends.
+        """
+        raise NotImplementedError
+
+    def outcome(self, ticket: Any) -> Any:
+        """The value of the ended attempt behind ``ticket``, or raise what it raised (after ``ended``)."""
+        raise NotImplementedError
+
+    def abort(self, ticket: Any) -> None:
+        """Stop the attempt behind ``ticket`` (a timeout, a cancel, the queue stopping) as a cancelled
+        `run` would: ``ended`` is not called for it afterwards."""
+        raise NotImplementedError
 
     def check(self, fn: Callable[..., Any]) -> None:  # noqa: B027 - optional hook
         """Reject, at submit time, a callable this backend cannot run (raise ``TypeError``)."""

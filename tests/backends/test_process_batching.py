@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from support import ASYNCIO, aeventually
 
-from osiiso import AsyncQueue, Queue, TaskResult, TaskTimeoutError, WorkerCrashedError
+from osiiso import AsyncQueue, Queue, TaskTimeoutError, WorkerCrashedError
 from osiiso.backends.process.placing import DEPTH
+from osiiso.backends.process.pool import Pool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -66,27 +67,41 @@ def spin(i: int, gate: str | None = None) -> int:
 
 
 class Peak:
-    """Records the most tasks the pool held in batches at once, seen from ``on_complete``."""
+    """Records the most tasks the pool held in batches at once, and the most jobs its first worker
+    held, each time a job ends (a spy on ``Pool.release``)."""
 
-    def __init__(self) -> None:
-        self.queue: AsyncQueue | None = None
-        self.batched = self.depth = 0  # ``depth``: the most jobs its one worker held at once
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.batched = self.depth = 0
+        original = Pool.release
 
-    def __call__(self, result: TaskResult) -> None:
-        if self.queue is not None:
-            self.batched = max(self.batched, self.queue.stats["process"]["processes_batched"])
-            pool = self.queue._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+        def release(pool: Pool, job: Any) -> None:
+            self.batched = max(self.batched, pool.held)
             self.depth = max(self.depth, len(pool._slots[0].inflight))
+            original(pool, job)
+
+        monkeypatch.setattr(Pool, "release", release)
 
 
-async def short_queue(**kwargs: Any) -> tuple[AsyncQueue, Peak]:
-    """A one-process queue that has timed ``step`` as short."""
-    peak = Peak()
-    q = AsyncQueue(processes=1, on_complete=peak, **kwargs)
-    peak.queue = q
+@pytest.fixture(params=["direct", "hooks"])
+def path(request: pytest.FixtureRequest) -> str:
+    """How the engine runs the tasks: direct attempts (no hook), or a coroutine per task (a hook)."""
+    return str(request.param)
+
+
+def queue_on(path: str, **kwargs: Any) -> AsyncQueue:
+    """A queue whose process tasks take ``path``: with an ``on_complete`` hook for ``"hooks"``."""
+    if path == "hooks":
+        kwargs.setdefault("on_complete", lambda result: None)
+    return AsyncQueue(**kwargs)
+
+
+async def short_queue(path: str, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> tuple[AsyncQueue, Peak]:
+    """A one-process queue that has timed ``step`` as short, on ``path``."""
+    q = queue_on(path, processes=1, **kwargs)
     q.map(step, range(8), backend="process")
     await q.run(strict=True)
-    return q, peak
+    assert q._engine.lanes["process"].direct == (path == "direct")
+    return q, Peak(monkeypatch)
 
 
 def sent_behind(q: AsyncQueue) -> list[int]:
@@ -99,9 +114,9 @@ def logged(log: Path) -> list[int]:
     return [int(line) for line in log.read_text().split()] if log.exists() else []
 
 
-async def test_a_timeout_inside_a_batch_fails_that_task_alone() -> None:
+async def test_a_timeout_inside_a_batch_fails_that_task_alone(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The task over its timeout is killed and times out; the rest of its batch runs again, uncharged."""
-    q, peak = await short_queue()
+    q, peak = await short_queue(path, monkeypatch)
     handles = q.map(step, [(i, None, None, 50) for i in range(200)], backend="process", timeout=3)
     await q.run()
     assert peak.batched > 1, "the tasks were not batched"
@@ -115,9 +130,9 @@ async def test_a_timeout_inside_a_batch_fails_that_task_alone() -> None:
     await q.shutdown()
 
 
-async def test_a_crash_inside_a_batch_fails_only_the_task_that_ran() -> None:
+async def test_a_crash_inside_a_batch_fails_only_the_task_that_ran(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that dies in a batch fails the task it was running; the others of the batch run again."""
-    q, peak = await short_queue()
+    q, peak = await short_queue(path, monkeypatch)
     handles = q.map(step, [(i, None, None, -1, 50) for i in range(200)], backend="process")
     await q.run()
     assert peak.batched > 1, "the tasks were not batched"
@@ -130,10 +145,11 @@ async def test_a_crash_inside_a_batch_fails_only_the_task_that_ran() -> None:
     await q.shutdown()
 
 
-async def test_events_and_timings_are_per_task_inside_a_batch(caplog: pytest.LogCaptureFixture) -> None:
+async def test_events_and_timings_are_per_task_inside_a_batch(caplog: pytest.LogCaptureFixture, path: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """In a batch with a crash, every task has one start and one finish event, one timing on a process
     slot that began no earlier than it was queued, and the one crash event names the task that ran."""
-    q, peak = await short_queue()
+    q, peak = await short_queue(path, monkeypatch)
     caplog.set_level(logging.DEBUG, logger="osiiso")
     handles = q.map(step, [(i, None, None, -1, 50) for i in range(200)], backend="process")
     await q.run()
@@ -153,10 +169,11 @@ async def test_events_and_timings_are_per_task_inside_a_batch(caplog: pytest.Log
     await q.shutdown()
 
 
-async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path: Path) -> None:
+async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path: Path, path: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancelling a batched task that has not started skips it; the others start only when they really do."""
     log, gate = tmp_path / "log", str(tmp_path / "gate")
-    q, _ = await short_queue()
+    q, _ = await short_queue(path, monkeypatch)
     async with q:
         blocker = q.submit(step, 0, None, gate, backend="process")
         handles = q.map(step, [(i, str(log)) for i in range(1, 21)], backend="process")
@@ -206,10 +223,11 @@ async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path
     assert [h.value() for h in handles] == list(range(400))
 
 
-async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path: Path) -> None:
+async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path: Path, path: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Tasks ready together run in priority order, whether batched or not; an unmeasured task is never batched."""
     log, gate = tmp_path / "log", str(tmp_path / "gate")
-    q, _ = await short_queue()
+    q, _ = await short_queue(path, monkeypatch)
     async with q:
         q.submit(step, 0, None, gate, backend="process")
         await aeventually(lambda: os.path.exists(gate + ".started"), "the first task to start")
@@ -223,12 +241,12 @@ async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path:
 
 
 @pytest.mark.parametrize("how", ["keyword", "environment", "environment over the keyword"])
-async def test_batching_can_be_turned_off(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_batching_can_be_turned_off(how: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``process_batching=False``, or OSIISO_PROCESS_BATCHING=0 whatever the keyword says, batches no
     task: a worker holds at most DEPTH jobs, as without batching; the results are the same."""
     if how != "keyword":
         monkeypatch.setenv("OSIISO_PROCESS_BATCHING", "0")
-    q, peak = await short_queue(**({"process_batching": False} if how == "keyword" else
+    q, peak = await short_queue(path, monkeypatch, **({"process_batching": False} if how == "keyword" else
                                    {"process_batching": True} if how != "environment" else {}))
     handles = q.map(step, range(200), backend="process")
     await q.run(strict=True)
@@ -237,9 +255,10 @@ async def test_batching_can_be_turned_off(how: str, monkeypatch: pytest.MonkeyPa
     await q.shutdown()
 
 
-async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth() -> None:
+async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same map with the default queue batches: its worker holds more than DEPTH jobs at once."""
-    q, peak = await short_queue()
+    q, peak = await short_queue(path, monkeypatch)
     handles = q.map(step, range(200), backend="process")
     await q.run(strict=True)
     assert peak.batched > 1 and peak.depth > DEPTH
@@ -247,12 +266,12 @@ async def test_batching_is_on_by_default_and_a_worker_then_holds_more_than_depth
     await q.shutdown()
 
 
-async def test_no_batching_when_workers_are_fewer_than_processes(tmp_path: Path) -> None:
+async def test_no_batching_when_workers_are_fewer_than_processes(tmp_path: Path, path: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """``workers=1`` with two processes runs one task at a time, in priority order: a batched task
     would give its slot back while another runs on the second process, so nothing is batched."""
-    peak = Peak()
-    q = AsyncQueue(workers=1, processes=2, on_complete=peak)
-    peak.queue = q
+    peak = Peak(monkeypatch)
+    q = queue_on(path, workers=1, processes=2)
     q.map(step, range(8), backend="process")
     await q.run(strict=True)
     log = tmp_path / "log"

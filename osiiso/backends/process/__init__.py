@@ -75,12 +75,14 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..._errors import ClosedError
 from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .codec import dumps_function
+from .jobs import ProcessJob
 from .launch import resolve_context
 from .placing import DEPTH, batch_capacity
 from .pool import Pool
@@ -113,6 +115,7 @@ class ProcessBackend(Backend):
     """
 
     name = "process"
+    direct = True
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
@@ -147,24 +150,48 @@ class ProcessBackend(Backend):
         After `aclose` a new pool is made: a queue run again under a new event loop closes
         the old loop's pool and starts a fresh one here.
         """
-        if self._pool is None:
-            boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
-                                  "initializer")
-            self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
-                              self.config.max_tasks_per_child, self.batching)
-            self._waiter = waiter_for_running_loop()
+        self._open()
 
-    async def run(self, attempt: Attempt) -> Any:
-        """Send the attempt to the pool and park until its job ends; a cancelled wait cancels the job."""
+    def _open(self) -> Pool:
+        """The pool, created first if there is none (on the running loop)."""
         pool = self._pool
         if pool is None:
-            await self.start()
-            pool = self._pool
-            assert pool is not None
+            boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
+                                  "initializer")
+            pool = self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
+                                     self.config.max_tasks_per_child, self.batching)
+            self._waiter = waiter_for_running_loop()
+        return pool
+
+    def _submit(self, attempt: Attempt) -> ProcessJob:
+        pool = self._open()
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
         attempt.ran_on(self.name)  # until a worker slot takes it (`Pool._command`)
-        job = pool.submit(attempt)
+        return pool.submit(attempt)
+
+    def begin(self, attempt: Attempt, ended: Callable[[Any], None]) -> ProcessJob:
+        """Send the attempt to the pool; its job calls ``ended(job)`` when it ends (a direct attempt)."""
+        job = self._submit(attempt)
+        job.pool = self._pool
+        job.wake = ended
+        return job
+
+    def outcome(self, job: ProcessJob) -> Any:
+        job.pool.release(job)
+        return job.outcome()
+
+    def abort(self, job: ProcessJob) -> None:
+        """Stop the job: dropped if it waits, skipped if queued in a worker, its worker killed if it runs."""
+        job.wake = None
+        job.pool.cancel(job)
+        job.pool.release(job)
+
+    async def run(self, attempt: Attempt) -> Any:
+        """Send the attempt to the pool and park until its job ends; a cancelled wait cancels the job."""
+        job = self._submit(attempt)
+        pool = self._pool
+        assert pool is not None
         waiter = self._waiter
         assert waiter is not None
         waiter.prepare(job)

@@ -146,8 +146,10 @@ class Slot:
         """Its worker died: fail the jobs it may have run; return whether it lost one, and those to send again.
 
         A started job fails with `crash_error`; after junk (``garbled``) every job fails, since
-        its reports are lost and any of them may have run. The others had not started: their
-        clocks are held again, and they go back in line.
+        its reports are lost and any of them may have run. The others had not started, or
+        (``killed``: the pool killed the worker to stop a cancelled or timed-out job, which is
+        done already) began only as that job ended: their clocks are held again, and they go
+        back in line.
         """
         lost, again = False, []
         for job in self.inflight:
@@ -156,10 +158,11 @@ class Slot:
             if self.garbled is not None:
                 lost = True
                 job.finish(False, garbled_error(job, pid, exitcode, self.garbled))
-            elif job.started:
+            elif job.started and not self.killed:
                 lost = True
-                job.finish(False, crash_error(job, pid, exitcode, self.killed, self.ready))
-            else:
+                job.finish(False, crash_error(job, pid, exitcode, self.ready))
+            else:  # not started; or the pool killed the worker to stop another job, just as that one ended
+                # and this one began: it was cut short by no fault of its own, so it runs again
                 if job.attempt.timeout is not None:
                     job.attempt.hold_clock()
                 again.append(job)
@@ -218,6 +221,7 @@ class ProcessJob:
         "fn",
         "ok",
         "payload",
+        "pool",
         "seq",
         "size",
         "started",
@@ -228,6 +232,7 @@ class ProcessJob:
     def __init__(self, seq: int, attempt: Attempt, fn: FunctionEntry, args: bytes) -> None:
         self.seq, self.attempt, self.fn, self.args = seq, attempt, fn, args
         self.waiter: Any = None  # set by the backend's waiter (a loop future, or a parked trio task)
+        self.pool: Any = None  # the pool it went to, for a direct attempt (`ProcessBackend.begin`)
         self.wake: Callable[[ProcessJob], None] | None = None
         self.started = self.announce = self.cancelled = self.done = self.ok = False
         self.batched = False  # it gave its slot under ``workers`` back (`.pool.Pool.submit`)
@@ -251,14 +256,11 @@ class ProcessJob:
         raise error
 
 
-def crash_error(job: ProcessJob, pid: int, exitcode: int | None, killed: bool,
-                 booted: bool) -> WorkerCrashedError:
+def crash_error(job: ProcessJob, pid: int, exitcode: int | None, booted: bool) -> WorkerCrashedError:
     """The error of a running ``job`` whose worker died: how it died, and what to do about it."""
     how, signal_name = _how(exitcode)
     name = job.attempt.name
-    if killed:
-        why = "it was stopped to cancel another task that ran on it — retry the task"
-    elif not booted:
+    if not booted:
         why = "it died while starting (check the initializer and mp_context)"
     else:
         why = ("the task crashed it (a segfault, os._exit(), an out-of-memory kill?) — "
