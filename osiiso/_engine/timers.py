@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._handle import SCHEDULED, TaskHandle
 
@@ -24,13 +25,16 @@ class Timers:
     Due times are ``time.monotonic()`` values, so they mean the same on every event loop.
     """
 
-    __slots__ = ("counter", "heap", "live", "wakeup")
+    __slots__ = ("counter", "heap", "live", "poked", "wakeup")
 
     def __init__(self) -> None:
         self.heap: list[tuple[float, int, TaskHandle[Any]]] = []
         self.live = 0
         self.counter = 0
         self.wakeup: anyio.Event | None = None
+        #: poked since the loop task last began to wait: its next `wait_next` returns at once, so a
+        #: poke while it is busy (a dispatch asked from inside a dispatch) is never lost
+        self.poked = False
 
     def schedule(self, handle: TaskHandle[Any], due: float) -> None:
         """Hold ``handle`` until the monotonic time ``due``."""
@@ -39,11 +43,12 @@ class Timers:
         is_first = not self.heap or due < self.heap[0][0]
         heapq.heappush(self.heap, (due, self.counter, handle))
         self.live += 1
-        if is_first and self.wakeup is not None:
-            self.wakeup.set()
+        if is_first:
+            self.poke()
 
     def poke(self) -> None:
         """Wake the service's loop task now (a dispatch or a spawn is wanted, or an earlier entry)."""
+        self.poked = True
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -69,13 +74,19 @@ class Timers:
         return self.heap[0][0] if self.heap else None
 
     async def wait_next(self, also: float | None = None) -> None:
-        """Sleep until the soonest entry (or the monotonic time ``also``) is due, or until poked."""
+        """Sleep until the soonest entry (or the monotonic time ``also``) is due, or until poked
+        (only yield, if it was poked since it last waited)."""
+        if self.poked:
+            self.poked = False
+            await anyio.lowlevel.checkpoint()
+            return
         self.wakeup = anyio.Event()
         due = self.next_due()
         if also is not None and (due is None or also < due):
             due = also
         if due is None:
             await self.wakeup.wait()
-            return
-        with anyio.move_on_after(max(0.0, due - time.monotonic())):
-            await self.wakeup.wait()
+        else:
+            with anyio.move_on_after(max(0.0, due - time.monotonic())):
+                await self.wakeup.wait()
+        self.poked = False  # the loop task serves what the poke asked for next
