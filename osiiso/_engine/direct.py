@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .._handle import RUNNING, TaskHandle
 from .._results import TaskStatus
 from ..backends.base import Attempt
-from .events import started
-from .worker import Worker, fail_now, timeout_error
+from .worker import Worker, begin_attempt, fail_now, timeout_error
 
 if TYPE_CHECKING:
     from .lanes import Lane
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Deadlines", "Direct", "DirectWorker")
 
-_RUNNING, _SUCCEEDED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED
+_SUCCEEDED = TaskStatus.SUCCEEDED
 
 
 class DirectWorker(Worker):
@@ -139,22 +138,17 @@ class Direct:
     running: int
     workers: int
     stopping: bool
-    log_tasks: bool
     dispatch_wanted: bool
     crew: set[Worker]
     lane_list: tuple[Lane, ...]
     timers: Timers
     deadlines: Deadlines
     run: Run | None
-    limiter: Any
 
     def _hand(self, lane: Lane, handle: TaskHandle[Any], worker: Worker) -> None:
         raise NotImplementedError
 
-    def urgent_lane(self, free: Lane | None = None) -> Lane | None:
-        raise NotImplementedError
-
-    def _rate_allows(self) -> bool:
+    def keeps_lane(self, lane: Lane) -> bool:
         raise NotImplementedError
 
     def finish_cancelled(self, handle: TaskHandle[Any], reason: str, cause: BaseException | None = None) -> None:
@@ -170,13 +164,7 @@ class Direct:
 
     def _begin(self, worker: DirectWorker, handle: TaskHandle[Any]) -> None:
         """Start the next attempt of ``handle``, which ``worker`` holds (what `_serve` does, without awaiting)."""
-        number = handle._attempts = handle._attempts + 1
-        handle._status = _RUNNING
-        now = handle._attempt_at = time.time()
-        if handle._started_at is None:
-            handle._started_at = now
-        if self.log_tasks:
-            started(handle)
+        number = begin_attempt(self, handle)  # type: ignore[arg-type]
         attempt = worker.attempt
         options = handle._options
         timeout = options.timeout
@@ -199,9 +187,7 @@ class Direct:
     def direct_next(self, worker: DirectWorker) -> None:
         """``worker``'s attempt ended: start its lane's next task on it, as `Engine.next_task` does."""
         lane = worker.lane
-        if (lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
-                and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
-                and (self.limiter is None or self._rate_allows())):
+        if self.keeps_lane(lane):
             handle = lane.pop()
             if handle is not None:
                 self._hand(lane, handle, worker)

@@ -279,9 +279,7 @@ class Engine(Records, Held, Direct):
         one lane, always); otherwise it parks and the free slot is dispatched.
         """
         lane = worker.lane
-        if (lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
-                and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
-                and (self.limiter is None or self._rate_allows())):
+        if self.keeps_lane(lane):
             handle = lane.pop()
             if handle is not None:
                 self._hand(lane, handle, worker)
@@ -290,6 +288,13 @@ class Engine(Records, Held, Direct):
         lane.idle.append(worker)
         if self.running < self.workers:
             self.dispatch()
+
+    def keeps_lane(self, lane: Lane) -> bool:
+        """Whether a worker of ``lane`` whose attempt ended takes its lane's next ready task now:
+        a slot is free, and that task is the most urgent anywhere (with one lane, always)."""
+        return bool(lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
+                    and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
+                    and (self.limiter is None or self._rate_allows()))
 
     def _hand(self, lane: Lane, handle: TaskHandle[Any], worker: Worker) -> None:
         """``handle`` takes a slot and goes to ``worker``."""

@@ -195,13 +195,7 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             # whole run: timers, run timeouts and other tasks get a turn now and then
             streak = 0
             await checkpoint()
-        number = handle._attempts = handle._attempts + 1
-        handle._status = _RUNNING
-        now = handle._attempt_at = time.time()
-        if handle._started_at is None:
-            handle._started_at = now
-        if engine.log_tasks:
-            started(handle)
+        number = begin_attempt(engine, handle)
         if engine.on_start is not None:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
@@ -233,6 +227,18 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         engine.next_task(worker)
         if stale:
             return _FRESH_SCOPE
+
+
+def begin_attempt(engine: Engine, handle: TaskHandle[Any]) -> int:
+    """Count and stamp the attempt of ``handle`` that begins now (its start event too); its number."""
+    number = handle._attempts = handle._attempts + 1
+    handle._status = _RUNNING
+    now = handle._attempt_at = time.time()
+    if handle._started_at is None:
+        handle._started_at = now
+    if engine.log_tasks:
+        started(handle)
+    return number
 
 
 def _format_seconds(value: float) -> str:
