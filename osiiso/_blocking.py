@@ -134,7 +134,8 @@ class Queue:
         on_retry: Callable[[SyncTaskHandle[Any], BaseException], object] | None = None,
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
-        keep_results: bool | int = True, process_batching: bool = True, loop: str = "asyncio",
+        keep_results: bool | int = True, process_batching: bool = True, thread_batching: bool = True,
+        loop: str = "asyncio",
     ) -> None:
         driver = self._driver = Driver(check_loop(loop))
         start_hook = check_hook("on_start", on_start)
@@ -147,7 +148,7 @@ class Queue:
             on_retry=None if retry_hook is None else (lambda h, e: retry_hook(SyncTaskHandle(h, driver), e)),
             initializer=initializer, initargs=initargs, mp_context=mp_context,
             max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
-            process_batching=process_batching)
+            process_batching=process_batching, thread_batching=thread_batching)
         weakref.finalize(self, driver.abandon)
 
     # -- submission (never waits for the loop) ---------------------------------------------

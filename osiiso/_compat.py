@@ -52,7 +52,7 @@ class ThreadQueue(Queue):
         on_retry: RetryHook | None = None, threads: int | None = None, processes: int | None = None,
         defaults: TaskOptions | None = None, mp_context: Any = None, max_tasks_per_child: int | None = None,
         dask: Any = None, keep_results: bool | int = True, process_batching: bool = True,
-        loop: str = "asyncio",
+        thread_batching: bool = True, loop: str = "asyncio",
     ) -> None:
         super().__init__(
             workers=workers, threads=workers if threads is None else threads, processes=processes, size=size,
@@ -60,7 +60,7 @@ class ThreadQueue(Queue):
             defaults=_defaults_with("thread", defaults), on_start=on_start, on_complete=on_complete,
             on_retry=on_retry, initializer=initializer, initargs=initargs, mp_context=mp_context,
             max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
-            process_batching=process_batching, loop=loop)
+            process_batching=process_batching, thread_batching=thread_batching, loop=loop)
 
 
 class ProcessQueue(Queue):
@@ -83,7 +83,7 @@ class ProcessQueue(Queue):
         on_retry: RetryHook | None = None, threads: int | None = None, processes: int | None = None,
         defaults: TaskOptions | None = None, mp_context: Any = None, max_tasks_per_child: int | None = None,
         dask: Any = None, keep_results: bool | int = True, process_batching: bool = True,
-        loop: str = "asyncio",
+        thread_batching: bool = True, loop: str = "asyncio",
     ) -> None:
         if context is not None and mp_context is not None:
             raise TypeError("ProcessQueue() takes mp_context= or its older name context=, not both")
@@ -94,4 +94,4 @@ class ProcessQueue(Queue):
             on_retry=on_retry, initializer=initializer, initargs=initargs,
             mp_context=context if mp_context is None else mp_context,
             max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
-            process_batching=process_batching, loop=loop)
+            process_batching=process_batching, thread_batching=thread_batching, loop=loop)

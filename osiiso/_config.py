@@ -155,7 +155,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
                   defaults: object, on_start: object, on_complete: object, on_retry: object,
                   initializer: object, initargs: object, mp_context: object,
                   max_tasks_per_child: object, dask: object, keep_results: object = True,
-                  process_batching: object = True) -> QueueSettings:
+                  process_batching: object = True, thread_batching: object = True) -> QueueSettings:
     """Validate every ``AsyncQueue`` argument and resolve the automatic sizes."""
     cpu = os.cpu_count() or 1
     n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
@@ -173,7 +173,8 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
         raise ValueError(f"initializer must be a callable or None, got {initializer!r}")
     if not isinstance(initargs, tuple):
         raise ValueError(f"initargs must be a tuple, got {initargs!r}")
-    extra: dict[str, Any] = {"process_batching": _switch("process_batching", process_batching)}
+    extra: dict[str, Any] = {"process_batching": _switch("process_batching", process_batching),
+                             "thread_batching": _switch("thread_batching", thread_batching)}
     if dask is not None:  # None: the backend's defaults ($DASK_SCHEDULER_ADDRESS, else an embedded cluster)
         from .backends.dask.options import coerce_options
 

@@ -56,14 +56,15 @@ class AsyncQueue(Intake):
         on_retry: Callable[[TaskHandle[Any], BaseException], object] | None = None,
         initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (),
         mp_context: Any = None, max_tasks_per_child: int | None = None, dask: Any = None,
-        keep_results: bool | int = True, process_batching: bool = True,
+        keep_results: bool | int = True, process_batching: bool = True, thread_batching: bool = True,
     ) -> None:
         s = settings_from(
             workers=workers, threads=threads, processes=processes, size=size, timeout=timeout, mode=mode,
             fail_policy=fail_policy, on_timeout=on_timeout, rate=rate, burst=burst, defaults=defaults,
             on_start=on_start, on_complete=on_complete, on_retry=on_retry, initializer=initializer,
             initargs=initargs, mp_context=mp_context, max_tasks_per_child=max_tasks_per_child, dask=dask,
-            keep_results=keep_results, process_batching=process_batching)
+            keep_results=keep_results, process_batching=process_batching,
+            thread_batching=thread_batching)
         super().__init__(s, Engine(s.backend, rate=s.rate, burst=s.burst, on_start=s.on_start,
                                    on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
         # a queue dropped without shutdown() still lets its pool threads and processes go, and

@@ -1,7 +1,7 @@
 """Direct attempts: tasks of a backend that reports each outcome by callback, run without a coroutine.
 
 A lane is *direct* when its backend can start an attempt from plain code and call back when it
-has an outcome (`osiiso.backends.base.Backend.direct`: the process pool), and the queue has no
+has an outcome (`osiiso.backends.base.Backend.direct`: the process and thread pools), and the queue has no
 ``on_start``, ``on_retry`` or ``on_complete`` hook (a hook is awaited, which needs a coroutine).
 The engine hands a task of such a lane to a `DirectWorker`: a worker object, as `Records.finish`
 and the counters expect, but no task of the event loop. `Direct.begin_direct` starts the attempt

@@ -83,24 +83,26 @@ class Worker:
         if self.current is handle:
             self.engine.batched(self)
 
-    def restart(self, handle: TaskHandle[Any]) -> None:
-        """The backend says ``handle``'s attempt starts only now (it waited for a worker).
+    def restart(self, handle: TaskHandle[Any], at: float | None = None) -> None:
+        """The backend says ``handle``'s attempt starts only now, or began at wall time ``at`` (it
+        waited for a worker).
 
-        The attempt's timing starts here; with a timeout, or for an attempt its backend holds
+        The attempt's timing starts there; with a timeout, or for an attempt its backend holds
         in a batch (`held`), the task's ``started_at`` too, and a timeout's deadline.
         May run in a plain loop callback, where anyio cannot read the loop's clock; the
         loop clock and ``time.monotonic()`` advance together, so the deadline is derived.
         """
         if self.current is not handle:
             return
-        now = handle._attempt_at = time.time()  # its timing counts from the real start
+        now = time.time()
+        began = handle._attempt_at = now if at is None or at > now else at  # its timing counts from the real start
         timeout = handle._options.timeout
         if timeout is None and not self.held:  # started_at stays the hand-out, which the rate limit spaces
             return
         if handle._attempts == 1:
-            handle._started_at = now
+            handle._started_at = began
         if timeout is not None:
-            self.set_deadline(handle, timeout)
+            self.set_deadline(handle, timeout - (now - began))
 
     def set_deadline(self, handle: TaskHandle[Any], timeout: float) -> None:
         """``handle``'s attempt must end ``timeout`` seconds from now (its real start, `restart`)."""

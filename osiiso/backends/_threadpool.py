@@ -26,6 +26,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -43,10 +44,14 @@ _thread_numbers = itertools.count(1)
 class ThreadJob:
     """One call handed to the pool; ``waiter`` is whatever the loop side parks on."""
 
-    __slots__ = ("args", "error", "fn", "kwargs", "ran_on", "state", "token", "value", "waiter", "worker")
+    __slots__ = ("args", "attempt", "batched", "began", "ended", "error", "fn", "kwargs", "pool", "ran_on", "secs",
+                 "state", "token", "value", "waiter", "worker")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.attempt: Any = None  # the backend's attempt, for a direct job
+        self.ended: Callable[[ThreadJob], object] | None = None  # a direct job's callback, until it is called
+        self.pool: ThreadPool | None = None  # the pool a direct job was submitted to
         self.token = CancelToken()
         self.state = _QUEUED
         self.worker: _Worker | None = None
@@ -54,6 +59,9 @@ class ThreadJob:
         self.error: BaseException | None = None
         self.waiter: Any = None
         self.ran_on = "thread"  # the thread that took it (``"thread/N"``), once one has
+        self.began = 0.0  # when a thread began it (``time.time()``), once one has
+        self.secs = 0.0  # how long its call took, once it has ended
+        self.batched = False  # queued ahead for a thread, its task's slot given back (`ThreadBackend`)
 
 
 class _Worker(threading.Thread):
@@ -171,7 +179,7 @@ class ThreadPool:
             me.initializing = False
             if me.abandoned:  # the pool closed meanwhile and stopped waiting for this thread
                 return
-        get, lock = self._queue.get, self._lock
+        get, lock, wall, perf_counter = self._queue.get, self._lock, time.time, time.perf_counter
         while True:
             job = get()
             if job is None:
@@ -180,10 +188,13 @@ class ThreadPool:
                 if job.state != _QUEUED:
                     continue
                 job.state, job.worker, me.job, job.ran_on = _RUNNING, me, job, me.label
+            job.began = wall()
             if init_error is not None:
                 job.error = _init_failed(self._initializer, init_error)
             else:
+                clock = perf_counter()
                 _call(job)
+                job.secs = perf_counter() - clock
             with lock:
                 if me.abandoned:
                     return

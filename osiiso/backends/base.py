@@ -112,10 +112,11 @@ class Attempt:
         if self._clock is not None:
             self._clock.batch(self._task)
 
-    def restart_clock(self) -> None:
-        """The attempt starts executing now: its timeout counts from here (loop thread)."""
+    def restart_clock(self, at: float | None = None) -> None:
+        """The attempt starts executing now, or began at wall time ``at`` (a `time.time()` read where it
+        runs): its timeout counts from there (loop thread)."""
         if self._clock is not None:
-            self._clock.restart(self._task)
+            self._clock.restart(self._task, at)
 
     def ran_on(self, where: str) -> None:
         """Name the place this attempt runs (``"thread/3"``, ``"process/0"``), for its

@@ -61,7 +61,7 @@ class _Clock:
     def batch(self, task: object) -> None:
         self.batched += 1
 
-    def restart(self, task: object) -> None:
+    def restart(self, task: object, at: float | None = None) -> None:
         if self._restart is not None:
             self._restart()
 

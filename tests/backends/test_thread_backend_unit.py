@@ -109,7 +109,7 @@ async def test_pool_is_persistent() -> None:
         names = {await backend.run(attempt(lambda: threading.current_thread().name))}
         assert 1 <= len(set(idents)) <= 3
         assert all(name.startswith("osiiso-thread-") for name in names)
-        assert backend.stats() == {"threads_live": 3, "threads_abandoned": 0}
+        assert backend.stats() == {"threads_live": 3, "threads_abandoned": 0, "threads_batched": 0}
 
 
 async def test_initializer_runs_once_per_thread_with_thread_local_state() -> None:
@@ -158,7 +158,7 @@ async def test_cancel_abandons_attempt_and_keeps_capacity() -> None:
             assert scope.cancelled_caught
         await wait_for(saw_cancel)
         assert outcome == ["check_cancelled raised"]
-        assert backend.stats() == {"threads_live": 2, "threads_abandoned": 1}
+        assert backend.stats() == {"threads_live": 2, "threads_abandoned": 1, "threads_batched": 0}
 
         barrier = threading.Barrier(2, timeout=WAIT)  # both must run at once, beside the blocked one
         async with anyio.create_task_group() as tg:
@@ -184,7 +184,7 @@ async def test_timeout_abandons_attempt() -> None:
         await wait_for(saw_cancel)
         release.set()
         assert await backend.run(attempt(lambda: "next")) == "next"
-        assert backend.stats() == {"threads_live": 1, "threads_abandoned": 1}
+        assert backend.stats() == {"threads_live": 1, "threads_abandoned": 1, "threads_batched": 0}
     await _wait_gone()
 
 
@@ -207,7 +207,7 @@ async def test_cancel_of_queued_attempt_never_runs_it() -> None:
             release.set()
         assert await backend.run(attempt(lambda: "after")) == "after"
         assert ran == []
-        assert backend.stats() == {"threads_live": 1, "threads_abandoned": 0}
+        assert backend.stats() == {"threads_live": 1, "threads_abandoned": 0, "threads_batched": 0}
 
 
 @pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
@@ -310,7 +310,7 @@ async def test_forced_aclose_fails_running_attempt() -> None:
     assert len(errors) == 1
     assert str(errors[0]) == str(forced_close_error("thread"))
     await wait_for(saw_cancel)
-    assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1}
+    assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1, "threads_batched": 0}
     release.set()
     await _wait_gone()
 
@@ -332,7 +332,7 @@ async def test_aclose_never_waits_for_a_thread_stuck_in_its_initializer(force: b
     try:
         with anyio.fail_after(WAIT):
             await backend.aclose(force=force)
-        assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1}
+        assert backend.stats() == {"threads_live": 0, "threads_abandoned": 1, "threads_batched": 0}
     finally:
         release.set()
     await _wait_gone()  # the thread leaves once its initializer returns
