@@ -47,14 +47,13 @@ _SUCCEEDED = TaskStatus.SUCCEEDED
 class DirectWorker(Worker):
     """A worker that is no task: it holds one direct attempt at a time, ended by its backend's callback."""
 
-    __slots__ = ("attempt", "due", "ended", "ticket")
+    __slots__ = ("attempt", "due", "ticket")
 
     def __init__(self, engine: Any, lane: Lane) -> None:
         super().__init__(engine, lane)
         self.attempt = Attempt(None, (), {}, 0, None, None, self)  # refilled per attempt
         self.ticket: Any = None  # what the backend's `begin` returned, until the attempt ends
         self.due: float | None = None  # the monotonic deadline of the running attempt, if any
-        self.ended = self._ended  # bound once: the backend calls it with the ticket
 
     def hold(self, handle: TaskHandle[Any]) -> None:
         """The backend queues the attempt before running it: no deadline until `restart`."""
@@ -77,7 +76,7 @@ class DirectWorker(Worker):
         engine.spare(self)
         engine.want_dispatch()  # not here: `cancel_all` may be cancelling the next ready task right now
 
-    def _ended(self, ticket: Any) -> None:
+    def ended(self, ticket: Any) -> None:
         """The backend's callback (loop thread): the attempt behind ``ticket`` has an outcome."""
         if ticket is not self.ticket:
             return  # an attempt stopped meanwhile (it was aborted): its outcome no longer counts
@@ -232,3 +231,7 @@ class Direct:
                 self.finish_cancelled(handle, handle._cancel_reason or "cancelled: the queue stopped while it ran")
             self.spare(worker)
         self.deadlines.heap.clear()
+        for lane in self.lane_list:  # the spares go: each and its attempt refer to each other, and the
+            for worker in lane.spare:  # attempt to its last task, whose engine a cycle would keep alive
+                worker.attempt = None
+            lane.spare.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,9 @@ class Service:
     """Starts, runs and stops the task group of one engine's workers, timers and hooks."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # a weak reference: the engine owns its service, and a cycle between them would keep a
+        # dropped queue's results (thousands of objects) until the cyclic collector ran
+        self.engine: Engine = weakref.proxy(engine)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.loop: object | None = None  # the event loop the backends last started on
         self.spawns: deque[tuple[Spawnable, tuple[Any, ...]]] = deque()
