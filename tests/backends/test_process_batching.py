@@ -18,7 +18,7 @@ import pytest
 from support import ASYNCIO, aeventually
 
 from osiiso import AsyncQueue, Queue, TaskTimeoutError, WorkerCrashedError
-from osiiso.backends.process.placing import DEPTH
+from osiiso.backends.process.placing import COOL_CALLS, DEPTH
 from osiiso.backends.process.pool import Pool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
@@ -142,6 +142,24 @@ async def test_a_crash_inside_a_batch_fails_only_the_task_that_ran(path: str, mo
     others = [h.result() for i, h in enumerate(handles) if i != 50]
     assert all(r.status == "succeeded" and r.attempts == 1 for r in others), [r.message for r in others
                                                                                if r.status != "succeeded"]
+    await q.shutdown()
+
+
+async def test_a_function_whose_call_died_is_batched_again_only_after_many_calls(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a worker died running one of its calls, a function goes one task at a time until
+    COOL_CALLS of its calls have ended, then it is batched again."""
+    q, peak = await short_queue(path, monkeypatch)
+    q.map(step, [(i, None, None, -1, 5) for i in range(20)], backend="process")  # step(5) crashes
+    await q.run()
+    peak.batched = 0
+    handles = q.map(step, range(COOL_CALLS - 40), backend="process")
+    await q.run(strict=True)
+    assert peak.batched == 0, "batched again too soon"
+    handles = q.map(step, range(400), backend="process")
+    await q.run(strict=True)
+    assert peak.batched > 1, "never batched again"
+    assert [h.value() for h in handles] == list(range(400))
     await q.shutdown()
 
 

@@ -34,11 +34,12 @@ __all__ = (
 class FunctionEntry:
     """A callable pickled once; ``key`` names it in the workers' tables (None: not cached)."""
 
-    __slots__ = ("blob", "ewma", "key", "ref")
+    __slots__ = ("blob", "ewma", "key", "ref", "unbatched")
 
     def __init__(self, key: int | None, blob: bytes, ref: Any = None) -> None:
         self.key, self.blob, self.ref = key, blob, ref
         self.ewma: float | None = None  # recent run time in seconds
+        self.unbatched = 0  # calls still to end before it is batched again (`.placing.died_running`)
 
 
 class FunctionTable:

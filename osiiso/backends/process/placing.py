@@ -19,8 +19,8 @@ from collections.abc import Container
 
 from .jobs import ProcessJob, Slot
 
-__all__ = ("BATCH_BELOW", "BATCH_MAX", "BATCH_SECONDS", "DEPTH", "PRESEND_BELOW", "batch_capacity", "batch_size",
-           "choose", "died_running", "reports_due")
+__all__ = ("BATCH_BELOW", "BATCH_MAX", "BATCH_SECONDS", "COOL_CALLS", "DEPTH", "PRESEND_BELOW", "batch_capacity",
+           "batch_size", "choose", "died_running", "reports_due")
 
 #: most jobs a worker holds at once (1 running + 3 queued) when its tasks are short
 DEPTH = 4
@@ -32,6 +32,8 @@ BATCH_BELOW = 0.001
 BATCH_SECONDS = 0.001
 #: most jobs in one batch
 BATCH_MAX = 256
+#: calls of a function that must end after one died running (a timeout kill, a crash) before it is batched again
+COOL_CALLS = 256
 
 
 def batch_capacity(processes: int, batching: bool) -> int:
@@ -107,7 +109,11 @@ def reports_due(slots: list[Slot]) -> bool:
 def died_running(slot: Slot) -> None:
     """The slot's worker died while it ran a job (a timeout kill, a crash): that job's function
     counts as slow (twice `BATCH_BELOW`) until a call ends fast, so the rest of its batch spreads
-    over the workers instead of going back as one batch."""
+    over the workers instead of going back as one batch, and it is not batched again until
+    `COOL_CALLS` of its calls have ended (`.pool.Pool._on_reports`): a function that hangs now
+    and then would otherwise hold a batch of others behind each hang, which the other workers
+    cannot take over."""
     for job in slot.inflight:
         if job.started and job.fn.ewma is not None:
             job.fn.ewma = max(job.fn.ewma, 2 * BATCH_BELOW)
+            job.fn.unbatched = COOL_CALLS

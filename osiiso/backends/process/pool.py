@@ -40,7 +40,7 @@ from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
 from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
 from .notices import crashed, garbled, interrupted, recycled
-from .placing import batch_capacity, batch_size, choose, died_running, reports_due
+from .placing import BATCH_BELOW, batch_capacity, batch_size, choose, died_running, reports_due
 from .starts import Starts
 from .supervisor import Supervisor
 
@@ -283,7 +283,10 @@ class Pool(Starts):
                 inflight.popleft()
                 slot.unread -= job.size
                 fn, secs = job.fn, report[4]
-                fn.ewma = secs if fn.ewma is None else 0.7 * fn.ewma + 0.3 * secs
+                fn.ewma = ewma = secs if fn.ewma is None else 0.7 * fn.ewma + 0.3 * secs
+                if fn.unbatched:  # one of its calls died running lately: not batched for a while
+                    fn.unbatched -= 1
+                    fn.ewma = max(ewma, BATCH_BELOW)
                 if not job.cancelled:
                     job.finish(report[2], report[3])
             elif kind == STARTED:
