@@ -96,6 +96,9 @@ class _ResultFields(NamedTuple):
     timings: tuple[AttemptTiming, ...]
 
 
+_timing = tuple.__new__
+
+
 def _status(value: object) -> TaskStatus:
     if isinstance(value, str):
         try:
@@ -148,7 +151,22 @@ class TaskResult(_ResultFields):
             message = _default_message(status, exception)
         return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
                                    group_id, metadata, detached, must_complete, message, created_at,
-                                   started_at, finished_at, duration, restored, tuple(timings)))
+                                   started_at, finished_at, duration, restored,
+                                   tuple([tuple(timing) for timing in timings])))
+
+    # Each attempt's timing is kept as a plain tuple and made an `AttemptTiming` when read: a
+    # plain tuple of numbers and strings (and the tuple holding them) is one the cyclic garbage
+    # collector stops tracking, where a NamedTuple stays tracked. A million finished results
+    # are then a million objects for the collector to traverse, not three million.
+    @property
+    def timings(self) -> tuple[AttemptTiming, ...]:
+        """One `AttemptTiming` per attempt, oldest first (see the class docstring)."""
+        return tuple([_timing(AttemptTiming, raw) for raw in tuple.__getitem__(self, 18)])
+
+    def _asdict(self) -> dict[str, Any]:
+        fields = super()._asdict()
+        fields["timings"] = self.timings
+        return fields
 
     @property
     def ok(self) -> bool:

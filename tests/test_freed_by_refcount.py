@@ -55,3 +55,33 @@ async def test_a_dropped_queue_is_freed_without_the_collector(backend: str, hook
     engine = weakref.ref(q._engine)
     del q, summary
     assert engine() is None, "the engine is kept alive by a reference cycle"
+
+
+# -- what a finished result leaves for the cyclic collector -----------------------------------------
+async def test_a_finished_result_is_the_one_object_the_collector_tracks(no_collector: None) -> None:
+    """Each attempt's timing is kept as a plain tuple, which the collector stops tracking: a
+    finished task leaves its `TaskResult`, not three objects; `timings` still reads as
+    `AttemptTiming`s, in every form a result takes."""
+    import pickle
+
+    from osiiso import AttemptTiming, TaskResult
+
+    q = AsyncQueue()
+    q.map(asquare, range(50))
+    await q.run()
+    result = q.results[0]
+    gc.enable()
+    gc.collect()
+    gc.collect()  # the first pass stops tracking the timing, the next the tuple that holds it
+    raw = tuple.__getitem__(result, len(result) - 1)
+    assert not gc.is_tracked(raw) and not any(gc.is_tracked(t) for t in raw)
+    (timing,) = result.timings
+    assert type(timing) is AttemptTiming and timing.outcome == "ok" and timing.number == 1
+    assert result._asdict()["timings"] == (timing,) and type(result._asdict()["timings"][0]) is AttemptTiming
+    again = pickle.loads(pickle.dumps(result))
+    assert again == result and type(again.timings[0]) is AttemptTiming
+    made = TaskResult("task-1", "f", "succeeded", timings=(timing,))
+    assert made.timings == (timing,) and type(made.timings[0]) is AttemptTiming
+    changed = result._replace(timings=(timing, timing))
+    assert changed.timings == (timing, timing) and type(changed.timings[1]) is AttemptTiming
+    await q.shutdown()

@@ -20,7 +20,7 @@ import anyio
 
 from .._errors import TaskCancelledError
 from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from .._results import AttemptTiming, TaskResult, TaskStatus
+from .._results import TaskResult, TaskStatus
 from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
 from .events import cancelled, finished
@@ -122,8 +122,8 @@ class Records:
             message = "succeeded" if handle._attempts == 1 else f"succeeded on attempt {handle._attempts}"
         attempt_at = handle._attempt_at
         if status is _SUCCEEDED and attempt_at is not None:  # the common case, inline: one attempt closes
-            timing = _new_result(AttemptTiming, (
-                handle._attempts, handle._ready_at, attempt_at, now, "ok", handle._slot.where, "succeeded"))
+            timing = (  # a plain tuple, as `TaskResult` keeps each timing (an `AttemptTiming` when read)
+                handle._attempts, handle._ready_at, attempt_at, now, "ok", handle._slot.where, "succeeded")
             timings = (*handle._timings, timing) if handle._timings else (timing,)
         else:
             timings = last_timing(handle, where, status, exc, message, now)
