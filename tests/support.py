@@ -96,3 +96,14 @@ def scale_of(config: pytest.Config) -> str:
     if scale not in SCALES:
         raise pytest.UsageError(f"OSIISO_CHAOS_SCALE must be 'short' or 'full', got {scale!r}")
     return str(scale)
+
+
+# -- the engine's two paths for thread and process tasks ----------------------------------------
+def queue_on(path: str, **kwargs: Any) -> Any:
+    """An ``AsyncQueue`` whose thread and process tasks take ``path``: direct attempts for
+    ``"direct"``, a coroutine per task for ``"hooks"`` (it gets an ``on_complete`` hook)."""
+    from osiiso import AsyncQueue
+
+    if path == "hooks":
+        kwargs.setdefault("on_complete", lambda result: None)
+    return AsyncQueue(**kwargs)

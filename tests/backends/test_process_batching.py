@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ASYNCIO, aeventually
+from support import ASYNCIO, aeventually, queue_on
 
 from osiiso import AsyncQueue, Queue, TaskTimeoutError, WorkerCrashedError
 from osiiso.backends.process.placing import COOL_CALLS, DEPTH
@@ -80,19 +80,6 @@ class Peak:
             original(pool, job)
 
         monkeypatch.setattr(Pool, "release", release)
-
-
-@pytest.fixture(params=["direct", "hooks"])
-def path(request: pytest.FixtureRequest) -> str:
-    """How the engine runs the tasks: direct attempts (no hook), or a coroutine per task (a hook)."""
-    return str(request.param)
-
-
-def queue_on(path: str, **kwargs: Any) -> AsyncQueue:
-    """A queue whose process tasks take ``path``: with an ``on_complete`` hook for ``"hooks"``."""
-    if path == "hooks":
-        kwargs.setdefault("on_complete", lambda result: None)
-    return AsyncQueue(**kwargs)
 
 
 async def short_queue(path: str, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> tuple[AsyncQueue, Peak]:

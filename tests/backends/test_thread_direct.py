@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import aeventually
+from support import aeventually, queue_on
 
 from osiiso import AsyncQueue, TaskTimeoutError, cancelled
 from osiiso.backends.base import Attempt, BackendConfig
@@ -23,19 +23,6 @@ from osiiso.backends.thread import ThreadBackend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 WAIT = 20.0
-
-
-@pytest.fixture(params=["direct", "hooks"])
-def path(request: pytest.FixtureRequest) -> str:
-    """How the engine runs the tasks: direct attempts (no hook), or a coroutine per task (a hook)."""
-    return str(request.param)
-
-
-def queue_on(path: str, **kwargs: Any) -> AsyncQueue:
-    """A thread queue whose tasks take ``path`` (an ``on_complete`` hook for ``"hooks"``)."""
-    if path == "hooks":
-        kwargs.setdefault("on_complete", lambda result: None)
-    return AsyncQueue(**kwargs)
 
 
 def check_path(q: AsyncQueue, path: str) -> None:
