@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .lanes import Lane
+    from .ratelimit import RateLimiter
     from .timers import Timers
     from .worker import Worker
 
@@ -27,6 +28,7 @@ class Held:
     # state set up by `Engine.__init__`
     running: int
     held: int
+    limiter: RateLimiter | None
     dispatch_wanted: bool
     timers: Timers
 
@@ -40,12 +42,16 @@ class Held:
             self.running -= 1
             lane.running -= 1
 
-    def batched(self, worker: Worker) -> None:
-        """``worker``'s backend queued its attempt in a batch: the slot goes to the next ready task.
+    def batched(self, worker: Worker) -> bool:
+        """``worker``'s backend asks to queue its attempt in a batch: the slot goes to the next ready task.
 
         The task stays ``worker``'s until it ends, counted in ``held``. A backend holds at most
-        ``batch_capacity`` such attempts and runs one per worker process at a time.
+        ``batch_capacity`` such attempts and runs one per worker process at a time. Refused
+        (``False``) under a rate limit: the limiter spaces hand-overs, and batched tasks handed
+        over while their worker is busy would start back to back once it frees.
         """
+        if self.limiter is not None:
+            return False
         if not worker.held and worker.current is not None:
             worker.held, lane = True, worker.lane
             self.running, lane.running, self.held, lane.held = self.running - 1, lane.running - 1, \
@@ -53,6 +59,7 @@ class Held:
             if lane.size and not self.dispatch_wanted:
                 self.dispatch_wanted = True
                 self.timers.poke()
+        return worker.held
 
     def surplus(self, worker: Worker) -> bool:
         """Whether idle ``worker`` is one too many (batched tasks had more) and no task waits: then it

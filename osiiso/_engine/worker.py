@@ -78,10 +78,10 @@ class Worker:
         if self.current is handle and self.scope is not None and handle._options.timeout is not None:
             self.scope.deadline = math.inf
 
-    def batch(self, handle: TaskHandle[Any]) -> None:
-        """The backend queued ``handle``'s attempt in a batch behind others: its slot goes back (`Engine.batched`)."""
-        if self.current is handle:
-            self.engine.batched(self)
+    def batch(self, handle: TaskHandle[Any]) -> bool:
+        """The backend asks to queue ``handle``'s attempt in a batch behind others: if granted, its slot
+        goes back (`Engine.batched`)."""
+        return self.current is handle and self.engine.batched(self)
 
     def restart(self, handle: TaskHandle[Any], at: float | None = None) -> None:
         """The backend says ``handle``'s attempt starts only now, or began at wall time ``at`` (it

@@ -101,16 +101,17 @@ class Attempt:
         if self._clock is not None:
             self._clock.hold(self._task)
 
-    def batched(self) -> None:
-        """The backend queued the attempt in a batch, behind others of a short function (loop thread).
+    def batched(self) -> bool:
+        """Ask to queue the attempt in a batch, behind others of a short function (loop thread).
 
-        From now until the attempt ends the task gives its slot under the queue's ``workers``
-        back, so the next ready task can join a batch too. Only a backend that runs at most one
-        such attempt per worker at a time, and holds at most `Backend.batch_capacity` of them,
-        may call it.
+        If granted (``True``), from now until the attempt ends the task gives its slot under the
+        queue's ``workers`` back, so the next ready task can join a batch too. It is refused on a
+        queue with a ``rate`` limit, whose starts must stay spaced (tasks queued in a batch behind
+        a slow one would start back to back): the backend then treats the attempt as unbatched.
+        Only a backend that runs at most one such attempt per worker at a time, and holds at most
+        `Backend.batch_capacity` of them, may ask.
         """
-        if self._clock is not None:
-            self._clock.batch(self._task)
+        return self._clock is not None and bool(self._clock.batch(self._task))
 
     def restart_clock(self, at: float | None = None) -> None:
         """The attempt starts executing now, or began at wall time ``at`` (a `time.time()` read where it

@@ -138,10 +138,9 @@ class ThreadBackend(Backend):
         if known is None or known[0] is not fn or known[1] >= AHEAD_BELOW:
             return
         depth = min(AHEAD_MAX, max(1, int(AHEAD_SECONDS / max(known[1], 1e-9))))
-        if self._held < self.config.threads * depth:
+        if self._held < self.config.threads * depth and attempt.batched():
             job.batched = True
             self._held += 1
-            attempt.batched()
 
     def _ended(self, job: ThreadJob, attempt: Attempt) -> None:
         """``job`` ran to its end (loop thread): learn its function's run time; a job queued ahead

@@ -58,8 +58,9 @@ class _Clock:
     def hold(self, task: object) -> None:
         self.holds += 1
 
-    def batch(self, task: object) -> None:
+    def batch(self, task: object) -> bool:
         self.batched += 1
+        return True
 
     def restart(self, task: object, at: float | None = None) -> None:
         if self._restart is not None:

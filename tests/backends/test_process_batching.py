@@ -288,6 +288,17 @@ async def test_no_batching_when_workers_are_fewer_than_processes(tmp_path: Path,
     await q.shutdown()
 
 
+async def test_nothing_is_batched_under_a_rate_limit(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queue with ``rate`` batches nothing: batched tasks handed over while their worker is busy
+    would start back to back once it frees, past the limit."""
+    q, peak = await short_queue(path, monkeypatch, rate=2000, burst=1)
+    handles = q.map(step, range(200), backend="process")
+    await q.run(strict=True)
+    assert peak.batched == 0
+    assert [h.value() for h in handles] == list(range(200))
+    await q.shutdown()
+
+
 @pytest.mark.parametrize("value", [None, 0, 1, "no", "False"])
 def test_a_bad_process_batching_value_is_a_type_error(value: object) -> None:
     """Anything but True or False for ``process_batching`` is a TypeError naming the keyword, from both queues."""

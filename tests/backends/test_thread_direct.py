@@ -233,7 +233,8 @@ def slow(i: int) -> int:
 async def short_queue(path: str, **kwargs: Any) -> AsyncQueue:
     """A one-thread queue on ``path`` that has timed `gate`, ``log_to`` and ``ident`` as short."""
     kwargs.setdefault("threads", 1)
-    q = queue_on(path, workers=1, **kwargs)
+    kwargs.setdefault("workers", 1)
+    q = queue_on(path, **kwargs)
     scratch: list[int] = []
     opened = threading.Event()
     opened.set()
@@ -370,3 +371,20 @@ def test_a_bad_thread_batching_value_is_a_type_error(value: object) -> None:
         AsyncQueue(thread_batching=value)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="thread_batching must be True or False"):
         Queue(thread_batching=value)  # type: ignore[arg-type]
+
+
+async def test_nothing_is_queued_ahead_under_a_rate_limit(path: str) -> None:
+    """Under ``rate``, tasks handed over while the thread is held are not queued ahead: when it frees,
+    they start spaced by the limit, not back to back."""
+    q = await short_queue(path, rate=20, burst=1)
+    events = Gate()
+    async with q:
+        q.submit(gate, events.started, events.release, backend="thread")
+        await until(events.started, "the gate task to start")
+        handles = q.map(ident, range(5), backend="thread")
+        await anyio.sleep(0.1)  # two rate intervals: a hand-over would have happened by now
+        assert q.stats["thread"]["threads_batched"] == 0 and q.pending_count == 5  # the gate holds the slot
+        events.release.set()
+        await q.join()
+    starts = sorted(h.result().started_at for h in handles)
+    assert all(later - earlier >= 0.04 for earlier, later in zip(starts[1:], starts[2:])), starts

@@ -93,10 +93,9 @@ class Pool(Starts):
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
         queue_in_order(self._pending, job)
         size = batch_size(fn.ewma)  # at most two batches per worker wait: on_start is that early at most
-        if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)):
+        if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)) and attempt.batched():
             job.batched = True
             self.held += 1
-            attempt.batched()
             if self._due:
                 return job  # every worker is busy: the next batch of reports places it with the others
         self._schedule()
