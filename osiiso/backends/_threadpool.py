@@ -60,7 +60,7 @@ class ThreadJob:
         self.waiter: Any = None
         self.ran_on = "thread"  # the thread that took it (``"thread/N"``), once one has
         self.began = 0.0  # when a thread began it (``time.time()``), once one has
-        self.secs = 0.0  # how long its call took, once it has ended
+        self.secs = -1.0  # how long its call took, once it has run
         self.batched = False  # queued ahead for a thread, its task's slot given back (`ThreadBackend`)
 
 

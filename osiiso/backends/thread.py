@@ -146,16 +146,23 @@ class ThreadBackend(Backend):
         """``job`` ran to its end (loop thread): learn its function's run time; a job queued ahead
         stops counting, and its attempt started when its thread took it."""
         fn, secs, times = job.fn, job.secs, self._times
-        known = times.get(id(fn))
-        if known is not None and known[0] is fn:
-            secs = 0.7 * known[1] + 0.3 * secs
-        elif len(times) >= _TIMED_MAX:
-            times.clear()
-        times[id(fn)] = (fn, secs)
-        if job.batched:
-            job.batched = False
-            self._held -= 1
+        if secs >= 0:  # its call ran (not failed by the initializer, nor by a forced close while queued)
+            known = times.get(id(fn))
+            if known is not None and known[0] is fn:
+                secs = 0.7 * known[1] + 0.3 * secs
+            elif len(times) >= _TIMED_MAX:
+                times.clear()
+            times[id(fn)] = (fn, secs)
+        if self._release(job) and job.began:
             attempt.restart_clock(job.began)
+
+    def _release(self, job: ThreadJob) -> bool:
+        """``job`` no longer counts as queued ahead; whether it did."""
+        if not job.batched:
+            return False
+        job.batched = False
+        self._held -= 1
+        return True
 
     def _wake(self, wake_waiter: Callable[[ThreadJob], object], job: ThreadJob) -> None:
         """The pool's callback (loop thread): ``job`` ended; resume its coroutine, or call its direct
@@ -179,9 +186,7 @@ class ThreadBackend(Backend):
 
     def _give_up(self, pool: ThreadPool, job: ThreadJob, attempt: Attempt) -> None:
         """The attempt was cancelled or timed out: abandon its job (and its thread, if it runs)."""
-        if job.batched:
-            job.batched = False
-            self._held -= 1
+        self._release(job)
         if pool.abandon(job, f"task {attempt.name!r} was cancelled or timed out"):
             self._abandoned += 1
             if enabled("abandon"):

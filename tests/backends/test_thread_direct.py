@@ -388,3 +388,20 @@ async def test_nothing_is_queued_ahead_under_a_rate_limit(path: str) -> None:
         await q.join()
     starts = sorted(h.result().started_at for h in handles)
     assert all(later - earlier >= 0.04 for earlier, later in zip(starts[1:], starts[2:])), starts
+
+
+
+def broken_initializer() -> None:
+    raise OSError("no connection")
+
+
+async def test_calls_that_never_ran_teach_nothing(path: str) -> None:
+    """Tasks failed by a broken initializer never called their function: it is not learnt as short,
+    so nothing of it is queued ahead afterwards."""
+    q = queue_on(path, workers=1, threads=1, initializer=broken_initializer)
+    handles = q.map(ident, range(8), backend="thread")
+    await q.run()
+    assert all(h.status == "failed" for h in handles)
+    backend = q._engine.lanes["thread"].backend
+    assert id(ident) not in backend._times  # type: ignore[attr-defined]
+    await q.shutdown()
