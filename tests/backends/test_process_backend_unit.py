@@ -31,6 +31,7 @@ from osiiso._errors import RemoteError, SerializationError, TaskCancelledError, 
 from osiiso.backends.base import Attempt, BackendConfig, forced_close_error
 from osiiso.backends.process import ProcessBackend
 from osiiso.backends.process.codec import RemoteTraceback
+from osiiso.backends.process.launch import unreaped
 
 # Ship this module's functions by value: workers then never import the test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -419,6 +420,55 @@ async def test_crash_fails_only_that_task_and_the_pool_heals(crash: Callable[[],
         assert await backend.run(attempt(square, 9)) == 81
 
 
+def _idle() -> None:
+    """A process of the user's own that does nothing."""
+
+
+@ASYNCIO_ONLY
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork with threads
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+async def test_exit_codes_are_read_right_while_another_thread_uses_multiprocessing(method: str) -> None:
+    """A user's thread that starts processes and lists its children never garbles a crash's exit code.
+
+    ``Process.start()`` and ``active_children()`` poll every child multiprocessing lists; a
+    worker on that list could have its exit report read by that thread, and its supervisor
+    then read end-of-file and record exit code 255.
+    """
+    stop = threading.Event()
+    started = threading.Event()
+
+    def meddle() -> None:
+        ctx = multiprocessing.get_context("fork" if method == "fork" else "spawn")
+        own = ctx.Process(target=_idle)
+        own.start()
+        started.set()
+        while not stop.is_set():
+            multiprocessing.active_children()
+        own.join()
+
+    meddler = threading.Thread(target=meddle, daemon=True)
+    meddler.start()
+    try:
+        assert started.wait(WAIT)
+        codes: list[int | None] = []
+        async with open_backend(processes=2, mp_context=method) as backend:
+            async def one() -> None:
+                with pytest.raises(WorkerCrashedError) as info:
+                    await backend.run(attempt(crash_exit))
+                codes.append(info.value.exitcode)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(40):
+                    tg.start_soon(one)
+            assert backend.stats()["processes_crashed"] == 40
+    finally:
+        stop.set()
+        meddler.join(WAIT)
+    assert codes == [3] * 40
+    assert not multiprocessing.active_children() or all(
+        not p.name.startswith("osiiso-process-") for p in multiprocessing.active_children())
+
+
 @ASYNCIO_ONLY
 async def test_jobs_queued_on_a_crashed_worker_are_resent(tmp_path: Path) -> None:
     """Jobs waiting inside a worker that crashes are run by its replacement, not failed."""
@@ -561,7 +611,6 @@ async def test_a_worker_that_cannot_start_fails_the_task_instead_of_hanging(
 @ASYNCIO_ONLY
 async def test_aclose_leaves_no_process_behind() -> None:
     """After aclose() no worker, zombie or I/O thread of the pool remains; a later run opens a new pool."""
-    before = set(multiprocessing.active_children())
     async with open_backend(processes=2) as backend:
         pids: set[int] = set()
 
@@ -573,7 +622,7 @@ async def test_aclose_leaves_no_process_behind() -> None:
                 tg.start_soon(one)
         live = backend.stats()["processes_live"]
     assert live == 2
-    assert set(multiprocessing.active_children()) <= before
+    assert not [proc for proc in unreaped() if proc.pid in pids]
     assert all(proc_state(pid) == "" for pid in pids)  # gone: reaped, not a zombie
     assert not [t for t in threading.enumerate() if t.name == "osiiso-process-io"]
     assert backend.stats()["processes_live"] == 0

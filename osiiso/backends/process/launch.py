@@ -6,6 +6,13 @@ and starts the process: with spawn and forkserver the child runs `.child` loaded
 its start-up never imports the ``osiiso`` package, and never re-runs the user's main script
 (`_preparation_data`). The supervisor (`.supervisor`) decides when to call it and keeps the
 table of the workers it started.
+
+A started worker is taken off multiprocessing's own list of children (`_unlist`): its
+supervisor alone polls and reaps it. Every ``Process.start()`` and ``active_children()``
+call, in any thread, polls each child on that list, and with forkserver two threads polling
+one child split its exit report between them, one reading the code and the other reading
+end-of-file, which multiprocessing records as exit code 255. `unreaped` lists the workers
+started and not reaped yet, for the interpreter-exit hook.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from . import child
 from .child import RUN_NAME, worker_main
 
-__all__ = ("resolve_context", "start_process")
+__all__ = ("reaped", "resolve_context", "start_process", "unreaped")
 
 #: the name of every worker process starts with this
 WORKER_NAME_PREFIX = "osiiso-process-"
@@ -32,6 +39,8 @@ _START_METHODS = ("spawn", "forkserver", "fork")
 _WORKER_FILE = child.__file__ or ""
 _launching = threading.local()
 _original_preparation_data = spawn.get_preparation_data
+_unreaped: set[Any] = set()  # our worker processes started and not reaped yet
+_unreaped_lock = threading.Lock()
 
 
 def _preparation_data(name: str) -> dict[str, Any]:
@@ -108,6 +117,28 @@ def start_process(ctx: BaseContext, slot: int, boot: bytes,
         raise
     finally:
         _launching.active = False
+    _unlist(proc)
     task_r.close()
     result_w.close()
     return proc, task_w, result_r
+
+
+def _unlist(proc: Any) -> None:
+    """Take ``proc`` off multiprocessing's list of children, onto ours: only its supervisor polls it."""
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(proc)
+    with _unreaped_lock:
+        _unreaped.add(proc)
+
+
+def reaped(proc: Any) -> None:
+    """``proc`` was joined: drop it from `unreaped`."""
+    with _unreaped_lock:
+        _unreaped.discard(proc)
+
+
+def unreaped() -> list[Any]:
+    """The worker processes started and not reaped yet (any pool)."""
+    with _unreaped_lock:
+        return list(_unreaped)

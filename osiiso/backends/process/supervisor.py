@@ -26,7 +26,6 @@ The events it hands to the loop are `.events`'; killing a worker's tree is `.des
 from __future__ import annotations
 
 import atexit
-import multiprocessing
 import os
 import pickle
 import select
@@ -43,7 +42,7 @@ from ..._events import emit, enabled
 from .child import DONE, READY, SKIPPED, STARTED
 from .descendants import kill_group, kill_tree
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
-from .launch import WORKER_NAME_PREFIX, resolve_context, start_process
+from .launch import reaped, resolve_context, start_process, unreaped
 from .pipes import ResultReader, TaskPipe
 
 __all__ = ("EXIT_GRACE", "Supervisor", "resolve_context")
@@ -328,6 +327,7 @@ class Supervisor:
         kill_group(worker.pid)  # whatever it started in its group dies with it (a zombie keeps its pid)
         worker.proc.join()
         exitcode = worker.proc.exitcode
+        reaped(worker.proc)
         worker.proc.close()
         replaced = not self.closing and worker.ready  # one that died starting is relaunched on demand (`.pool`)
         events.append(Dead(worker.slot, worker.gen, worker.pid, exitcode, replaced, worker.lingered))
@@ -347,14 +347,13 @@ _live: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 def _kill_unclosed_pools() -> None:
     """At interpreter exit, kill the workers of pools nobody closed (never hang exit).
 
-    Registered after ``multiprocessing`` is imported, so it runs before
-    multiprocessing's own exit hook, which would otherwise wait for our workers.
+    multiprocessing's own exit hook never waits for them: they are not on its list of
+    children (`.launch`).
     """
     for supervisor in list(_live):
         supervisor.kill_all()
-    # a worker process of ours that multiprocessing still lists would make its own exit hook
-    # wait for it: kill whatever is left before that hook runs
-    ours = [p for p in multiprocessing.active_children() if p.name.startswith(WORKER_NAME_PREFIX)]
+    # kill whatever worker of ours is left (the last safety net: exit must never wait for one)
+    ours = unreaped()
     for proc in ours:
         if proc.pid is not None:
             kill_tree(proc.pid)
