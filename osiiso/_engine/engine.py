@@ -30,6 +30,7 @@ from .deps import MAY_HOLD_HANDLES, dependencies_of
 from .direct import Deadlines, Direct
 from .events import retrying
 from .held import Held
+from .hooks import is_async_hook
 from .kept import new_results
 from .lanes import Lane
 from .ratelimit import RateLimiter
@@ -79,6 +80,8 @@ class Engine(Records, Held, Direct):
         self.deadlines = Deadlines(self.timers)  # of direct attempts (`osiiso._engine.direct`)
         self.limiter = RateLimiter(rate, burst) if rate else None
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
+        #: a plain ``on_start`` fires at the attempt's real start where reported (`Worker.attempt_began`)
+        self.start_on_begin = on_start is not None and not is_async_hook(on_start)
         self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
         self.held = 0  # tasks handed to a worker that their backend holds in a batch (`batched`)
         self.log_tasks = enabled("start")  # DEBUG start/finish events: asked again when the service or a run starts

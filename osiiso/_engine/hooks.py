@@ -20,7 +20,7 @@ from .text import safe_repr
 if TYPE_CHECKING:
     from .records import Records
 
-__all__ = ("await_hook", "call_hook", "is_cancelled_here", "log_hook_error", "spawn_hook")
+__all__ = ("await_hook", "call_hook", "is_async_hook", "is_cancelled_here", "log_hook_error", "spawn_hook")
 
 logger = logging.getLogger("osiiso")
 
@@ -32,6 +32,13 @@ def is_cancelled_here(exc: BaseException) -> bool:
     been cancelled (anyio then reports an effective deadline of minus infinity).
     """
     return isinstance(exc, anyio.get_cancelled_exc_class()) and anyio.current_effective_deadline() == -float("inf")
+
+
+def is_async_hook(hook: object) -> bool:
+    """Whether calling ``hook`` makes a coroutine: an ``async def`` function or method, a partial of
+    one, or an object whose ``__call__`` is one."""
+    call = type(hook).__dict__.get("__call__") if not inspect.isroutine(hook) else None
+    return inspect.iscoroutinefunction(hook) or (call is not None and inspect.iscoroutinefunction(call))
 
 
 def log_hook_error(hook: object, exc: BaseException) -> None:

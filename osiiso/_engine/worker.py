@@ -26,7 +26,7 @@ from .._loops import Waiter, is_cancellation, waiter_for_running_loop
 from .._results import TaskResult, TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
 from .events import started, timed_out
-from .hooks import call_hook, is_cancelled_here
+from .hooks import call_hook, is_cancelled_here, spawn_hook
 from .text import describe, text_of
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
     __slots__ = ("began", "current", "engine", "held", "in_hook", "lane", "loop_start", "parked", "parker", "scope",
-                 "waiter", "where")
+                 "start_due", "waiter", "where")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -65,6 +65,7 @@ class Worker:
         #: where the current attempt runs, for its `AttemptTiming` (a backend may say, `ran_on`)
         self.where = lane.backend.name
         self.held = False  # its task's attempt waits in a batch of its backend: no slot held (`Engine.batched`)
+        self.start_due = False  # the attempt's on_start waits for its real start (`attempt_began`)
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -80,8 +81,24 @@ class Worker:
 
     def batch(self, handle: TaskHandle[Any]) -> bool:
         """The backend asks to queue ``handle``'s attempt in a batch behind others: if granted, its slot
-        goes back (`Engine.batched`)."""
+        goes back (`Engine.batched`). Refused when ``on_start`` fired already (an async hook, or a
+        backend that does not report starts): the task would start later than its hook said."""
+        if self.engine.on_start is not None and not self.start_due:
+            return False
         return self.current is handle and self.engine.batched(self)
+
+    def attempt_began(self, handle: TaskHandle[Any]) -> None:
+        """The backend says ``handle``'s attempt really begins now: its deferred ``on_start`` fires."""
+        if self.current is handle:
+            self.fire_start(handle)
+
+    def fire_start(self, handle: TaskHandle[Any]) -> None:
+        """Fire the attempt's deferred ``on_start`` now, if it has not fired (at the attempt's real
+        start, or as an attempt that never began ends, before its ``on_retry`` or ``on_complete``)."""
+        if self.start_due:
+            self.start_due = False
+            assert self.engine.on_start is not None
+            spawn_hook(self.engine, self.engine.on_start, (handle,))
 
     def restart(self, handle: TaskHandle[Any], at: float | None = None) -> None:
         """The backend says ``handle``'s attempt starts only now, or began at wall time ``at`` (it
@@ -140,6 +157,7 @@ async def run_worker(worker: Worker) -> None:
                 continue
             handle = worker.current  # the scope was cancelled for this task: a timeout or a cancel
             if handle is not None and handle._where is RUNNING:
+                worker.fire_start(handle)
                 await _interrupted(engine, handle)
             engine.next_task(worker)
     except BaseException as exc:
@@ -198,7 +216,9 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             streak = 0
             await checkpoint()
         number = begin_attempt(engine, handle)
-        if engine.on_start is not None:
+        if engine.start_on_begin and lane.backend.reports_starts:
+            worker.start_due = True  # fires when the backend says the attempt begins (`Worker.attempt_began`)
+        elif engine.on_start is not None:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
         if timeout is not None:
@@ -213,10 +233,12 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         except BaseException as exc:
             if isinstance(exc, cancellations) and (scope.cancel_called or engine.stopping or is_cancelled_here(exc)):
                 raise  # this worker is cancelled (a timeout, a cancel, the service stops): run_worker records it
+            worker.fire_start(handle)
             if timeout is not None:
                 scope.deadline = math.inf
             await _failed(engine, handle, exc)
         else:
+            worker.fire_start(handle)
             if timeout is not None:
                 scope.deadline = math.inf
             # a cancel() accepted meanwhile, even from another thread, is honoured where the result is recorded

@@ -119,6 +119,13 @@ class Attempt:
         if self._clock is not None:
             self._clock.restart(self._task, at)
 
+    def began(self) -> None:
+        """The attempt really begins executing now (loop thread): a backend that `Backend.reports_starts`
+        calls it once per attempt that runs, when it hands the attempt to an idle worker or when a
+        queued one is reported started. The queue's ``on_start`` hook fires here."""
+        if self._clock is not None:
+            self._clock.attempt_began(self._task)
+
     def ran_on(self, where: str) -> None:
         """Name the place this attempt runs (``"thread/3"``, ``"process/0"``), for its
         `osiiso.AttemptTiming` (loop thread). Without it, the backend's name."""
@@ -134,6 +141,9 @@ class Backend(ABC):
     #: its attempts run on other machines (a cluster), not on this one's threads and cores: with
     #: ``workers`` left automatic, the queue-wide cap grows by its ``capacity`` while it is open
     remote: ClassVar[bool] = False
+    #: it calls `Attempt.began` when each attempt really begins (its attempts may wait in a worker's
+    #: queue first): the engine then fires a plain ``on_start`` hook there, not before `run`
+    reports_starts: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config

@@ -67,6 +67,9 @@ class _Clock:
         if self._restart is not None:
             self._restart()
 
+    def attempt_began(self, task: object) -> None:
+        pass
+
     def ran_on(self, task: object, where: str) -> None:
         self.where = where
 

@@ -202,12 +202,18 @@ async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path:
     assert all(r.timings[0].started_at is not None and r.timings[0].started_at >= opened for r in ran)
 
 
-async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path: Path) -> None:
-    """Tasks handed over while their worker is busy (their on_start fired) are bounded by two batches
-    of their function and the lane's own slots: not hundreds of tasks that wait in the parent."""
+async def test_on_start_fires_when_a_batched_task_really_begins(tmp_path: Path) -> None:
+    """Tasks batched behind a busy worker fire a plain on_start only as each begins, once, after its
+    started_at and before its on_complete; at most two batches of their function wait meanwhile."""
     gate = str(tmp_path / "gate")
-    starts: list[int] = []
-    q = AsyncQueue(processes=1, on_start=lambda h: starts.append(h._seq))
+    starts: dict[int, list[float]] = {}
+    order: list[tuple[str, int]] = []
+
+    def on_start(handle: Any) -> None:
+        starts.setdefault(handle._seq, []).append(time.time())
+        order.append(("start", handle.task_id))
+
+    q = AsyncQueue(processes=1, on_start=on_start, on_complete=lambda r: order.append(("complete", r.task_id)))
     q.map(spin, range(40), backend="process")
     await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
     lane = q._engine.lanes["process"]
@@ -215,6 +221,7 @@ async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path
         q.submit(spin, 0, gate, backend="process")
         await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
         starts.clear()
+        order.clear()
         handles = q.map(spin, range(400), backend="process")
         pool = lane.backend._pool  # type: ignore[attr-defined]
         # settled: the lane's slots are full and every task handed over has reached the pool
@@ -222,10 +229,36 @@ async def test_tasks_started_ahead_of_their_run_are_at_most_two_batches(tmp_path
                           "the lane's slots to fill")
         batched = q.stats["process"]["processes_batched"]
         assert 0 < batched <= 2 * 8, "more batched tasks wait than two batches of a 0.2 ms function"
-        assert len(starts) == batched + lane.running - 1  # the blocker holds one slot
+        assert starts == {}, "on_start fired for tasks that wait behind the blocking one"
         Path(gate).touch()
         await q.join()
     assert [h.value() for h in handles] == list(range(400))
+    for handle in handles:
+        result = handle.result()
+        (fired,) = starts[handle._seq]
+        assert result.started_at is not None and result.started_at <= fired <= result.finished_at
+        assert order.index(("start", handle.task_id)) < order.index(("complete", handle.task_id))
+    assert q.stats["process"]["processes_batched"] == 0
+
+
+async def test_an_async_on_start_turns_batching_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An async on_start is awaited before its task is handed over, so no task is batched behind
+    others (it would start later than its hook said)."""
+    fired: list[int] = []
+
+    async def on_start(handle: Any) -> None:
+        fired.append(handle._seq)
+
+    q = AsyncQueue(processes=1, on_start=on_start)
+    peak = Peak(monkeypatch)
+    q.map(step, range(8), backend="process")
+    await q.run(strict=True)
+    handles = q.map(step, range(300), backend="process")
+    await q.run(strict=True)
+    assert peak.batched == 0
+    assert [h.value() for h in handles] == list(range(300))
+    assert len(fired) == 308
+    await q.shutdown()
 
 
 async def test_priority_order_holds_across_batched_and_unbatched_tasks(tmp_path: Path, path: str,

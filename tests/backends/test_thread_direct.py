@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -389,6 +390,30 @@ async def test_nothing_is_queued_ahead_under_a_rate_limit(path: str) -> None:
     starts = sorted(h.result().started_at for h in handles)
     assert all(later - earlier >= 0.04 for earlier, later in zip(starts[1:], starts[2:])), starts
 
+
+
+async def _async_note(fired: list[str], handle: Any) -> None:
+    fired.append(handle.task_id)
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_nothing_is_queued_ahead_under_an_on_start_hook(kind: str) -> None:
+    """A thread task's on_start fires before it is handed to the pool, so it must not then wait in the
+    pool's queue: with a hook, nothing is queued ahead, and each task starts after its own hook."""
+    fired: list[str] = []
+    hook: Any = (lambda h: fired.append(h.task_id)) if kind == "plain" else partial(_async_note, fired)
+    q = await short_queue("hooks", on_start=hook)
+    events = Gate()
+    async with q:
+        held = q.submit(gate, events.started, events.release, backend="thread")
+        await until(events.started, "the gate task to start")
+        handles = q.map(ident, range(5), backend="thread")
+        assert q.stats["thread"]["threads_batched"] == 0
+        assert fired[-1] == held.task_id  # the others wait for the gate's slot, their hooks not fired
+        events.release.set()
+        await q.join()
+    assert [h.value() for h in handles] == list(range(5))
+    assert fired[-5:] == [h.task_id for h in handles]
 
 
 def broken_initializer() -> None:

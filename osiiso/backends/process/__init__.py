@@ -116,6 +116,7 @@ class ProcessBackend(Backend):
 
     name = "process"
     direct = True
+    reports_starts = True  # `.pool.Pool`: when a job goes to an idle worker, or its STARTED report arrives
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)

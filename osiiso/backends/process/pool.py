@@ -59,6 +59,7 @@ class Pool(Starts):
         self.batch_capacity = batch_capacity(processes, batching)
         self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `.placing.reports_due`
         self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
+        self._beginning: list[ProcessJob] = []  # the jobs `_dispatch` sends to idle workers: they begin now
         self._slots = [Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
         self._pending: deque[ProcessJob] = deque()
@@ -81,11 +82,10 @@ class Pool(Starts):
     def submit(self, attempt: Attempt) -> ProcessJob:
         """Encode ``attempt`` (raising SerializationError) and queue it for a worker.
 
-        A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`,
-        up to two batches per worker at once (at most ``batch_capacity``): it gives its slot under
-        the queue's ``workers`` back, so that the engine hands over the next task and a batch can
-        fill (`release` counts it out when it ends).
-        """
+        A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`, up to
+        two batches per worker at once (at most ``batch_capacity``): it gives its slot under the
+        queue's ``workers`` back, so the engine hands over the next task and a batch can fill
+        (`release` counts it out when it ends)."""
         fn = self._functions.entry(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
         job = ProcessJob(next(self._seq), attempt, fn, args)
@@ -116,10 +116,8 @@ class Pool(Starts):
     def cancel(self, job: ProcessJob) -> None:
         """The attempt's scope was cancelled: drop it, skip it, or kill its worker if it runs.
 
-        A job not started yet (queued, or its worker still starting) is skipped: a slow
-        initializer is not restarted by every timeout, and one that hangs holds its worker
-        until the pool closes.
-        """
+        A job not started yet (queued, or its worker still starting) is skipped: a slow initializer
+        is not restarted by every timeout, and one that hangs holds its worker until the pool closes."""
         if job.done or job.cancelled:
             return
         job.cancelled = True
@@ -178,6 +176,10 @@ class Pool(Starts):
                 self._retire(slot, recycle=True)
         if launched:  # after the first jobs went out to the new workers
             self._supervisor.watch_launched()
+        beginning, self._beginning = self._beginning, []
+        for job in beginning:  # sent to idle workers: they begin (unless a write failed, or cancelled)
+            if job.started and not job.done:
+                job.attempt.began()
 
     def _choose(self, job: ProcessJob) -> Slot | None:
         """The worker to send ``job`` to now, or None: then it waits in ``_pending`` (`.placing.choose`)."""
@@ -187,12 +189,11 @@ class Pool(Starts):
         """Move ``job`` to ``slot.inflight`` and return the ``JOB`` command that sends it.
 
         The function travels only if the worker's table lacks it (`.jobs.Slot.function_blob`).
-        A job sent to a ready worker with nothing in flight starts now. One sent behind
-        others, or to a worker still starting, is announced (the worker will say ``STARTED``),
-        and its bytes count as unread in the worker's pipe until then. The attempt's clock
-        restarts here when nothing is to run before the job (an initializer that hangs cannot
-        hold a task past its timeout) and again at ``STARTED``: its timing, its timeout, and for
-        a batched job or one with a timeout the task's ``started_at`` (`.base.Attempt.restart_clock`).
+        A job sent to a ready idle worker begins now (`.base.Attempt.began` once it is written);
+        one sent behind others, or to a worker still starting, is announced (the worker says
+        ``STARTED``), its bytes unread in the pipe until then. The clock restarts here when
+        nothing is to run before the job (a hanging initializer cannot hold a task past its
+        timeout) and again at ``STARTED`` (`.base.Attempt.restart_clock`).
         """
         fn = job.fn
         fn_blob = slot.function_blob(fn)
@@ -203,6 +204,7 @@ class Pool(Starts):
             slot.unread += job.size
         else:
             job.started = True
+            self._beginning.append(job)
         job.attempt.ran_on(f"process/{slot.index}")
         if not ahead:  # it starts now (else at its STARTED report)
             job.attempt.restart_clock()
@@ -257,13 +259,12 @@ class Pool(Starts):
     def _on_reports(self, slot: Slot, event: Reports) -> None:
         """Apply a worker's reports to the jobs it holds, which it runs in ``inflight`` order.
 
-        Reports of an earlier worker of the slot are dropped (``gen``); any report means the
-        worker is ready. Each names the job at the head of ``inflight`` (else it is junk,
-        `_garble`). ``DONE`` ends it (unless cancelled) and feeds its function's run time;
-        ``STARTED`` restarts its clock, or kills the worker if it was cancelled meanwhile (the
-        ``CANCEL`` came too late); ``SKIPPED`` drops a cancelled job that never ran. An idle
-        worker is retired when the pool closes or at ``max_tasks_per_child``.
-        """
+        Reports of an earlier worker of the slot are dropped (``gen``); any report means it is
+        ready. Each names the job at the head of ``inflight`` (else it is junk, `_garble`).
+        ``DONE`` ends it (unless cancelled) and feeds its function's run time; ``STARTED``
+        restarts its clock and says it began, or kills the worker if it was cancelled meanwhile
+        (the ``CANCEL`` came too late); ``SKIPPED`` drops a cancelled job that never ran. An
+        idle worker retires when the pool closes or at ``max_tasks_per_child``."""
         if event.gen != slot.gen or slot.garbled is not None:
             return
         if not slot.ready:
@@ -297,6 +298,7 @@ class Pool(Starts):
                     self._kill(slot)
                 else:
                     job.attempt.restart_clock()
+                    job.attempt.began()
             elif kind == SKIPPED:
                 inflight.popleft()
                 slot.unread -= job.size
