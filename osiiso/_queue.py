@@ -350,12 +350,12 @@ class AsyncQueue(Intake):
     @property
     def active_count(self) -> int:
         """Tasks running now."""
-        return self._engine.running + self._engine.held
+        return self._engine.active
 
     @property
     def pending_count(self) -> int:
         """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
-        return self._engine.outstanding - self._engine.running - self._engine.held
+        return self._engine.outstanding - self._engine.active
 
     @property
     def closed(self) -> bool:

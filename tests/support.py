@@ -107,3 +107,29 @@ def queue_on(path: str, **kwargs: Any) -> Any:
     if path == "hooks":
         kwargs.setdefault("on_complete", lambda result: None)
     return AsyncQueue(**kwargs)
+
+
+# -- how many tasks execute at once (the workers cap across backends) ----------------------------
+def stamp(i: int) -> tuple[float, float]:
+    """About 0.2 ms of work; when it began and ended."""
+    start = time.time()
+    end = time.perf_counter() + 0.0002
+    while time.perf_counter() < end:
+        pass
+    return start, time.time()
+
+
+async def a_stamp(i: int) -> tuple[float, float]:
+    start = time.time()
+    await anyio.sleep(0.0005)
+    return start, time.time()
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most of ``spans`` that overlap at one moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most

@@ -135,6 +135,7 @@ class Direct:
 
     # state set up by `Engine.__init__`, and methods of `Engine` and `Records`
     running: int
+    held: int
     workers: int
     stopping: bool
     dispatch_wanted: bool
@@ -180,7 +181,7 @@ class Direct:
             fail_now(self, handle, exc)  # type: ignore[arg-type]
             if worker.current is handle:  # not retried at once on it: no recursion through failing starts
                 self.spare(worker)
-                if self.running < self.workers:
+                if self.running < self.workers or self.held:
                     self.want_dispatch()
 
     def direct_next(self, worker: DirectWorker) -> None:
@@ -193,7 +194,7 @@ class Direct:
                 self._begin(worker, handle)
                 return
         self.spare(worker)
-        if self.running < self.workers:
+        if self.running < self.workers or self.held:
             self.want_dispatch()
 
     def spare(self, worker: DirectWorker) -> None:

@@ -82,7 +82,7 @@ class Engine(Records, Held, Direct):
         self.on_start, self.on_retry, self.on_complete = on_start, on_retry, on_complete
         #: a plain ``on_start`` fires at the attempt's real start where reported (`Worker.attempt_began`)
         self.start_on_begin = on_start is not None and not is_async_hook(on_start)
-        self.running = 0  # tasks handed to a worker, queue-wide (at most `workers`), `held` ones excepted
+        self.running = 0  # queue-wide slots taken (at most `workers`): the sum of `Lane.slots`
         self.held = 0  # tasks handed to a worker that their backend holds in a batch (`batched`)
         self.log_tasks = enabled("start")  # DEBUG start/finish events: asked again when the service or a run starts
         self.outstanding = 0  # tasks without a result
@@ -142,7 +142,7 @@ class Engine(Records, Held, Direct):
         if self.config.workers_auto:  # a cluster's slots come on top of this machine's
             self.workers = self.config.workers + sum(
                 other.backend.capacity for other in self.lane_list if other.open and other.backend.remote)
-        lane.cap = min(lane.backend.capacity, self.workers)
+        lane.cap, lane.parallel = min(lane.backend.capacity, self.workers), lane.backend.parallel
         self.dispatch()
 
     def closed(self) -> None:
@@ -175,7 +175,7 @@ class Engine(Records, Held, Direct):
             self.schedule_or_ready(handle, lane)
             return
         lane.push(handle)  # `make_ready`, inline on this per-submit path
-        if self.running < self.workers and not self.dispatch_wanted:
+        if (self.running < self.workers or lane.held) and not self.dispatch_wanted:
             self.dispatch_wanted = True
             self.timers.poke()
 
@@ -207,7 +207,7 @@ class Engine(Records, Held, Direct):
         A burst of submissions is therefore dispatched together, most urgent first.
         """
         lane.push(handle)
-        if self.running < self.workers and not self.dispatch_wanted:
+        if (self.running < self.workers or lane.held) and not self.dispatch_wanted:
             self.dispatch_wanted = True
             self.timers.poke()
 
@@ -248,9 +248,9 @@ class Engine(Records, Held, Direct):
             return
         start = self.service.start_worker
         started = 0
-        while self.running < self.workers:
+        while True:
             lane = self.urgent_lane()
-            if lane is None or not lane.open:
+            if lane is None or not lane.open or (self.running >= self.workers and not lane.takes_more()):
                 return
             idle = lane.idle
             if not idle and not lane.direct and started >= _START_BATCH:
@@ -289,20 +289,19 @@ class Engine(Records, Held, Direct):
                 return
         worker.current = None
         lane.idle.append(worker)
-        if self.running < self.workers:
+        if self.running < self.workers or self.held:
             self.dispatch()
 
     def keeps_lane(self, lane: Lane) -> bool:
         """Whether a worker of ``lane`` whose attempt ended takes its lane's next ready task now:
         a slot is free, and that task is the most urgent anywhere (with one lane, always)."""
-        return bool(lane.size and self.running < self.workers and lane.running < lane.cap and not self.stopping
-                    and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
+        return bool(lane.size and (self.running < self.workers or lane.takes_more()) and lane.running < lane.cap
+                    and not self.stopping and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
                     and (self.limiter is None or self._rate_allows()))
 
     def _hand(self, lane: Lane, handle: TaskHandle[Any], worker: Worker) -> None:
         """``handle`` takes a slot and goes to ``worker``."""
-        self.running += 1
-        lane.running += 1
+        self.take_slot(lane)
         lane.queued -= 1
         handle._where = RUNNING
         handle._slot = worker

@@ -25,8 +25,10 @@ def check_invariants(engine: Engine) -> None:
     total = sum(places.values())
     assert total == engine.outstanding, f"{places} accounts for {total} tasks, {engine.outstanding} unfinished"
     per_lane = {name: lane.running + lane.held for name, lane in engine.lanes.items()}
-    assert engine.running + engine.held == sum(per_lane.values()) == len(held), \
-        f"running counters disagree: {engine.running} + {engine.held} vs {per_lane} vs {len(held)} held by workers"
+    assert engine.active == sum(per_lane.values()) == len(held), \
+        f"running counters disagree: {engine.active} vs {per_lane} vs {len(held)} held by workers"
+    slots = sum(lane.slots() for lane in engine.lanes.values())
+    assert engine.running == slots, f"the queue counts {engine.running} slots taken, its lanes {slots}"
     batched = [w for w in engine.crew if w.held]
     assert len(batched) == engine.held == sum(lane.held for lane in engine.lanes.values()), \
         f"{len(batched)} workers hold a batched task, the counters say {engine.held}"
@@ -39,7 +41,7 @@ def check_invariants(engine: Engine) -> None:
     for handle in unfinished:
         assert handle._result is None, f"{handle!r} has a result but is still placed"
     queued = sum(lane.queued for lane in engine.lanes.values())
-    assert queued + engine.running + engine.held == engine.outstanding, "queued + running != unfinished"
+    assert queued + engine.active == engine.outstanding, "queued + running != unfinished"
     retrying = {name: 0 for name in engine.lanes}
     for handle in unfinished:
         if handle._attempts > 1 or handle._status is TaskStatus.RETRYING:

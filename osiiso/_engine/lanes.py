@@ -57,6 +57,7 @@ class Lane:
         "held",
         "idle",
         "open",
+        "parallel",
         "priorities",
         "queued",
         "retrying",
@@ -82,10 +83,25 @@ class Lane:
         self.workers = 0  # worker coroutines started and not yet returned
         self.cap = 0  # most running tasks (and workers, held ones aside) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out
+        self.parallel = 1  # how many of its tasks can be executing at once (`Backend.parallel`), set when it opens
         #: its tasks run as direct attempts, without a coroutine each (`osiiso._engine.direct`),
         #: and the direct workers it keeps for them
         self.direct = False
         self.spare: list[Any] = []
+
+    def slots(self) -> int:
+        """The queue-wide slots its tasks take: each running one, and of its batched ones as many as
+        its workers not running one could be executing (`Engine.running` is the sum over lanes)."""
+        held, running = self.held, self.running
+        if not held:
+            return running
+        spare = self.parallel - running
+        return running + (held if held < spare else spare) if spare > 0 else running
+
+    def takes_more(self) -> bool:
+        """Whether a task handed to this lane now takes no more queue-wide slots: its batched tasks
+        already take one per worker not running one (`Engine.dispatch` may hand it past a full queue)."""
+        return bool(self.held) and self.running < self.parallel <= self.running + self.held
 
     def push(self, handle: TaskHandle[Any]) -> None:
         """Make ``handle`` ready, in submission order within its priority."""

@@ -80,6 +80,10 @@ class Records:
         """Defined by `Engine`: hand out the free slots."""
         raise NotImplementedError
 
+    if TYPE_CHECKING:
+        def release(self, lane: Lane, worker: Worker | None = None) -> None:
+            """Defined by `Held` (a later base of `Engine`): a task leaves the running state."""
+
     def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
                exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
         """Record the one result of ``handle`` (loop thread). Later calls do nothing.
@@ -93,11 +97,8 @@ class Records:
         lane = self.lanes[handle._backend]
         where = handle._where
         if where is RUNNING:
-            worker = handle._slot
-            if worker is not None and worker.held:  # its backend held it in a batch (`Engine.batched`)
-                worker.held = False
-                self.held -= 1
-                lane.held -= 1
+            if lane.held:  # its backend holds tasks in batches (`Engine.batched`): this one, maybe
+                self.release(lane, handle._slot)
             else:
                 self.running -= 1  # as `release`, inline on this per-task path
                 lane.running -= 1

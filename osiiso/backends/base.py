@@ -153,6 +153,11 @@ class Backend(ABC):
     def capacity(self) -> int:
         """How many attempts this backend may have in flight at once."""
 
+    @property
+    def parallel(self) -> int:
+        """How many of its attempts can be executing at once (its workers), at most ``capacity``."""
+        return self.capacity
+
     #: attempts this backend may hold queued in batches (`Attempt.batched`) beyond ``capacity``
     batch_capacity: int = 0
     #: it can run an attempt without a coroutine awaiting it: `begin`, `outcome` and `abort`

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ASYNCIO, aeventually, queue_on
+from support import ASYNCIO, a_stamp, aeventually, most_at_once, queue_on, stamp
 
 from osiiso import AsyncQueue, Queue, TaskTimeoutError, WorkerCrashedError
 from osiiso.backends.process.placing import COOL_CALLS, DEPTH
@@ -258,6 +258,24 @@ async def test_an_async_on_start_turns_batching_off(monkeypatch: pytest.MonkeyPa
     assert peak.batched == 0
     assert [h.value() for h in handles] == list(range(300))
     assert len(fired) == 308
+    await q.shutdown()
+
+
+async def test_batched_tasks_never_let_more_tasks_run_than_workers(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a queue that also runs async tasks, batched process tasks do not free slots those could take:
+    no more tasks execute at once than ``workers``, and the process tasks are still batched."""
+    q = queue_on(path, workers=2, processes=2)
+    q.map(stamp, range(8), backend="process")
+    await q.run(strict=True)
+    peak = Peak(monkeypatch)
+    handles = []
+    for i in range(400):
+        handles.append(q.submit(stamp, i, backend="process"))
+        if i % 4 == 0:
+            handles.append(q.submit(a_stamp, i))
+    await q.run(strict=True)
+    assert peak.batched > 1, "the tasks were not batched"
+    assert most_at_once([h.value() for h in handles]) <= 2
     await q.shutdown()
 
 

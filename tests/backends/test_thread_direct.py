@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import aeventually, queue_on
+from support import a_stamp, aeventually, most_at_once, queue_on, stamp
 
 from osiiso import AsyncQueue, TaskTimeoutError, cancelled
 from osiiso.backends.base import Attempt, BackendConfig
@@ -414,6 +414,33 @@ async def test_nothing_is_queued_ahead_under_an_on_start_hook(kind: str) -> None
         await q.join()
     assert [h.value() for h in handles] == list(range(5))
     assert fired[-5:] == [h.task_id for h in handles]
+
+
+async def test_tasks_queued_ahead_never_let_more_tasks_run_than_workers(path: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a queue that also runs async tasks, thread tasks queued ahead do not free slots those could
+    take: no more tasks execute at once than ``workers``, and the thread tasks are still queued ahead."""
+    q = queue_on(path, workers=2, threads=2)
+    q.map(stamp, range(8), backend="thread")
+    await q.run(strict=True)
+    most = 0
+    original = ThreadBackend._release
+
+    def release(backend: ThreadBackend, job: Any) -> bool:
+        nonlocal most
+        most = max(most, backend._held)
+        return original(backend, job)
+
+    monkeypatch.setattr(ThreadBackend, "_release", release)
+    handles = []
+    for i in range(400):
+        handles.append(q.submit(stamp, i, backend="thread"))
+        if i % 4 == 0:
+            handles.append(q.submit(a_stamp, i))
+    await q.run(strict=True)
+    assert most > 1, "no task was queued ahead"
+    assert most_at_once([h.value() for h in handles]) <= 2
+    await q.shutdown()
 
 
 def broken_initializer() -> None:

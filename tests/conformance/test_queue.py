@@ -260,9 +260,7 @@ async def test_the_last_free_slot_goes_to_the_most_urgent_task_of_any_backend(ki
     from .kit import a_echo
 
     order: list[str] = []
-    # batching off: a batched task gives its slot back while it waits and does not take it back when
-    # it begins (documented in the process-backend guide), so the cap would not order real starts
-    q = AsyncQueue(workers=1, on_start=lambda h: order.append(h.name), process_batching=False, thread_batching=False)
+    q = AsyncQueue(workers=1, on_start=lambda h: order.append(h.name))
     plan = [(kit.echo, 3), (a_echo, 3), (kit.echo, 1), (a_echo, 5), (a_echo, 1), (kit.echo, 5), (kit.echo, 3)]
     for i, (fn, priority) in enumerate(plan):
         q.submit(fn, i, name=f"{i}", priority=priority, **({"backend": kit.backend} if fn is kit.echo else {}))

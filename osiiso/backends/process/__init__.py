@@ -139,6 +139,10 @@ class ProcessBackend(Backend):
     def capacity(self) -> int:
         return max(1, self.config.processes) * DEPTH
 
+    @property
+    def parallel(self) -> int:
+        return max(1, self.config.processes)
+
     def check(self, fn: Any) -> None:
         if inspect.isawaitable(fn) or not callable(fn):
             raise TypeError(
