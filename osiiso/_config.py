@@ -185,7 +185,7 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
             initializer=initializer,
             initargs=initargs, mp_context=_mp_context(mp_context),
             max_tasks_per_child=_count("max_tasks_per_child", max_tasks_per_child),
-            extra=extra, workers_auto=workers is None,
+            extra=extra, workers_auto=workers is None, spaced=n_rate is not None,
         ),
         size=n_size,
         timeout=_seconds("timeout", timeout),

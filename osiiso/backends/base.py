@@ -30,6 +30,9 @@ class BackendConfig:
 
     ``workers_auto``: the queue's ``workers`` was left automatic (``None``); then each open
     `Backend.remote` lane adds its capacity to the queue-wide cap (`Engine.opened`).
+    ``spaced``: the queue has a ``rate`` limit, which spaces hand-overs: a backend then takes
+    no more attempts than it can start at once, so none waits behind another and then starts
+    back to back with it.
     """
 
     workers: int
@@ -41,6 +44,7 @@ class BackendConfig:
     max_tasks_per_child: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     workers_auto: bool = False
+    spaced: bool = False
 
 
 class Attempt:

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from support import ASYNCIO, a_stamp, aeventually, most_at_once, queue_on, stamp
 
@@ -348,6 +349,27 @@ async def test_nothing_is_batched_under_a_rate_limit(path: str, monkeypatch: pyt
     assert peak.batched == 0
     assert [h.value() for h in handles] == list(range(200))
     await q.shutdown()
+
+
+async def test_under_a_rate_limit_no_task_waits_in_a_busy_worker(tmp_path: Path, path: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``rate``, short tasks handed over while the one worker is busy are not queued behind it
+    (up to 4 deep otherwise): when it frees, they start spaced by the limit, not back to back."""
+    gate = str(tmp_path / "gate")
+    q, _ = await short_queue(path, monkeypatch, rate=20, burst=1)
+    q.map(stamp, range(8), backend="process")  # timed as short too: it could be queued behind ``step``
+    await q.run(strict=True)
+    async with q:
+        q.submit(step, 0, None, gate, backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the first task to start")
+        handles = q.map(stamp, range(4), backend="process")
+        await anyio.sleep(0.2)  # four rate intervals: hand-overs to a worker queue would have happened
+        pool = q._engine.lanes["process"].backend._pool  # type: ignore[attr-defined]
+        assert len(pool._slots[0].inflight) == 1 and q.pending_count == 4
+        Path(gate).touch()
+        await q.join()
+    starts = sorted(h.value()[0] for h in handles)
+    assert all(later - earlier >= 0.04 for earlier, later in zip(starts, starts[1:])), starts
 
 
 @pytest.mark.parametrize("value", [None, 0, 1, "no", "False"])

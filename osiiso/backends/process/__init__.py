@@ -105,7 +105,8 @@ def batching_enabled(config: BackendConfig) -> bool:
 class ProcessBackend(Backend):
     """Runs attempts in ``config.processes`` persistent worker processes.
 
-    ``capacity`` is ``processes * DEPTH``: short tasks are queued up to ``DEPTH`` deep
+    ``capacity`` is ``processes * DEPTH`` (``processes`` under a rate limit, ``config.spaced``):
+    short tasks are queued up to ``DEPTH`` deep
     in each worker so that a worker never waits for the parent between two of them;
     longer tasks are only sent to idle workers and wait in the parent, so they never
     queue behind a long task while another worker is free. Tasks of a function short
@@ -137,7 +138,8 @@ class ProcessBackend(Backend):
 
     @property
     def capacity(self) -> int:
-        return max(1, self.config.processes) * DEPTH
+        # under a rate limit, no job waits in a busy worker: it would start back to back with the one before
+        return max(1, self.config.processes) * (1 if self.config.spaced else DEPTH)
 
     @property
     def parallel(self) -> int:
