@@ -133,3 +133,15 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
         now += step
         most = max(most, now)
     return most
+
+
+async def most_at_once_mixed(q: Any, backend: str) -> int:
+    """Run 400 `stamp` tasks on ``backend`` mixed with 100 `a_stamp` ones on queue ``q``; the most that
+    executed at once."""
+    handles = []
+    for i in range(400):
+        handles.append(q.submit(stamp, i, backend=backend))
+        if i % 4 == 0:
+            handles.append(q.submit(a_stamp, i))
+    await q.run(strict=True)
+    return most_at_once([h.value() for h in handles])
