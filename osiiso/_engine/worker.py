@@ -216,9 +216,9 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             streak = 0
             await checkpoint()
         number = begin_attempt(engine, handle)
-        if engine.start_on_begin and lane.backend.reports_starts:
-            worker.start_due = True  # fires when the backend says the attempt begins (`Worker.attempt_began`)
-        elif engine.on_start is not None:
+        # a plain on_start fires when the backend says the attempt begins (`Worker.attempt_began`)
+        worker.start_due = engine.start_on_begin and lane.backend.reports_starts
+        if engine.on_start is not None and not worker.start_due:
             await call_hook(engine.on_start, handle)
         timeout = handle._options.timeout
         if timeout is not None:
