@@ -44,10 +44,9 @@ class Held:
     # ``h`` held, ``P`` parallel): the invariants check the sum against it.
     def take_slot(self, lane: Lane) -> None:
         """A task of ``lane`` is handed to a worker: it takes a slot (none more if `Lane.takes_more`)."""
-        running = lane.running
-        lane.running = running + 1
-        if not (lane.held and running < lane.parallel <= running + lane.held):
+        if not (lane.held and lane.takes_more()):  # no batched tasks (the usual case): no call
             self.running += 1
+        lane.running += 1
 
     def release(self, lane: Lane, worker: Worker | None = None) -> None:
         """A task leaves the running state: its slot is free (for a batched task, if it took one, `Lane.slots`)."""
@@ -60,7 +59,7 @@ class Held:
                 self.running -= 1
         else:
             lane.running = running - 1
-            if not (held and running - 1 < parallel <= running - 1 + held):
+            if not lane.takes_more():  # then it took a slot of its own
                 self.running -= 1
 
     @property
@@ -69,9 +68,10 @@ class Held:
         return sum(lane.running + lane.held for lane in self.lane_list)
 
     def batched(self, worker: Worker) -> bool:
-        """``worker``'s backend asks to queue its attempt in a batch: the slot goes to the next ready task.
+        """``worker``'s backend asks to queue its attempt in a batch: its lane has room for the next ready task.
 
-        The task stays ``worker``'s until it ends, counted in ``held``. A backend holds at most
+        The task stays ``worker``'s until it ends, counted in ``held``; of the queue's slots it
+        keeps one only while its lane's workers could be executing it (`Lane.slots`). A backend holds at most
         ``batch_capacity`` such attempts and runs one per worker process at a time. Refused
         (``False``) under a rate limit: the limiter spaces hand-overs, and batched tasks handed
         over while their worker is busy would start back to back once it frees.
@@ -80,7 +80,7 @@ class Held:
             return False
         if not worker.held and worker.current is not None:
             worker.held, lane = True, worker.lane
-            if lane.running > lane.parallel:  # its worker was busy with a running one: a slot is free
+            if lane.running > lane.parallel:  # more running than workers: it was not executing, its slot is free
                 self.running -= 1
             lane.running, lane.held, self.held = lane.running - 1, lane.held + 1, self.held + 1
             if lane.size and not self.dispatch_wanted:

@@ -108,8 +108,9 @@ class Attempt:
     def batched(self) -> bool:
         """Ask to queue the attempt in a batch, behind others of a short function (loop thread).
 
-        If granted (``True``), from now until the attempt ends the task gives its slot under the
-        queue's ``workers`` back, so the next ready task can join a batch too. It is refused on a
+        If granted (``True``), from now until the attempt ends the task leaves its lane's room for
+        the next ready task, which can join a batch too; under the queue's ``workers`` the lane's
+        batched tasks take only as many slots as its workers could be executing. It is refused on a
         queue with a ``rate`` limit, whose starts must stay spaced (tasks queued in a batch behind
         a slow one would start back to back): the backend then treats the attempt as unbatched.
         Only a backend that runs at most one such attempt per worker at a time, and holds at most

@@ -83,16 +83,15 @@ class Pool(Starts):
         """Encode ``attempt`` (raising SerializationError) and queue it for a worker.
 
         A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`, up to
-        two batches per worker at once (at most ``batch_capacity``): it gives its slot under the
-        queue's ``workers`` back, so the engine hands over the next task and a batch can fill
-        (`release` counts it out when it ends)."""
+        two batches per worker at once (at most ``batch_capacity``): the engine then hands over the
+        next task, so a batch can fill (`release` counts it out when it ends)."""
         fn = self._functions.entry(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
         job = ProcessJob(next(self._seq), attempt, fn, args)
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
         queue_in_order(self._pending, job)
-        size = batch_size(fn.ewma)  # at most two batches per worker wait: on_start is that early at most
+        size = batch_size(fn.ewma)  # at most two batches per worker wait behind the one it runs
         if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)) and attempt.batched():
             job.batched = True
             self.held += 1
