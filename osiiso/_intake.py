@@ -16,7 +16,7 @@ import inspect
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from threading import get_ident
 from typing import Any
 
@@ -38,10 +38,10 @@ Call = tuple[Any, tuple[Any, ...], dict[str, Any]]
 def arguments_of(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The arguments of one element of a fan-out: a tuple is positional args, a dict keyword args."""
     if isinstance(item, tuple):
-        return item, {}
+        return item, NO_KWARGS
     if isinstance(item, dict):
         return (), item
-    return (item,), {}
+    return (item,), NO_KWARGS
 
 
 def _is_generator_function(fn: Any) -> str | None:
@@ -131,6 +131,30 @@ class Intake:
             self._lane_for(fn, args, kwargs, options)
         self._check_room(len(calls))
         return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
+
+    def _enqueue_each(self, fn: Any, items: Iterable[Any], options: TaskOptions) -> list[TaskHandle[Any]]:
+        """``fn`` once per element of ``items`` (split by `arguments_of`), every call or none.
+
+        What `_enqueue_all` does, with the route looked up and the queue's state checked once
+        for the whole fan-out rather than per call (a map of tiny tasks spends most of its
+        intake there). An awaitable, a closed queue and a call from another thread take the
+        general path, which says what is wrong or hands the tasks over."""
+        calls = [arguments_of(item) for item in items]
+        engine = self._engine
+        caller = engine.caller
+        if (not calls or self._closed or inspect.isawaitable(fn)
+                or (caller is not None and caller.thread_id != get_ident())):
+            return self._enqueue_all([(fn, args, kwargs) for args, kwargs in calls], options)
+        lane, fn_name = self._lane_for(fn, *calls[0], options)
+        self._check_room(len(calls))
+        admit, seq, clock = engine.admit, self._seq, time.time
+        backend, name = lane.backend.name, options.name or fn_name
+        handles = []
+        for args, kwargs in calls:
+            handle: TaskHandle[Any] = TaskHandle(engine, next(seq), fn, args, kwargs, options, backend, name, clock())
+            admit(handle, lane)
+            handles.append(handle)
+        return handles
 
     def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                  options: TaskOptions) -> TaskHandle[Any]:

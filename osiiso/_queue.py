@@ -122,7 +122,7 @@ class AsyncQueue(Intake):
         """
         merged = merge_options(self._defaults, opts, options, "map()")
         if checkpoint is None and key is None and namespace is None:
-            return self._enqueue_all([(fn, *arguments_of(item)) for item in iterable], merged)
+            return self._enqueue_each(fn, iterable, merged)
         items = list(iterable)
         return submit_checkpointed(self, items, None, merged, checkpoint, key, namespace, "map()", fn=fn,
                                    split=arguments_of)
@@ -174,9 +174,8 @@ class AsyncQueue(Intake):
                 handles = submit_checkpointed(self, items, calls, merged, checkpoint, key, namespace, "group()",
                                               group_id=named)
                 return TaskGroup(handles, group_id)
-        else:
-            calls = [(fn, *arguments_of(item)) for item in iterable]
-        return TaskGroup(self._enqueue_all(calls, merged), group_id)
+            return TaskGroup(self._enqueue_all(calls, merged), group_id)
+        return TaskGroup(self._enqueue_each(fn, iterable, merged), group_id)
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...

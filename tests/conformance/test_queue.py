@@ -30,6 +30,26 @@ async def test_size_limit_rejects_submit_and_put_waits(kit: Kit) -> None:
     assert len(q.results) == 3
 
 
+async def test_map_and_group_submit_every_call_or_none(kit: Kit) -> None:
+    """A fan-out that does not fit under the size limit, or holds a bad element, queues nothing;
+    one that fits gets consecutive task ids, and a shut queue refuses it with ClosedError."""
+    q = AsyncQueue(size=3)
+    q.submit(kit.echo, 0, **kit.opts)
+    with pytest.raises(QueueFullError, match="3 tasks do not fit"):
+        q.map(kit.echo, range(3), **kit.opts)
+    with pytest.raises(QueueFullError):
+        q.group(kit.echo, [1, 2, 3], **kit.opts)
+    assert q.pending_count == 1
+    first, second = q.map(kit.add, [(1, 2), {"a": 3, "b": 4}], **kit.opts)
+    assert int(second.task_id.split("-")[1]) == int(first.task_id.split("-")[1]) + 1
+    assert q.map(kit.echo, [], **kit.opts) == []
+    summary = await q.run(strict=True)
+    assert sorted(summary.values) == [0, 3, 7]
+    await q.shutdown()
+    with pytest.raises(ClosedError):
+        q.map(kit.echo, [1], **kit.opts)
+
+
 async def test_hooks_sync_and_async(kit: Kit) -> None:
     """on_start runs before each attempt and on_complete once per task; async hooks are awaited."""
     starts: list[str] = []
