@@ -88,8 +88,11 @@ class Worker:
         return self.current is handle and self.engine.batched(self)
 
     def attempt_began(self, handle: TaskHandle[Any]) -> None:
-        """The backend says ``handle``'s attempt really begins now: its deferred ``on_start`` fires."""
+        """The backend says ``handle``'s attempt really begins now: its ``start`` event is logged
+        (`begin_attempt` leaves it to this call on such a backend) and its deferred ``on_start`` fires."""
         if self.current is handle:
+            if self.engine.log_tasks:
+                started(handle)
             self.fire_start(handle)
 
     def fire_start(self, handle: TaskHandle[Any]) -> None:
@@ -254,13 +257,16 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
 
 
 def begin_attempt(engine: Engine, handle: TaskHandle[Any]) -> int:
-    """Count and stamp the attempt of ``handle`` that begins now (its start event too); its number."""
+    """Count and stamp the attempt of ``handle`` that begins now, and log its ``start`` event; its number.
+
+    On a backend that `reports_starts` the event waits for the attempt's real start
+    (`Worker.attempt_began`): one that ends without beginning logs none."""
     number = handle._attempts = handle._attempts + 1
     handle._status = _RUNNING
     now = handle._attempt_at = time.time()
     if handle._started_at is None:
         handle._started_at = now
-    if engine.log_tasks:
+    if engine.log_tasks and not engine.lanes[handle._backend].backend.reports_starts:
         started(handle)
     return number
 

@@ -242,6 +242,41 @@ async def test_on_start_fires_when_a_batched_task_really_begins(tmp_path: Path) 
     assert q.stats["process"]["processes_batched"] == 0
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["direct", "with-on_start"])
+async def test_the_start_event_is_logged_when_a_batched_task_really_begins(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, hooked: bool) -> None:
+    """The DEBUG ``start`` event of a task batched behind a busy worker is logged once, as it begins
+    (not as it is handed over), between its started_at and its finished_at, before its finish."""
+    caplog.set_level(logging.DEBUG, logger="osiiso")
+    gate = str(tmp_path / "gate")
+    q = AsyncQueue(processes=1, on_start=(lambda handle: None) if hooked else None)
+    q.map(spin, range(40), backend="process")
+    await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
+    lane = q._engine.lanes["process"]
+    async with q:
+        q.submit(spin, 0, gate, backend="process")
+        await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
+        caplog.clear()
+        handles = q.map(spin, range(400), backend="process")
+        pool = lane.backend._pool  # type: ignore[attr-defined]
+        await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
+                          "the lane's slots to fill")
+        assert q.stats["process"]["processes_batched"] > 0
+        assert [r for r in caplog.records if getattr(r, "event", None) == "start"] == [], \
+            "a start event was logged for tasks that wait behind the blocking one"
+        Path(gate).touch()
+        await q.join()
+    events: dict[str, list[logging.LogRecord]] = {}
+    for record in caplog.records:
+        events.setdefault(getattr(record, "task_id", None) or "", []).append(record)
+    for handle in handles:
+        result = handle.result()
+        kinds = [r.event for r in events[handle.task_id]]  # type: ignore[attr-defined]
+        assert kinds == ["start", "finish"], kinds
+        logged_at = events[handle.task_id][0].created
+        assert result.started_at is not None and result.started_at <= logged_at <= result.finished_at
+
+
 async def test_an_async_on_start_turns_batching_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """An async on_start is awaited before its task is handed over, so no task is batched behind
     others (it would start later than its hook said)."""
