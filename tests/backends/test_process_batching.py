@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,21 @@ async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path:
     assert all(r.timings[0].started_at is not None and r.timings[0].started_at >= opened for r in ran)
 
 
+async def map_behind_a_blocked_worker(q: AsyncQueue, gate: str, before: Callable[[], object]) -> list[Any]:
+    """On a started one-process queue that timed ``spin`` as short: block its worker on a ``spin``
+    that waits for ``gate``, call ``before``, map 400 ``spin`` tasks, and return their handles once
+    settled (the lane's slots full and every task handed over in the pool, some batched behind)."""
+    lane = q._engine.lanes["process"]
+    q.submit(spin, 0, gate, backend="process")
+    await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
+    before()
+    handles = q.map(spin, range(400), backend="process")
+    pool = lane.backend._pool  # type: ignore[attr-defined]
+    await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
+                      "the lane's slots to fill")
+    return handles
+
+
 async def test_on_start_fires_when_a_batched_task_really_begins(tmp_path: Path) -> None:
     """Tasks batched behind a busy worker fire a plain on_start only as each begins, once, after its
     started_at and before its on_complete; at most two batches of their function wait meanwhile."""
@@ -217,17 +233,8 @@ async def test_on_start_fires_when_a_batched_task_really_begins(tmp_path: Path) 
     q = AsyncQueue(processes=1, on_start=on_start, on_complete=lambda r: order.append(("complete", r.task_id)))
     q.map(spin, range(40), backend="process")
     await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
-    lane = q._engine.lanes["process"]
     async with q:
-        q.submit(spin, 0, gate, backend="process")
-        await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
-        starts.clear()
-        order.clear()
-        handles = q.map(spin, range(400), backend="process")
-        pool = lane.backend._pool  # type: ignore[attr-defined]
-        # settled: the lane's slots are full and every task handed over has reached the pool
-        await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
-                          "the lane's slots to fill")
+        handles = await map_behind_a_blocked_worker(q, gate, lambda: (starts.clear(), order.clear()))
         batched = q.stats["process"]["processes_batched"]
         assert 0 < batched <= 2 * 8, "more batched tasks wait than two batches of a 0.2 ms function"
         assert starts == {}, "on_start fired for tasks that wait behind the blocking one"
@@ -252,15 +259,8 @@ async def test_the_start_event_is_logged_when_a_batched_task_really_begins(
     q = AsyncQueue(processes=1, on_start=(lambda handle: None) if hooked else None)
     q.map(spin, range(40), backend="process")
     await q.run(strict=True)  # spin is timed: about 0.2 ms, a batch of a few
-    lane = q._engine.lanes["process"]
     async with q:
-        q.submit(spin, 0, gate, backend="process")
-        await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
-        caplog.clear()
-        handles = q.map(spin, range(400), backend="process")
-        pool = lane.backend._pool  # type: ignore[attr-defined]
-        await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
-                          "the lane's slots to fill")
+        handles = await map_behind_a_blocked_worker(q, gate, caplog.clear)
         assert q.stats["process"]["processes_batched"] > 0
         assert [r for r in caplog.records if getattr(r, "event", None) == "start"] == [], \
             "a start event was logged for tasks that wait behind the blocking one"
