@@ -25,7 +25,7 @@ N_MIXED = 10_000
 
 def _workloads() -> dict[str, object]:
     from benchmarks import _async_peers as peers
-    from benchmarks import _process_peers, w3_thread_noop, w4_process_tiny, w5_process_cpu, w7_pipeline
+    from benchmarks import _process_peers, w2_async_sleep, w3_thread_noop, w4_process_tiny, w5_process_cpu, w7_pipeline
     from benchmarks._runner import run_on
     from benchmarks.w1_async_noop import LIMIT, N, noop
 
@@ -68,6 +68,8 @@ def _workloads() -> dict[str, object]:
         "W1 uvloop": lambda: w1("uvloop"),
         "W1 trio": lambda: w1("trio"),
         "W1 seed form": lambda: run_on("asyncio", lambda: peers.osiiso_seed(noop, N, LIMIT)),
+        "W2": lambda: run_on("asyncio", lambda: peers.osiiso_queue(w2_async_sleep.asyncio_nap, w2_async_sleep.N,
+                                                              w2_async_sleep.LIMIT)),
         "W3": lambda: run_on("asyncio", w3_thread_noop.osiiso_threads),
         "W4 map": lambda: w4("map"),
         "W4 submit": lambda: w4("submit"),
@@ -100,8 +102,8 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     repo = str(Path(__file__).resolve().parent.parent)
-    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W3", "W4 map", "W4 submit", "W5", "W7",
-                         "mixed async+thread")
+    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W2", "W3", "W4 map", "W4 submit",
+                         "W5", "W7", "mixed async+thread")
              if not args.only or any(n.startswith(o.strip()) for o in args.only.split(","))]
     trees = {"old": str(Path(args.old).resolve()), "new": str(Path(args.new).resolve())}
     times: dict[str, dict[str, list[float]]] = {t: {n: [] for n in names} for t in trees}
