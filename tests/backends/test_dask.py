@@ -92,6 +92,23 @@ def write_pid_and_wait(path: str, seconds: float) -> int:
     return os.getpid()
 
 
+def wait_for_gate(path: str, gate: str) -> int:
+    """Write this worker's PID to ``path``, then wait (at most 60 s) until ``gate`` exists."""
+    Path(path).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def tasks_on_workers(address: str) -> int:
+    """How many tasks the scheduler at ``address`` has handed to its workers (running or queued there)."""
+    from distributed import Client
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        return sum(len(keys) for keys in client.processing().values())
+
+
 def stubborn(path: str, seconds: float) -> int:
     """Ignores osiiso.cancelled(): only a restart of its worker stops it."""
     Path(path).write_text(str(os.getpid()))
@@ -179,22 +196,25 @@ async def test_the_embedded_cluster_runs_tasks_in_priority_order_and_closes(
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     me = psutil.Process()
     before = dask_workers(me)
-    log, started = str(tmp_path / "order"), tmp_path / "started"
+    log, started, gate = str(tmp_path / "order"), tmp_path / "started", tmp_path / "gate"
     # every task goes to the worker at once (no queueing at the scheduler): its ready heap orders them
     with dask.config.set({"distributed.scheduler.worker-saturation": float("inf"), "scheduler-address": None}):
         q = AsyncQueue(dask=DaskOptions(n_workers=1, capacity=16), workers=16)
         async with q:
             await anyio.sleep(0.2)
             assert dask_workers(me) == before  # lazily: nothing yet
-            blocker = q.submit(write_pid_and_wait, str(started), 1.0, backend="dask")
+            blocker = q.submit(wait_for_gate, str(started), str(gate), backend="dask")
             await aeventually(started.exists, "the blocker to start", timeout=60)
             workers = dask_workers(me) - before
             assert workers
+            address = q._engine.lanes["dask"].backend._link.address  # type: ignore[attr-defined]
             for i in range(3):
                 q.submit(record, log, f"low{i}", priority=5, backend="dask")
-            await anyio.sleep(0.2)  # the low ones reach the worker first
+            await aeventually(lambda: tasks_on_workers(address) == 4, "the low ones to reach the worker", timeout=60)
             for i in range(3):
                 q.submit(record, log, f"high{i}", priority=0, backend="dask")
+            await aeventually(lambda: tasks_on_workers(address) == 7, "the high ones to reach the worker", timeout=60)
+            gate.touch()
             await blocker
     assert Path(log).read_text().split() == ["high0", "high1", "high2", "low0", "low1", "low2"]
     await aeventually(lambda: all(proc_state(pid) in ("", "Z") for pid in workers), "the workers to exit")

@@ -31,8 +31,8 @@ async def test_size_limit_rejects_submit_and_put_waits(kit: Kit) -> None:
 
 
 async def test_map_and_group_submit_every_call_or_none(kit: Kit) -> None:
-    """A fan-out that does not fit under the size limit, or holds a bad element, queues nothing;
-    one that fits gets consecutive task ids, and a shut queue refuses it with ClosedError."""
+    """A fan-out that does not fit under the size limit queues nothing; one that fits gets
+    consecutive task ids, an empty one no handle, and a shut queue refuses it with ClosedError."""
     q = AsyncQueue(size=3)
     q.submit(kit.echo, 0, **kit.opts)
     with pytest.raises(QueueFullError, match="3 tasks do not fit"):
