@@ -180,7 +180,10 @@ class Checkpoint:
         """
         self._check_open()
         written = self._writer.wait_written()
-        self._report(None if written else self._writer.error, [])
+        error = self._writer.error
+        if not written and error is None:  # pragma: no cover - the writer catches every failure of a write
+            error = RuntimeError("its writer thread stopped")
+        self._report(None if written else error, [])
 
     def close(self) -> None:
         """Commit what is pending and close the file (a second call does nothing).
@@ -312,6 +315,8 @@ class Checkpoint:
         try:
             if self._serializer == "json":
                 blob: str | bytes = _encode_value(value)
+                if not blob.isascii():
+                    blob.encode()  # SQLite stores text as UTF-8: a lone surrogate cannot be stored
             else:
                 blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -355,7 +360,7 @@ class Checkpoint:
         if not self._closed:
             self._writer.wait_written()
 
-    def _report(self, error: sqlite3.Error | None, lost: list[Row]) -> None:
+    def _report(self, error: Exception | None, lost: list[Row]) -> None:
         """Raise what went wrong, once: a failed write first; values not stored (reported once) next."""
         if error is not None:
             what = (f"lost {len(lost)} values it could not write before closing; those inputs run again next time"

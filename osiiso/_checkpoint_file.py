@@ -76,7 +76,7 @@ class Writer:
         self.idle = False  # the thread waits for rows: a new one must wake it
         self.pending: list[Row] = []
         self.inflight: list[Row] = []
-        self.error: sqlite3.Error | None = None  # the last write's failure, until one succeeds
+        self.error: Exception | None = None  # the last write's failure, until one succeeds
         self.tries = 0  # writes tried so far, successful or not
         self.kick = False  # try again now, without waiting out the pause after a failure
         self.closing = False
@@ -111,7 +111,7 @@ class Writer:
                 self.kick = False
             try:
                 self._write(batch)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # SQLite's, or a row it cannot take: kept and reported, never lost silently
                 with self.cond:
                     first = self.error is None
                     self.error = exc

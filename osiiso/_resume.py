@@ -28,6 +28,9 @@ __all__ = ("submit_checkpointed",)
 #: canonical JSON for keys: sorted object keys, no spaces, text as is
 _KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _quote: Callable[[str], str] = json.encoder.encode_basestring
+#: the same JSON in ASCII, for an input whose text SQLite cannot store (a lone surrogate, as
+#: ``os.fsdecode`` gives for a file name that is not UTF-8): its escapes tell it from every other key
+_ASCII_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def _not_json(value: object) -> Any:
@@ -85,6 +88,9 @@ def _keys(items: Sequence[Any], calls: Sequence[Call] | None, key: Callable[[Any
             if not isinstance(made, (str, bytes)):
                 raise TypeError(f"{where}: key= must return str or bytes, got {short(made)} for input {index} "
                                 f"({short(item)}) — return a string that identifies the input")
+            if isinstance(made, str) and not (made.isascii() or _utf8(made)):
+                raise TypeError(f"{where}: key= returned {short(made)} for input {index}, a str with a lone "
+                                "surrogate that SQLite cannot store — return bytes (os.fsencode(...)) or valid text")
             keys.append(made)
         return keys
     encode, quote, append = _encode_key, _quote, keys.append
@@ -93,10 +99,8 @@ def _keys(items: Sequence[Any], calls: Sequence[Call] | None, key: Callable[[Any
             for item in items:
                 if type(item) is str:
                     append(f"[{quote(item)}]")  # the common case, ten times faster
-                elif isinstance(item, (tuple, dict)):
-                    append(encode(item))
                 else:
-                    append(encode((item,)))
+                    append(encode(item if isinstance(item, (tuple, dict)) else (item,)))
         else:  # group([(fn, *args), ...]): the function's name, then the arguments
             for fn, args, _ in calls:
                 append(encode([default_namespace(fn, where), *args]))
@@ -104,7 +108,24 @@ def _keys(items: Sequence[Any], calls: Sequence[Call] | None, key: Callable[[Any
         index = len(keys)
         raise TypeError(f"{where}: cannot make a checkpoint key from input {index} ({short(items[index])}): {exc} "
                         "— pass key=<a function of the input returning str or bytes>") from None
+    for index, made in enumerate(keys):
+        if not (made.isascii() or _utf8(made)):  # type: ignore[union-attr]  # every key here is a str
+            if calls is None:
+                item = items[index]
+                shaped: Any = item if isinstance(item, (tuple, dict)) else (item,)
+            else:
+                shaped = [default_namespace(calls[index][0], where), *calls[index][1]]
+            keys[index] = _ASCII_KEY_JSON.encode(shaped)
     return keys
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be stored as SQLite text (UTF-8): not if it holds a lone surrogate."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_unique(keys: list[Key], where: str) -> None:
@@ -146,6 +167,9 @@ def submit_checkpointed(queue: Intake, items: Sequence[Any], calls: list[Call] |
                              "namespace= (or group_id=): a generated group id changes every run")
     if not isinstance(namespace, str) or not namespace:
         raise TypeError(f"{where}: namespace= takes a non-empty str, got {short(namespace)}")
+    if not (namespace.isascii() or _utf8(namespace)):
+        raise ValueError(f"{where}: namespace {short(namespace)} holds a lone surrogate, which SQLite cannot store "
+                         "— pass namespace= as valid text")
     keys = _keys(items, calls, key, where)
     _check_unique(keys, where)
     if queue._closed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import os
 import sqlite3
 import threading
 from contextlib import closing
@@ -333,6 +334,76 @@ def test_unstorable_value_is_an_error_naming_the_input(path: Path, caplog: pytes
     with pytest.raises(CheckpointError, match="not stored"):
         ck.close()
     assert ck.closed
+
+
+BAD_TEXT = os.fsdecode(b"bad\xff")  # a lone surrogate: what os.fsdecode gives for a file name that is not UTF-8
+
+
+def named(x: int) -> str:
+    record(x)
+    return BAD_TEXT if x == 2 else f"ok{x}"
+
+
+def test_a_value_sqlite_cannot_store_is_reported_and_the_rest_stored(path: Path) -> None:
+    """A str value with a lone surrogate is not stored (flush() names it); every other value is, and
+    only that input runs again."""
+    with Checkpoint(path) as ck:
+        assert osiiso.tmap(named, range(5), checkpoint=ck) == ("ok0", "ok1", BAD_TEXT, "ok3", "ok4")
+        with pytest.raises(CheckpointError, match=r"1 value was not stored; first: .*'\[2\]'.*surrogate") as info:
+            ck.flush()
+        assert info.value.unstored == (("named", "[2]"),)
+        assert ck.count() == 4
+        runs.clear()
+        assert osiiso.tmap(named, range(5), checkpoint=ck) == ("ok0", "ok1", BAD_TEXT, "ok3", "ok4")
+        assert runs == [2]
+        with pytest.raises(CheckpointError, match="not stored"):
+            ck.flush()
+
+
+def test_an_input_with_a_lone_surrogate_has_a_key_of_its_own(path: Path) -> None:
+    """An input holding a lone surrogate gets an ASCII key, apart from every other input's; key= may
+    not return such text."""
+    items = [BAD_TEXT, "bad\\udcff", "bad\udcff".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+             (BAD_TEXT, 1), {"name": BAD_TEXT}]
+    def size(*args: Any, **kwargs: Any) -> int:  # a tuple input is the arguments, a dict the keyword ones
+        record((args, kwargs))
+        return len(args[0]) if args else len(kwargs["name"])
+
+    with Checkpoint(path) as ck:
+        lengths = (4, 9, 6, 4, 4)
+        assert osiiso.tmap(size, items, checkpoint=ck) == lengths
+        assert ck.count() == len(items)
+        runs.clear()
+        assert osiiso.tmap(size, items, checkpoint=ck) == lengths
+        assert runs == []
+        with pytest.raises(TypeError, match="lone surrogate .*os.fsencode"):
+            osiiso.tmap(size, ["a"], checkpoint=ck, key=lambda _: BAD_TEXT)
+        with pytest.raises(ValueError, match="namespace .*lone surrogate"):
+            osiiso.tmap(size, ["a"], checkpoint=ck, namespace=BAD_TEXT)
+    assert runs == []
+
+
+def test_a_write_that_fails_unexpectedly_is_kept_and_reported(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write failing with an error that is not SQLite's keeps its rows for the next try; flush() says so."""
+    from osiiso._checkpoint_file import Writer
+
+    real, failing = Writer._write, threading.Event()
+    failing.set()
+
+    def flaky(self: Writer, batch: list[Any]) -> None:
+        if failing.is_set():
+            raise ValueError("not a row SQLite takes")
+        real(self, batch)
+
+    monkeypatch.setattr(Writer, "_write", flaky)
+    with Checkpoint(path) as ck:
+        osiiso.tmap(square, [1], checkpoint=ck)
+        with pytest.raises(CheckpointError, match="could not write some values.*not a row SQLite takes"):
+            ck.flush()
+        assert rows(path) == 0
+        failing.clear()
+        ck.flush()  # the retry went through
+        assert rows(path) == 1
 
 
 def test_exit_with_an_exception_does_not_hide_it(path: Path, caplog: pytest.LogCaptureFixture) -> None:
