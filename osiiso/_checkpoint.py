@@ -314,9 +314,10 @@ class Checkpoint:
             return
         try:
             if self._serializer == "json":
-                blob: str | bytes = _encode_value(value)
-                if not blob.isascii():
-                    blob.encode()  # SQLite stores text as UTF-8: a lone surrogate cannot be stored
+                text = _encode_value(value)
+                if not text.isascii():
+                    text.encode()  # SQLite stores text as UTF-8: a lone surrogate cannot be stored
+                blob: str | bytes = text
             else:
                 blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

@@ -109,7 +109,7 @@ def _keys(items: Sequence[Any], calls: Sequence[Call] | None, key: Callable[[Any
         raise TypeError(f"{where}: cannot make a checkpoint key from input {index} ({short(items[index])}): {exc} "
                         "— pass key=<a function of the input returning str or bytes>") from None
     for index, made in enumerate(keys):
-        if not (made.isascii() or _utf8(made)):  # type: ignore[union-attr]  # every key here is a str
+        if isinstance(made, str) and not (made.isascii() or _utf8(made)):
             if calls is None:
                 item = items[index]
                 shaped: Any = item if isinstance(item, (tuple, dict)) else (item,)
