@@ -272,7 +272,7 @@ class AsyncQueue(Intake):
                 await anyio.lowlevel.checkpoint()
             if force:
                 engine.cancel_all("cancelled: the queue was shut down (force=True)", spare_must_complete=False)
-            if engine.outstanding:
+            if engine.outstanding or engine.hooks_running:  # the hooks of tasks cancel() just ended too
                 await engine.service.start()
                 await engine.wait_idle()
         self._handovers_open = False
@@ -304,7 +304,9 @@ class AsyncQueue(Intake):
         self._engine.stop_all("cancelled: queue.cancel() was called")
         if self._forced_stop is None:
             self._forced_stop = stopped = anyio.Event()
-            spawn_detached(functools.partial(self._shutdown, True), stopped.set, "osiiso-cancel")
+            # a cancel() from a hook: the shutdown waits for the hooks, so it must not count as one
+            self._engine.outside_hooks(spawn_detached, functools.partial(self._shutdown, True), stopped.set,
+                                       "osiiso-cancel")
 
     def _cancel_unserved(self) -> None:
         """``cancel()`` with no service running: nothing runs, so cancel and release right here."""

@@ -285,6 +285,15 @@ class Records:
         self.hooks_running -= len(self.hook_outcomes)
         self.hook_outcomes.clear()
 
+    def outside_hooks(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as code that is none of this queue's hooks: a task it spawns inherits a
+        context in which it may wait for the hooks (`wait_idle`), even when called from one."""
+        token = IN_HOOK.set(None)
+        try:
+            return fn(*args)
+        finally:
+            IN_HOOK.reset(token)
+
     def check_idle(self) -> None:
         """Wake those waiting for the queue to be idle (they re-check what they wait for)."""
         if self.outstanding == 0 and self.idle_waiters:

@@ -155,6 +155,7 @@ class Service:
             self.spawns.clear()
             self.extras = 0
             engine.drop_hooks()
+            engine.check_idle()  # a run waiting for those hooks would otherwise wait on
             engine.closed()
 
     async def _guarded(self, fn: Spawnable, *args: Any) -> None:

@@ -215,6 +215,41 @@ async def test_queue_cancel_ends_the_run(kit: Kit) -> None:
     await q.shutdown()
 
 
+@pytest.mark.parametrize("where", ["another thread", "the hook"])
+async def test_queue_cancel_with_an_async_on_complete_calls_every_hook_and_ends_the_run(kit: Kit, where: str) -> None:
+    """queue.cancel(), from another thread or from an async on_complete hook: run() returns once
+    every task's hook (the cancelled ones' too) has been awaited."""
+    seen: list[str] = []
+    first = anyio.Event()
+
+    async def on_complete(result: osiiso.TaskResult) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(result.name)
+        if result.name == "first":
+            first.set()
+            if where == "the hook":
+                q.cancel()
+
+    q = AsyncQueue(workers=3, processes=3, on_complete=on_complete)  # each task a worker: "first" ends first
+    q.submit(kit.echo, 1, name="first", **kit.opts)
+    q.submit(kit.slow, 20, name="long-1", **kit.opts)
+    q.submit(kit.slow, 20, name="long-2", **kit.opts)
+
+    async def stopper() -> None:
+        await first.wait()
+        await anyio.to_thread.run_sync(q.cancel)
+
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as tg:
+            if where == "another thread":
+                tg.start_soon(stopper)
+            summary = await q.run()
+        assert (summary.succeeded, summary.cancelled) == (1, 2)
+        assert sorted(seen) == ["first", "long-1", "long-2"]
+        await q.shutdown()
+    assert q.closed
+
+
 async def test_rate_limit_spaces_attempt_starts(kit: Kit) -> None:
     """rate=20 with burst=2 lets two attempts start at once, then one per 50 ms."""
     q = AsyncQueue(rate=20, burst=2)
