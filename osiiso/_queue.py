@@ -21,6 +21,7 @@ from ._checkpoint import Checkpoint
 from ._config import check_run_arguments, settings_from
 from ._dropped import release_backends
 from ._engine import Engine, Run
+from ._engine.hooks import outside_hooks
 from ._errors import ClosedError
 from ._group import TaskGroup
 from ._handle import TaskHandle
@@ -305,8 +306,7 @@ class AsyncQueue(Intake):
         if self._forced_stop is None:
             self._forced_stop = stopped = anyio.Event()
             # a cancel() from a hook: the shutdown waits for the hooks, so it must not count as one
-            self._engine.outside_hooks(spawn_detached, functools.partial(self._shutdown, True), stopped.set,
-                                       "osiiso-cancel")
+            outside_hooks(spawn_detached, functools.partial(self._shutdown, True), stopped.set, "osiiso-cancel")
 
     def _cancel_unserved(self) -> None:
         """``cancel()`` with no service running: nothing runs, so cancel and release right here."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from typing import Any
 
 import anyio
 import pytest
-from support import LOOP_NAMES, eventually
+from support import LOOP_NAMES, eventually, aeventually, loop_params
 
-from osiiso import AsyncQueue
+from osiiso import AsyncQueue, TaskHandle, TaskStatus
 
 pytestmark = [pytest.mark.timeout(30)]
 
@@ -72,3 +74,47 @@ def test_done_callbacks_can_be_added_from_another_thread() -> None:
 
     anyio.run(main)
     assert sorted(seen) == sorted(i * i for i in range(50))
+
+
+_gate = threading.Event()
+
+
+def _wait_for_gate() -> str:
+    _gate.wait(30)
+    return "released"
+
+
+@pytest.mark.parametrize("loop", loop_params())
+def test_a_loop_that_ends_under_a_started_queue_cancels_only_what_ran(
+        loop: tuple[str, dict[str, Any]], caplog: pytest.LogCaptureFixture) -> None:
+    """The main coroutine returns with a started queue (no shutdown): the tasks running end
+    cancelled, those not started stay queued and run on the next loop; the engine does not fail."""
+    q = AsyncQueue(workers=2)
+    _gate.clear()
+
+    async def main() -> list[TaskHandle[Any]]:
+        await q.start()
+        handles = [q.submit(anyio.sleep, 30, name="coroutine"),
+                   q.submit(_wait_for_gate, name="thread", backend="thread"),
+                   q.submit(_square, 3, name="queued", backend="thread")]
+        await aeventually(lambda: q.active_count == 2, "both slots taken")
+        return handles
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="osiiso"):
+            running_coro, running_thread, queued = anyio.run(main, backend=loop[0], backend_options=loop[1])
+        for handle in (running_coro, running_thread):
+            assert handle.status is TaskStatus.CANCELLED
+            assert handle.result().message == "cancelled: the queue stopped while it ran"
+        assert not queued.done()
+        assert "engine failed" not in caplog.text
+    finally:
+        _gate.set()
+
+    async def next_run() -> int:
+        await q.run(strict=True)
+        value = queued.value()
+        await q.shutdown()
+        return value
+
+    assert anyio.run(next_run, backend=loop[0], backend_options=loop[1]) == 9

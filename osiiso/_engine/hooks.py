@@ -8,9 +8,11 @@ async hook (the service stops, a run's time limit cuts the hook short) goes thro
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,9 +22,22 @@ from .text import safe_repr
 if TYPE_CHECKING:
     from .records import Records
 
-__all__ = ("await_hook", "call_hook", "is_async_hook", "is_cancelled_here", "log_hook_error", "spawn_hook")
+__all__ = ("IN_HOOK", "await_hook", "call_hook", "is_async_hook", "is_cancelled_here", "is_stopped_from_outside",
+           "log_hook_error", "outside_hooks", "spawn_hook")
 
 logger = logging.getLogger("osiiso")
+#: the engine whose hook the current task is running (join() there would wait for itself)
+IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
+
+
+def outside_hooks(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` as code that is none of the queues' hooks: a task it spawns inherits a context
+    in which it may wait for a queue's hooks (`Records.wait_idle`), even when called from one."""
+    token = IN_HOOK.set(None)
+    try:
+        return fn(*args)
+    finally:
+        IN_HOOK.reset(token)
 
 
 def is_cancelled_here(exc: BaseException) -> bool:
@@ -32,6 +47,25 @@ def is_cancelled_here(exc: BaseException) -> bool:
     been cancelled (anyio then reports an effective deadline of minus infinity).
     """
     return isinstance(exc, anyio.get_cancelled_exc_class()) and anyio.current_effective_deadline() == -float("inf")
+
+
+def is_stopped_from_outside(exc: BaseException, *, unsure: bool = False) -> bool:
+    """Whether ``exc`` is the cancellation of the running task itself, by a scope or by the loop:
+    `is_cancelled_here`, or an asyncio task cancelled with ``task.cancel()`` (as ``asyncio.run``
+    does to the tasks left when its main coroutine returns). Python 3.10 cannot tell the
+    latter from a ``CancelledError`` that code raised: there the answer is ``unsure``."""
+    if is_cancelled_here(exc):
+        return True
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not in an asyncio loop (trio): only scopes cancel there
+        return False
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if task is None:
+        return False
+    return unsure if cancelling is None else cancelling() > 0
 
 
 def is_async_hook(hook: object) -> bool:

@@ -13,7 +13,6 @@ import inspect
 import time
 from collections import deque
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,7 +23,7 @@ from .._results import TaskResult, TaskStatus
 from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
 from .events import cancelled, finished
-from .hooks import await_hook, call_hook, spawn_hook
+from .hooks import IN_HOOK, await_hook, call_hook, spawn_hook
 from .text import text_of
 
 if TYPE_CHECKING:
@@ -40,8 +39,6 @@ __all__ = ("Records",)
 Hook = Callable[..., object]
 _CANCELLED, _SUCCEEDED = TaskStatus.CANCELLED, TaskStatus.SUCCEEDED
 _RETRYING = TaskStatus.RETRYING
-#: the engine whose hook the current task is running (join() there would wait for itself)
-IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 _new_result = tuple.__new__
 
 
@@ -284,15 +281,6 @@ class Records:
                 outcome.close()
         self.hooks_running -= len(self.hook_outcomes)
         self.hook_outcomes.clear()
-
-    def outside_hooks(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` as code that is none of this queue's hooks: a task it spawns inherits a
-        context in which it may wait for the hooks (`wait_idle`), even when called from one."""
-        token = IN_HOOK.set(None)
-        try:
-            return fn(*args)
-        finally:
-            IN_HOOK.reset(token)
 
     def check_idle(self) -> None:
         """Wake those waiting for the queue to be idle (they re-check what they wait for)."""

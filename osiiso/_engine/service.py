@@ -22,7 +22,7 @@ import anyio.abc
 
 from .._events import enabled
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
-from .hooks import is_cancelled_here
+from .hooks import is_cancelled_here, is_stopped_from_outside
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
@@ -168,7 +168,8 @@ class Service:
         try:
             await fn(*args)
         except BaseException as exc:
-            if is_cancelled_here(exc):
+            # a cancel scope, or asyncio.run() ending with the queue started (engine code raises none)
+            if is_stopped_from_outside(exc, unsure=True):
                 raise
             self.engine.broke(exc)
 

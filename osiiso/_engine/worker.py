@@ -26,7 +26,7 @@ from .._loops import Waiter, is_cancellation, waiter_for_running_loop
 from .._results import TaskResult, TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
 from .events import started, timed_out
-from .hooks import call_hook, is_cancelled_here, spawn_hook
+from .hooks import call_hook, is_stopped_from_outside, spawn_hook
 from .text import describe, text_of
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ async def run_worker(worker: Worker) -> None:
                 await _interrupted(engine, handle)
             engine.next_task(worker)
     except BaseException as exc:
-        if not is_cancelled_here(exc):
+        if not is_stopped_from_outside(exc, unsure=True):  # engine code raises no CancelledError of its own
             # a failure in the engine's own bookkeeping, never the task's (its exceptions are caught
             # above): the service stops, and every task it held ends failed with this error attached
             engine.broke(exc)
@@ -234,7 +234,8 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
         try:
             value = await run(attempt)
         except BaseException as exc:
-            if isinstance(exc, cancellations) and (scope.cancel_called or engine.stopping or is_cancelled_here(exc)):
+            if isinstance(exc, cancellations) and (
+                    scope.cancel_called or engine.stopping or is_stopped_from_outside(exc)):
                 raise  # this worker is cancelled (a timeout, a cancel, the service stops): run_worker records it
             worker.fire_start(handle)
             if timeout is not None:
