@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import LOOP_NAMES, eventually, aeventually, loop_params
+from support import LOOP_NAMES, aeventually, eventually, loop_params
 
 from osiiso import AsyncQueue, TaskHandle, TaskStatus
 

@@ -408,3 +408,27 @@ def test_a_bad_process_batching_value_is_a_type_error(value: object) -> None:
         AsyncQueue(process_batching=value)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="process_batching must be True or False"):
         Queue(process_batching=value)  # type: ignore[arg-type]
+
+
+def test_a_job_sent_back_in_line_is_as_one_never_sent() -> None:
+    """A job that began just as the pool killed its worker to stop another goes back in line with
+    nothing of its first hand-over left: not started, not announced, no bytes counted unread.
+
+    A stale ``started`` made a crash of the worker it later waited in blame it (WorkerCrashedError
+    for a task that never ran), and a cancel while it waited kill that worker."""
+    from osiiso.backends.base import Attempt
+    from osiiso.backends.process.jobs import FunctionEntry, ProcessJob, Slot
+
+    slot = Slot(0)
+    stopped, cut_short, waiting = (ProcessJob(seq, Attempt(spin, (seq,), {}, 1, None), FunctionEntry(1, b""), b"")
+                                   for seq in range(3))
+    stopped.cancelled = stopped.done = True  # the job the pool killed the worker to stop
+    cut_short.started = cut_short.announce = True  # reported STARTED before the worker died
+    cut_short.size = 0
+    waiting.announce, waiting.size = True, 120  # sent behind them, unread in the pipe
+    slot.inflight.extend([stopped, cut_short, waiting])
+    slot.killed = True
+    lost, again = slot.settle(4321, -9)
+    assert not lost and again == [cut_short, waiting]
+    for job in again:
+        assert (job.started, job.announce, job.size, job.done) == (False, False, 0, False)

@@ -166,6 +166,8 @@ class Slot:
                 # and this one began: it was cut short by no fault of its own, so it runs again
                 if job.attempt.timeout is not None:
                     job.attempt.hold_clock()
+                job.started = job.announce = False  # in line again: as a job never sent (`Pool._command`)
+                job.size = 0
                 again.append(job)
         return lost, again
 
