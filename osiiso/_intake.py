@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from threading import get_ident
 from typing import Any
 
+import anyio.lowlevel
+
 from ._config import QueueSettings
 from ._engine import Engine
 from ._engine.deps import dependencies_of
@@ -113,9 +115,12 @@ class Intake:
     # -- the size limit ----------------------------------------------------------------------
     async def _wait_for_room(self) -> None:
         """Wait until the queue is below its ``size`` limit (or closed)."""
-        size = self._settings.size
-        if size and self._engine.outstanding >= size:
-            await self._engine.wait_room(size, lambda: self._closed)
+        size, engine = self._settings.size, self._engine
+        while size and engine.outstanding + self._inbound >= size and not self._closed:
+            if engine.outstanding >= size:
+                await engine.wait_room(size, lambda: self._closed)
+            else:  # tasks other threads handed over take the rest: the loop admits them on its next turn
+                await anyio.lowlevel.checkpoint()
 
     def _check_room(self, count: int) -> None:
         """Raise `QueueFullError` unless ``count`` more tasks fit under the ``size`` limit."""

@@ -22,7 +22,7 @@ from ._config import check_run_arguments, settings_from
 from ._dropped import release_backends
 from ._engine import Engine, Run
 from ._engine.hooks import outside_hooks
-from ._errors import ClosedError
+from ._errors import ClosedError, QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
 from ._intake import NO_KWARGS, Call, Intake, arguments_of
@@ -100,8 +100,12 @@ class AsyncQueue(Intake):
         if options:
             refuse_shadowed(fn, args, options, "put()")
         merged = merge_options(self._defaults, opts, options, "put()") if (options or opts) else self._defaults
-        await self._wait_for_room()
-        return self._enqueue(fn, args, {}, merged)
+        while True:
+            await self._wait_for_room()
+            try:
+                return self._enqueue(fn, args, NO_KWARGS, merged)
+            except QueueFullError:
+                continue  # a submit from another thread took the room first: wait again
 
     @overload
     def map(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,

@@ -215,6 +215,24 @@ async def test_queue_cancel_ends_the_run(kit: Kit) -> None:
     await q.shutdown()
 
 
+async def test_put_waits_for_room_taken_by_another_threads_submit(kit: Kit) -> None:
+    """put() waits, not raises, when the last room went to a task another thread submitted that the
+    loop has not admitted yet."""
+    import threading
+
+    q = AsyncQueue(size=2)
+    async with q:
+        q.submit(kit.slow, 0.05, 1, **kit.opts)
+        other = threading.Thread(target=lambda: q.submit(kit.slow, 0.05, 2, **kit.opts))
+        other.start()
+        other.join()  # handed over, not admitted: the loop has not run since
+        assert q._inbound == 1
+        with anyio.fail_after(10):
+            third = await q.put(kit.echo, 3, **kit.opts)
+            assert (await third).value == 3
+    assert sorted(r.value for r in q.results) == [1, 2, 3]
+
+
 @pytest.mark.parametrize("where", ["another thread", "the hook"])
 async def test_queue_cancel_with_an_async_on_complete_calls_every_hook_and_ends_the_run(kit: Kit, where: str) -> None:
     """queue.cancel(), from another thread or from an async on_complete hook: run() returns once
