@@ -198,6 +198,8 @@ class Records:
                         self.waiting.discard(handle)
                         error = dependency_error(handle, dep, result)
                         self.finish(handle, TaskStatus.FAILED, None, error, str(error))  # queues its dependents
+                        if result.status is _CANCELLED and self.run is not None:  # a failure of its own: fail_first
+                            self.run.task_failed(handle)  # (a failed dependency has counted already)
                         continue
                     handle._deps -= 1
                     if handle._deps == 0:
@@ -344,9 +346,10 @@ class Records:
     def cancel_all(self, reason: str, *, spare_must_complete: bool) -> int:
         """Cancel every unfinished task (optionally sparing ``must_complete`` ones)."""
         count = 0
-        # the running ones last: a direct attempt is recorded as it is stopped, which would settle
-        # its waiting dependents as failed before they are cancelled with the rest
-        found = self.unfinished()
+        # dependents before what they wait for (a dependent is submitted after its dependencies), and
+        # the running ones last: a task recorded cancelled first would settle its waiting dependents
+        # as failed (a direct attempt is recorded as it is stopped) before they are cancelled too
+        found = sorted(self.unfinished(), key=lambda h: -h._seq)
         for handle in [h for h in found if h._where is not RUNNING] + [h for h in found if h._where is RUNNING]:
             if spare_must_complete and handle._options.must_complete:
                 continue

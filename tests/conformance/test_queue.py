@@ -455,6 +455,48 @@ async def test_fail_first_cancels_waiting_dependents(kit: Kit) -> None:
     await q.shutdown()
 
 
+async def test_fail_first_cancels_whole_chains_of_waiting_dependents(kit: Kit) -> None:
+    """With fail_first every task of a chain waiting behind a running one ends cancelled, none
+    failed for its cancelled dependency, whatever order the engine holds them in."""
+    q = AsyncQueue(workers=4, threads=4, processes=4, fail_policy="fail_first")
+    chains = []
+    for _ in range(3):
+        link = q.submit(kit.slow, 20, **kit.opts)
+        chain = [link]
+        for _ in range(6):
+            link = q.submit(kit.echo, link, **kit.opts)
+            chain.append(link)
+        chains.append(chain)
+    q.submit(kit.fail, "first", **kit.opts)
+    with anyio.fail_after(20):
+        summary = await q.run()
+    assert (summary.failed, summary.cancelled) == (1, 21)
+    assert all(h.cancelled() and "fail_first" in h.result().message for chain in chains for h in chain)
+    await q.shutdown()
+
+
+async def test_fail_first_counts_a_failure_for_a_cancelled_dependency(kit: Kit) -> None:
+    """A task that fails because its dependency was cancelled is a failure: fail_first cancels the rest."""
+    started = anyio.Event()
+    q = AsyncQueue(workers=3, threads=3, processes=3, fail_policy="fail_first", on_start=lambda h: started.set())
+    upstream = q.submit(kit.slow, 20, **kit.opts)
+    dependent = q.submit(kit.echo, upstream, **kit.opts)
+    others = [q.submit(kit.slow, 20, **kit.opts) for _ in range(2)]
+
+    async def cancel_upstream() -> None:
+        await started.wait()
+        upstream.cancel()
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_upstream)
+            summary = await q.run()
+    assert dependent.status is osiiso.TaskStatus.FAILED
+    assert all(h.cancelled() and "fail_first" in h.result().message for h in others)
+    assert (summary.failed, summary.cancelled) == (1, 3)
+    await q.shutdown()
+
+
 async def test_forced_shutdown_cancels_waiting_dependents(kit: Kit) -> None:
     """shutdown(force=True) cancels dependents that are still waiting."""
     started = anyio.Event()
