@@ -44,8 +44,8 @@ _thread_numbers = itertools.count(1)
 class ThreadJob:
     """One call handed to the pool; ``waiter`` is whatever the loop side parks on."""
 
-    __slots__ = ("args", "attempt", "batched", "began", "ended", "error", "fn", "kwargs", "pool", "ran_on", "secs",
-                 "state", "token", "value", "waiter", "worker")
+    __slots__ = ("args", "attempt", "batched", "began", "clock", "ended", "error", "fn", "kwargs", "pool", "ran_on",
+                 "secs", "state", "token", "value", "waiter", "worker")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
@@ -62,6 +62,12 @@ class ThreadJob:
         self.began = 0.0  # when a thread began it (``time.time()``), once one has
         self.secs = -1.0  # how long its call took, once it has run
         self.batched = False  # queued ahead for a thread, its task's slot given back (`ThreadBackend`)
+        self.clock: Any = None  # an attempt whose clock waits for a thread to take this job (`ThreadPool.began`)
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether the pool gave the job up (`ThreadPool.abandon`, a forced close)."""
+        return self.state == _ABANDONED
 
 
 class _Worker(threading.Thread):
@@ -79,24 +85,33 @@ class _Worker(threading.Thread):
 class ThreadPool:
     """``size`` daemon threads taking jobs from one queue; results go back through ``caller``.
 
-    ``wake(job)`` is called on the loop thread for each finished job (not for abandoned ones).
+    ``wake(job)`` is called on the loop thread for each finished job (not for abandoned ones), and
+    ``began(job)`` as a thread takes a job with a ``clock``, before its ``wake``.
     """
 
     def __init__(self, size: int, caller: LoopCaller, wake: Callable[[ThreadJob], object],
-                 initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
-        self._caller, self._wake = caller, wake
+                 initializer: Callable[..., object] | None, initargs: tuple[Any, ...],
+                 began: Callable[[ThreadJob], object] | None = None) -> None:
+        self._caller, self._wake, self._began = caller, wake, began
         self._initializer, self._initargs = initializer, initargs
         self._queue: queue.SimpleQueue[ThreadJob | None] = queue.SimpleQueue()
+        self._express: collections.deque[ThreadJob] = collections.deque()  # taken before the queue (`submit`)
         self._lock = threading.Lock()
         self._finished: collections.deque[ThreadJob] = collections.deque()
+        self._taken: collections.deque[ThreadJob] = collections.deque()  # jobs with a clock, as threads take them
         self._drain_scheduled = False
         self._closed = False
         self.workers: set[_Worker] = set()
         for _ in range(size):
             self._spawn()
 
-    def submit(self, job: ThreadJob) -> None:
-        """Queue ``job`` for the next free thread."""
+    def submit(self, job: ThreadJob, *, express: bool = False) -> None:
+        """Queue ``job`` for the next free thread; ``express``: ahead of the jobs queued already.
+
+        An express job is in both lines: a thread takes from the express one first, and the copy
+        left in the other is skipped when a thread reaches it (it is no longer queued)."""
+        if express:
+            self._express.append(job)
         self._queue.put(job)
 
     def threads(self) -> list[threading.Thread]:
@@ -180,8 +195,15 @@ class ThreadPool:
             if me.abandoned:  # the pool closed meanwhile and stopped waiting for this thread
                 return
         get, lock, wall, perf_counter = self._queue.get, self._lock, time.time, time.perf_counter
+        express = self._express
         while True:
-            job = get()
+            if express:
+                try:
+                    job: ThreadJob | None = express.popleft()
+                except IndexError:  # another thread took it
+                    job = get()
+            else:
+                job = get()
             if job is None:
                 return
             with lock:
@@ -189,6 +211,12 @@ class ThreadPool:
                     continue
                 job.state, job.worker, me.job, job.ran_on = _RUNNING, me, job, me.label
             job.began = wall()
+            if job.clock is not None:  # its clock starts now: `began` on the loop, before its `wake`
+                with lock:
+                    self._taken.append(job)
+                    schedule, self._drain_scheduled = not self._drain_scheduled, True
+                if schedule:
+                    self._caller.call(self._drain)
             if init_error is not None:
                 job.error = _init_failed(self._initializer, init_error)
             else:
@@ -217,9 +245,13 @@ class ThreadPool:
 
     def _drain(self) -> None:
         with self._lock:
-            jobs = list(self._finished)
+            taken, jobs = list(self._taken), list(self._finished)
+            self._taken.clear()
             self._finished.clear()
             self._drain_scheduled = False
+        if self._began is not None:
+            for job in taken:  # a job taken is listed before it can be listed finished
+                self._began(job)
         wake = self._wake
         for job in jobs:
             wake(job)

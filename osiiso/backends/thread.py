@@ -25,6 +25,7 @@ task's start is the moment its thread took it. `thread_batching=False` turns it 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from functools import partial
@@ -80,6 +81,7 @@ class ThreadBackend(Backend):
         self.batching = thread_batching_enabled(config) and (config.workers_auto or config.workers >= config.threads)
         self.batch_capacity = config.threads * AHEAD_MAX if self.batching else 0
         self._held = 0  # jobs queued ahead (`_queue`), until they end
+        self._held_priority = -math.inf  # the least urgent priority among them (at least), while any
         self._times: dict[int, tuple[Callable[..., Any], float]] = {}  # id(fn) -> (fn, recent run time)
 
     @property
@@ -98,7 +100,7 @@ class ThreadBackend(Backend):
         if self._pool is None or self._waiter is None:
             self._waiter = waiter = waiter_for_running_loop()
             self._pool = ThreadPool(self.config.threads, current_loop_caller(), partial(self._wake, waiter.wake),
-                                    self.config.initializer, self.config.initargs)
+                                    self.config.initializer, self.config.initargs, self._began)
         return self._pool, self._waiter
 
     async def run(self, attempt: Attempt) -> Any:
@@ -130,17 +132,29 @@ class ThreadBackend(Backend):
         next one, up to about `AHEAD_SECONDS` of work per thread (at most `AHEAD_MAX`), and the
         task's ``started_at`` is when a thread took it.
         """
-        pool.submit(job)
-        if not self.batching or attempt.timeout is not None:
-            return
-        fn = job.fn
-        known = self._times.get(id(fn))
-        if known is None or known[0] is not fn or known[1] >= AHEAD_BELOW:
-            return
-        depth = min(AHEAD_MAX, max(1, int(AHEAD_SECONDS / max(known[1], 1e-9))))
-        if self._held < self.config.threads * depth and attempt.batched():
-            job.batched = True
-            self._held += 1
+        held, least_urgent, priority = self._held, self._held_priority, attempt.priority
+        if attempt.timeout is not None:
+            if held:  # it may wait behind jobs queued ahead: its clock starts when a thread takes it
+                attempt.hold_clock()
+                job.clock = attempt
+        elif self.batching:
+            fn = job.fn
+            known = self._times.get(id(fn))
+            if known is not None and known[0] is fn and known[1] < AHEAD_BELOW:
+                depth = min(AHEAD_MAX, max(1, int(AHEAD_SECONDS / max(known[1], 1e-9))))
+                if held < self.config.threads * depth and attempt.batched():
+                    job.batched = True
+                    self._held = held + 1
+                    self._held_priority = max(least_urgent, priority)
+        # jobs queued ahead may wait in the pool (their function may have turned slow since): one
+        # more urgent than any of them goes before them
+        pool.submit(job, express=bool(held) and priority < least_urgent)
+
+    def _began(self, job: ThreadJob) -> None:
+        """The pool's callback (loop thread): a thread took ``job``, whose attempt's clock was held."""
+        attempt, job.clock = job.clock, None
+        if attempt is not None and not job.abandoned and (job.attempt is None or job.ended is not None):
+            attempt.restart_clock(job.began)  # not for an attempt given up meanwhile (its Attempt is refilled)
 
     def _ended(self, job: ThreadJob, attempt: Attempt) -> None:
         """``job`` ran to its end (loop thread): learn its function's run time; a job queued ahead
@@ -162,6 +176,8 @@ class ThreadBackend(Backend):
             return False
         job.batched = False
         self._held -= 1
+        if not self._held:
+            self._held_priority = -math.inf
         return True
 
     def _wake(self, wake_waiter: Callable[[ThreadJob], object], job: ThreadJob) -> None:

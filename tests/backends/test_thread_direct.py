@@ -296,6 +296,32 @@ async def test_priority_order_holds_for_tasks_ready_together(path: str) -> None:
     await q.shutdown()
 
 
+async def test_a_more_urgent_task_goes_before_those_queued_ahead_and_a_timed_one_waits_off_the_clock(
+        path: str) -> None:
+    """Once tasks wait queued ahead behind a busy thread (however long they turn out to take), a more
+    urgent task handed over later goes first, after the running one; a timed task of their priority
+    waits its turn in order, and its clock starts only when a thread takes it."""
+    q = await short_queue(path)
+    events, log = Gate(), []
+    async with q:
+        q.submit(gate, events.started, events.release, backend="thread")
+        await until(events.started, "the gate task to start")
+        q.map(log_to, [(log, i) for i in range(100, 110)], backend="thread", priority=5)
+        await aeventually(lambda: q.stats["thread"]["threads_batched"] == 11, "the tasks to be queued ahead")
+        urgent = q.submit(log_to, log, 0, backend="thread", priority=0)
+        timed = q.submit(log_to, log, 1, backend="thread", priority=5, timeout=0.2)
+        await aeventually(lambda: q.pending_count == 0, "both to be handed to the pool")
+        await anyio.sleep(0.4)  # twice the timed task's timeout passes while it waits for the thread
+        opened = time.time()
+        events.release.set()
+        await q.join()
+    assert log == [0, *range(100, 110), 1]
+    assert urgent.value() == 0 and timed.value() == 1
+    started = timed.result().started_at
+    assert started is not None and started >= opened
+    assert q.stats["thread"]["threads_batched"] == 0
+
+
 async def slot_taken(q: AsyncQueue, events: Gate, fill: Any) -> list[Any]:
     """Submit a `gate` task and, once it holds the thread, what ``fill()`` returns; wait until the
     task handed over next holds the queue's one slot (the gate gave its slot back, if it was queued
