@@ -16,6 +16,7 @@ import inspect
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from threading import get_ident
 from typing import Any
@@ -94,6 +95,7 @@ class Intake:
         self._handovers: collections.deque[tuple[TaskHandle[Any], Any]] = collections.deque()
         self._drain_scheduled = False
         self._handovers_open = True
+        self._coroutines: weakref.WeakSet[Any] = weakref.WeakSet()  # coroutine objects submitted (`_claim`)
 
     def _merged(self, options: dict[str, Any]) -> TaskOptions:
         """The queue defaults with keyword ``options`` on top, cached for repeated calls."""
@@ -178,6 +180,8 @@ class Intake:
         if size and engine.outstanding + self._inbound >= size:
             raise QueueFullError(f"the queue holds {size} unfinished tasks, its size limit — "
                                  "await q.put(...) to wait for room, or raise size=")
+        if route is None and inspect.iscoroutine(fn):  # not cached: maybe a coroutine object, which runs once
+            self._claim(fn)
         handle: TaskHandle[Any] = TaskHandle(engine, next(self._seq), fn, args, kwargs, options,
                                              lane.backend.name, options.name or fn_name, time.time())
         if not foreign:
@@ -195,6 +199,14 @@ class Intake:
         if not caller.call(self._admit_foreign):  # type: ignore[union-attr]
             self._strand_handovers(handle)
         return handle
+
+    def _claim(self, coroutine: Any) -> None:
+        """Refuse a coroutine object submitted to this queue before: it can be awaited only once."""
+        with self._inbound_lock:  # from any thread
+            if coroutine in self._coroutines:
+                raise ValueError(f"{coroutine!r} was submitted already: a coroutine object runs once — submit a "
+                                 "new one (call the coroutine function again), or the function and its arguments")
+            self._coroutines.add(coroutine)
 
     def _restorer(self) -> tuple[Engine, Iterator[int]]:
         """What a checkpointed fan-out needs to hand out restored handles: the engine, the task numbers."""
@@ -219,6 +231,9 @@ class Intake:
         if backend == "auto":
             backend = "async" if awaitable or is_async_callable(fn) else "thread"
         if awaitable:
+            if inspect.iscoroutine(fn) and inspect.getcoroutinestate(fn) != inspect.CORO_CREATED:
+                raise ValueError(f"{fn!r} has started already: a coroutine object runs once — submit a new one "
+                                 "(call the coroutine function again), or the function and its arguments")
             if args or kwargs:
                 raise TypeError(f"{fn!r} is an awaitable; it takes no arguments — pass the coroutine "
                                 "function and its arguments instead")

@@ -74,9 +74,10 @@ def check_number(name: str, value: object, *, allow_none: bool, positive: bool =
     if math.isinf(number):
         digits = int(value.bit_length() * 0.30103) if isinstance(value, int) else 0
         shown = f"{value!r}" if isinstance(value, float) else f"an int of about {digits} digits"
-        raise ValueError(f"{name} must be a finite number, got {shown} — use None for no limit or no delay")
+        fix = " — use None for no limit or no delay" if allow_none else ""
+        raise ValueError(f"{name} must be a finite number, got {shown}{fix}")
     if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0 (or None for no limit), got {value!r}")
+        raise ValueError(f"{name} must be > 0{' (or None for no limit)' if allow_none else ''}, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -287,6 +288,50 @@ def test_infinite_start_times_are_refused(option: str) -> None:
     """delay, run_at, retry_delay and backoff must be finite numbers."""
     with pytest.raises(ValueError, match=option):
         TaskOptions(**{option: float("inf")})
+
+
+@pytest.mark.anyio
+async def test_a_coroutine_object_is_refused_a_second_time_and_once_started() -> None:
+    """A coroutine object runs once: submitting it again, or one already started, is a ValueError
+    naming the fix, and the first submission runs as usual."""
+    q = AsyncQueue()
+    coro = coro_fn(3)
+    first = q.submit(coro)
+    with pytest.raises(ValueError, match="submitted already.*call the coroutine function again"):
+        q.submit(coro)
+    with pytest.raises(ValueError, match="submitted already"):
+        q.group([(coro,)])
+    assert q.pending_count == 1
+    await q.run(strict=True)
+    assert first.value() == 3
+    with pytest.raises(ValueError, match="has started already"):
+        q.submit(coro)  # it ran to its end
+    await q.shutdown()
+
+
+@pytest.mark.anyio
+async def test_a_coroutine_object_that_never_runs_is_closed() -> None:
+    """A coroutine object whose task ends without running it (cancelled before it started, or cut
+    by a forced shutdown while queued) is closed: Python does not warn that it was never awaited."""
+    q = AsyncQueue()
+    cancelled, queued = coro_fn(), coro_fn()
+    handle = q.submit(cancelled)
+    assert handle.cancel()
+    dropped = q.submit(queued)
+    await q.shutdown(force=True)
+    assert handle.cancelled() and dropped.cancelled()
+    assert inspect.getcoroutinestate(cancelled) == inspect.CORO_CLOSED
+    assert inspect.getcoroutinestate(queued) == inspect.CORO_CLOSED
+
+
+@pytest.mark.parametrize("value", [0, -1, float("inf")])
+def test_a_bad_backoff_is_not_told_to_be_none(value: float) -> None:
+    """backoff takes no None: its error offers none (only options that take None say "or None")."""
+    with pytest.raises(ValueError, match="backoff") as info:
+        TaskOptions(backoff=value)
+    assert "None" not in str(info.value)
+    with pytest.raises(ValueError, match=r"timeout must be > 0 \(or None for no limit\)"):
+        TaskOptions(timeout=0)
 
 
 @pytest.mark.anyio

@@ -13,6 +13,7 @@ import inspect
 import time
 from collections import deque
 from collections.abc import Callable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -73,22 +74,18 @@ class Records:
         """Defined by `Engine` (admission): a released dependent goes on."""
         raise NotImplementedError
 
-    def dispatch(self) -> None:
-        """Defined by `Engine`: hand out the free slots."""
-        raise NotImplementedError
-
     if TYPE_CHECKING:
+        def dispatch(self) -> None:
+            """Defined by `Engine`: hand out the free slots."""
+
         def release(self, lane: Lane, worker: Worker | None = None) -> None:
             """Defined by `Held` (a later base of `Engine`): a task leaves the running state."""
 
     def finish(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
                exc: BaseException | None, message: str | None, *, call_hook: bool = True) -> TaskResult | None:
-        """Record the one result of ``handle`` (loop thread). Later calls do nothing.
-
-        Dependents that can no longer run are recorded too, iteratively: a chain of any length
-        ends without recursion (`_settle`). ``call_hook=False`` leaves ``on_complete`` to the
-        caller (a worker awaits it).
-        """
+        """Record the one result of ``handle`` (loop thread). Later calls do nothing. Dependents that
+        can no longer run are recorded too, iteratively: a chain of any length ends without recursion
+        (`_settle`). ``call_hook=False`` leaves ``on_complete`` to the caller (a worker awaits it)."""
         if handle._result is not None:
             return None
         lane = self.lanes[handle._backend]
@@ -101,6 +98,9 @@ class Records:
                 lane.running -= 1
         else:
             lane.queued -= 1
+            fn: Any = handle._fn
+            if type(fn) is CoroutineType and not handle._attempts:  # a coroutine object that never ran:
+                fn.close()  # closed, or Python warns it was never awaited
         if handle._attempts > 1 or handle._status is _RETRYING:  # counted when it first failed and retried
             lane.retrying -= 1
         now = time.time()
