@@ -73,7 +73,12 @@ class Driver:
             self.call("waiting for a task of an osiiso.Queue", self.aq._ensure_service)
 
     def close(self) -> None:
-        """Stop the loop thread (it starts again if the queue is used after ``reset()``)."""
+        """Stop the loop thread (it starts again if the queue is used after ``reset()``).
+
+        Not from a thread that runs an event loop (the loop's own above all, which cannot join
+        itself): refused there before anything changes, so the thread is never lost track of.
+        """
+        check_not_in_event_loop("Queue.shutdown()")
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -280,8 +285,10 @@ class Queue:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools.
 
         The loop thread ends too. A Ctrl-C during a graceful shutdown turns it into a forced one.
+        Called from a thread that runs an event loop, it is refused and changes nothing.
         """
         driver = self._driver
+        check_not_in_event_loop("Queue.shutdown()")  # refused before the `finally` below stops the loop
         try:
             driver.call("Queue.shutdown()", self._aq.shutdown, force=force)
         except BaseException as exc:

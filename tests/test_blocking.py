@@ -338,6 +338,48 @@ def test_blocking_calls_inside_an_event_loop_point_at_async_queue() -> None:
     q.shutdown()
 
 
+def test_a_refused_shutdown_inside_an_event_loop_leaves_the_queue_as_it_was() -> None:
+    """q.shutdown() from async code is refused with the AsyncQueue error; the started queue runs on, unclosed."""
+    release = threading.Event()
+    started = threading.Event()
+    q = Queue(on_start=lambda h: started.set())
+    q.start()
+    handle = q.submit(lambda: (release.wait(20), "done")[1])
+    assert started.wait(10)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="AsyncQueue"):
+            q.shutdown()
+
+    osiiso.run(main)
+    assert not q.closed and loop_threads() == ["osiiso-asyncio-loop"]
+    release.set()
+    assert handle.value(timeout=10) == "done"
+    q.shutdown()
+    assert q.closed and not loop_threads()
+
+
+def test_a_shutdown_from_a_hook_is_refused_and_strands_no_loop_thread() -> None:
+    """q.shutdown() in an on_complete hook (the loop's thread) is the AsyncQueue error; no loop thread is left."""
+    errors: list[BaseException] = []
+
+    def hook(result: osiiso.TaskResult) -> None:
+        try:
+            q.shutdown()
+        except BaseException as exc:
+            errors.append(exc)
+
+    q = Queue(on_complete=hook)
+    q.submit(double, 1)
+    assert q.run().succeeded == 1
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError) and "AsyncQueue" in str(errors[0])
+    assert not q.closed and loop_threads() == ["osiiso-asyncio-loop"]
+    q.submit(double, 2)
+    assert q.run().succeeded == 1 and loop_threads() == ["osiiso-asyncio-loop"]
+    q.shutdown()
+    assert not loop_threads()
+
+
 def test_a_coroutine_task_may_submit_but_not_block() -> None:
     """A coroutine task of the queue may submit to it, but waiting there would deadlock: RuntimeError."""
     with Queue() as q:
