@@ -29,7 +29,7 @@ from ._queue import AsyncQueue
 from ._results import RunSummary, TaskResult
 from ._shadow import refuse_shadowed
 from ._sync_bound import SyncBoundTask, SyncTaskDecorator
-from ._sync_handle import SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args
+from ._sync_handle import SyncTaskGroup, SyncTaskHandle, cancelling_on_interrupt, unwrap, unwrap_args
 
 __all__ = ("Driver", "Queue")
 
@@ -71,6 +71,17 @@ class Driver:
         """Start the queue's workers unless they run (something is about to wait for a task)."""
         if not self.aq._serving:
             self.call("waiting for a task of an osiiso.Queue", self.aq._ensure_service)
+
+    def interrupted(self) -> None:
+        """A blocking wait for this queue's tasks was interrupted (Ctrl-C): cancel the run as an
+        interrupted ``run()`` does (`AsyncQueue._cancel_interrupted`), before the interrupt goes on."""
+        thread = self._thread
+        if thread is None:  # nothing was ever started: nothing runs
+            return
+        try:
+            thread.finish(self.aq._cancel_interrupted)
+        except Exception:  # the interrupt goes on regardless
+            logging.getLogger("osiiso").exception("osiiso: could not cancel the interrupted run")
 
     def close(self) -> None:
         """Stop the loop thread (it starts again if the queue is used after ``reset()``).
@@ -278,8 +289,12 @@ class Queue:
                                  progress=progress)
 
     def join(self) -> None:
-        """Block until every submitted task has ended (starting the workers if needed)."""
-        self._driver.call("Queue.join()", self._aq.join)
+        """Block until every submitted task has ended (starting the workers if needed).
+
+        Ctrl-C cancels the run, as in `run`.
+        """
+        driver = self._driver
+        cancelling_on_interrupt((driver,), driver.call, "Queue.join()", self._aq.join)
 
     def shutdown(self, *, force: bool = False) -> None:
         """Stop accepting tasks, finish (or with ``force``, cancel) the rest, release the pools.

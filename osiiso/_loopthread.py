@@ -10,6 +10,7 @@ cancelled before the interrupt goes on, as it does under `osiiso.run`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import importlib.util
 import sys
@@ -110,6 +111,15 @@ class LoopThread:
                 future.cancel()
                 ended.wait(_CLEANUP_BOUND)
             raise
+
+    def finish(self, fn: Callable[..., Awaitable[object]], /, *args: Any) -> None:
+        """Run ``await fn(*args)`` on the loop, waiting for it up to the same bound: the clean-up
+        after an interrupt. Another interrupt stops the wait (not the clean-up), as in `call`."""
+        future = self.portal.start_task_soon(fn, *args)
+        try:
+            future.result(_CLEANUP_BOUND)
+        except concurrent.futures.TimeoutError:
+            pass
 
     def call_sync(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run the plain function ``fn(*args)`` on the loop's thread and return its value."""

@@ -22,6 +22,7 @@ from ._config import check_run_arguments, settings_from
 from ._dropped import release_backends
 from ._engine import Engine, Run
 from ._engine.hooks import outside_hooks
+from ._engine.run import cancel_interrupted
 from ._errors import ClosedError, QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
@@ -250,6 +251,10 @@ class AsyncQueue(Intake):
         if strict:
             summary.raise_for_errors()
         return summary
+
+    async def _cancel_interrupted(self) -> None:
+        """A blocking wait for this queue's tasks was interrupted (Ctrl-C): end them as an interrupted run does."""
+        await cancel_interrupted(self._engine)
 
     async def join(self) -> None:
         """Wait until every submitted task has ended (starting the workers if needed)."""

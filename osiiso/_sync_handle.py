@@ -5,7 +5,8 @@ that block the calling thread: ``result(timeout=None)``, ``value(timeout=None)``
 registers a done callback (which the engine runs on its loop's thread) that sets a
 ``threading.Event``; nothing polls and nothing crosses to the loop when the task has
 already ended. A wait starts the queue's workers if they are not running yet, as ``join()``
-does, since otherwise the task could never end.
+does, since otherwise the task could never end. A Ctrl-C during a wait cancels the run, as
+one during ``run()`` does (`cancelling_on_interrupt`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ._results import RunSummary, TaskResult, TaskStatus
 if TYPE_CHECKING:
     from ._options import TaskOptions
 
-__all__ = ("LoopDriver", "SyncTaskGroup", "SyncTaskHandle", "iter_completed")
+__all__ = ("LoopDriver", "SyncTaskGroup", "SyncTaskHandle", "cancelling_on_interrupt", "iter_completed")
 
 T = TypeVar("T")
 
@@ -37,6 +38,21 @@ class LoopDriver(Protocol):
 
     def ensure_serving(self) -> None:
         """Start the queue's workers unless they run (something is about to wait for a task)."""
+
+    def interrupted(self) -> None:
+        """A wait for the queue's tasks was interrupted (Ctrl-C): cancel the run, as ``run()`` does."""
+
+
+def cancelling_on_interrupt(drivers: Iterable[LoopDriver], wait: Callable[..., T], /, *args: Any) -> T:
+    """``wait(*args)``, a blocking wait for tasks of the queues of ``drivers``; a Ctrl-C (any
+    interrupt that is not an ``Exception``) there cancels their runs before it goes on."""
+    try:
+        return wait(*args)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            for driver in drivers:
+                driver.interrupted()
+        raise
 
 
 class SyncTaskHandle(Generic[T]):
@@ -163,7 +179,8 @@ def wait_all(handles: Sequence[SyncTaskHandle[Any]], timeout: float | None) -> N
                                 or timeout < 0):
         raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
     check_not_in_event_loop("waiting for a task of an osiiso.Queue")
-    for driver in {id(h._driver): h._driver for h in pending}.values():
+    drivers = {id(h._driver): h._driver for h in pending}.values()
+    for driver in drivers:
         driver.ensure_serving()
     left = [len(pending)]
     lock = threading.Lock()
@@ -177,7 +194,7 @@ def wait_all(handles: Sequence[SyncTaskHandle[Any]], timeout: float | None) -> N
 
     for handle in pending:
         handle._handle.add_done_callback(one_done)
-    if not finished.wait(timeout):
+    if not cancelling_on_interrupt(drivers, finished.wait, timeout):
         unfinished = sum(1 for h in pending if not h._handle.done())
         if len(handles) == 1:
             first = handles[0]
@@ -260,7 +277,8 @@ def _completed(items: list[SyncTaskHandle[T]], timeout: float | None) -> Iterato
     if not items:
         return
     check_not_in_event_loop("iter_completed()")
-    for driver in {id(h._driver): h._driver for h in items if not h.done()}.values():
+    drivers = {id(h._driver): h._driver for h in items if not h.done()}.values()
+    for driver in drivers:
         driver.ensure_serving()
     arrived: stdlib_queue.SimpleQueue[SyncTaskHandle[T]] = stdlib_queue.SimpleQueue()
     for handle in items:
@@ -269,7 +287,7 @@ def _completed(items: list[SyncTaskHandle[T]], timeout: float | None) -> Iterato
     for given in range(len(items)):
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            yield arrived.get(timeout=remaining)
+            yield cancelling_on_interrupt(drivers, arrived.get, True, remaining)
         except stdlib_queue.Empty:
             raise TimeoutError(f"{len(items) - given} of {len(items)} tasks have not ended after "
                                f"{timeout:g}s") from None

@@ -5,7 +5,9 @@ tasks and prints ``ready`` when the first starts; the test waits for a process t
 notes every descendant, sends SIGINT and checks that the script exits within 5 s with
 Python's ``KeyboardInterrupt`` traceback, that every task ended exactly once (the hanging
 ones cancelled), and that no descendant survives. The interrupt lands in the main thread
-while it blocks in ``run()`` or in ``handle.value()``, inside a ``with`` block or without one.
+while it blocks in ``run()``, ``handle.value()``, ``group.values()`` or ``join()``, inside a
+``with`` block or without one: without one, the tasks are cancelled and recorded before the
+interrupt comes out of the wait, as they are by ``run()``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def quick(x):
 
 
 def submit_all(q):
-    hang = q.submit(proc_hang, MARK, backend="process", name="proc_hang")
+    hang = q.group(proc_hang, [MARK], backend="process", name="proc_hang")  # a group of one: values() waits too
     q.submit(thread_hang, backend="thread", name="thread_hang")
     q.submit(async_hang, name="async_hang")
     q.map(quick, range(20), backend="process")
@@ -73,11 +75,18 @@ try:
             queue.run()
     elif STYLE == "value-in-with":
         with osiiso.Queue(processes=2, on_start=on_start, loop=LOOP) as queue:
-            submit_all(queue).value()
+            submit_all(queue)[0].value()
     else:  # no with block: the queue is left to its finalizer
         queue = osiiso.ProcessQueue(workers=2, on_start=on_start, loop=LOOP)
-        submit_all(queue)
-        queue.run()
+        hang = submit_all(queue)
+        if STYLE == "run-without-with":
+            queue.run()
+        elif STYLE == "value-without-with":
+            hang[0].value()
+        elif STYLE == "values-without-with":
+            hang.values()
+        else:
+            queue.join()
 finally:
     if queue is not None:
         statuses = [[r.task_id, r.name, str(r.status)] for r in queue.results]
@@ -114,7 +123,8 @@ def interrupt(tmp_path: Path, loop: str, style: str) -> tuple[int | None, str, s
     return proc.returncode, first + out, err, seconds, pids
 
 
-@pytest.mark.parametrize("style", ["run-in-with", "value-in-with", "run-without-with"])
+@pytest.mark.parametrize("style", ["run-in-with", "value-in-with", "run-without-with", "value-without-with",
+                                   "values-without-with", "join-without-with"])
 @pytest.mark.parametrize("loop", ["asyncio", "trio"])
 def test_sigint_cancels_the_blocking_run_and_leaves_nothing_behind(tmp_path: Path, loop: str, style: str) -> None:
     """Ctrl-C in the main thread cancels the Queue's run: every task ends once, the script exits, no child stays."""

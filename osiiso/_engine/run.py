@@ -27,7 +27,19 @@ if TYPE_CHECKING:
     from .._progress import ProgressSnapshot, ProgressWatcher
     from .engine import Engine
 
-__all__ = ("Run",)
+__all__ = ("Run", "cancel_interrupted")
+
+
+async def cancel_interrupted(engine: Engine) -> None:
+    """A run, or a blocking wait for tasks, was interrupted (Ctrl-C, a cancelled caller): every
+    unfinished task is cancelled and recorded, each with one result, before the interrupt goes on.
+
+    Shielded, and bounded: hooks are cut short with the service.
+    """
+    with anyio.CancelScope(shield=True):
+        engine.cancel_all("cancelled: the run was interrupted", spare_must_complete=False)
+        with anyio.move_on_after(10):
+            await engine.wait_idle(hooks=False)
 
 
 def in_submission_order(results: MutableSequence[TaskResult], seqs: MutableSequence[int]) -> tuple[TaskResult, ...]:
@@ -105,11 +117,7 @@ class Run:
                 service.spawn(bar.run)
             await self._wait()
         except BaseException:
-            # Ctrl-C, a cancelled caller: every task still ends with one (cancelled) result
-            with anyio.CancelScope(shield=True):
-                engine.cancel_all("cancelled: the run was interrupted", spare_must_complete=False)
-                with anyio.move_on_after(10):
-                    await engine.wait_idle(hooks=False)  # every task ends; hooks are cut short with the service
+            await cancel_interrupted(engine)  # Ctrl-C, a cancelled caller: every task still ends, cancelled
             raise
         finally:
             engine.run = None
