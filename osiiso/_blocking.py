@@ -21,6 +21,8 @@ from ._bound import BoundTask
 from ._config import check_hook
 from ._dropped import warn_dropped
 from ._errors import QueueFullError
+from ._group import TaskGroup
+from ._handle import TaskHandle
 from ._intake import NO_KWARGS
 from ._loopthread import LoopThread, check_loop, check_not_in_event_loop
 from ._options import TaskOptions, merge_options
@@ -211,13 +213,8 @@ class Queue:
         """Submit ``fn`` once per element: a tuple is positional args, a dict keyword args."""
         aq, driver = self._aq, self._driver
         items = list(map(unwrap, iterable))
-        try:
-            handles = aq.map(fn, items, opts=opts, **options)
-        except QueueFullError:
-            if not self._wait_for_room:
-                raise
-            handles = [self._when_full(aq.map, fn, [item], opts=opts, **options)[0] for item in items]
-        return [SyncTaskHandle(h, driver) for h in handles]
+        mapped = self._fan_out(lambda part, _: TaskGroup(aq.map(fn, part, opts=opts, **options), None), items)
+        return [SyncTaskHandle(h, driver) for h in mapped.handles]
 
     @overload
     def group(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
@@ -232,11 +229,16 @@ class Queue:
     def group(self, fn: Any, iterable: Iterable[Any] | None = None, /, *, group_id: str | None = None,
               opts: TaskOptions | None = None, **options: Any) -> SyncTaskGroup[Any]:
         """Submit tasks as one `SyncTaskGroup`: ``group(fn, items)`` or ``group([(fn, *args), ...])``."""
+        aq = self._aq
         if iterable is None:
-            fn = [unwrap(call) for call in fn]
+            calls = [unwrap(call) for call in fn]
+            group = self._fan_out(lambda part, gid: aq.group(part, group_id=gid, opts=opts, **options),
+                                  calls, group_id)
         else:
-            iterable = list(map(unwrap, iterable))
-        return SyncTaskGroup(self._aq.group(fn, iterable, group_id=group_id, opts=opts, **options), self._driver)
+            items = list(map(unwrap, iterable))
+            group = self._fan_out(lambda part, gid: aq.group(fn, part, group_id=gid, opts=opts, **options),
+                                  items, group_id)
+        return SyncTaskGroup(group, self._driver)
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> SyncBoundTask[P, T]: ...
@@ -258,6 +260,25 @@ class Queue:
             return SyncBoundTask(self, made(fn))
 
         return decorate
+
+    def _fan_out(self, submit: Callable[[list[Any], str | None], TaskGroup[Any]], items: list[Any],
+                 group_id: str | None = None) -> TaskGroup[Any]:
+        """``submit(items, group_id)``: a task per item, all or none (`map`: a group without an id).
+
+        A full ThreadQueue/ProcessQueue that cannot take them all now takes them one at a time,
+        each waiting for room as ``submit()`` does, every one in the group the first was given.
+        """
+        try:
+            return submit(items, group_id)
+        except QueueFullError:
+            if not self._wait_for_room:
+                raise
+        handles: list[TaskHandle[Any]] = []
+        for item in items:
+            part = self._when_full(submit, [item], group_id)
+            group_id = part.group_id
+            handles += part.handles
+        return TaskGroup(handles, group_id)
 
     def _when_full(self, submit: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``submit(*args, **kwargs)``; on a full ThreadQueue/ProcessQueue, wait for room and retry."""

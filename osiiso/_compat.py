@@ -3,8 +3,10 @@
 Each is a `Queue` whose tasks run on threads (processes) unless their options say
 otherwise, and which takes the original's constructor arguments: ``workers`` sizes the
 pool as it did there, ``context`` is the original's name for ``mp_context``, and, as in the
-original, ``submit()``/``map()``/bound tasks on a queue at its ``size`` limit wait for room
-instead of raising `QueueFullError`. ``docs/guides/migrating.md`` maps the rest.
+original, ``submit()``/``map()``/``group()`` and bound tasks (their ``map()`` and ``group()``
+too) on a queue at its ``size`` limit wait for room instead of raising `QueueFullError`
+(a fan-out too big to fit at once goes in a task at a time). ``docs/guides/migrating.md``
+maps the rest.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class ThreadQueue(Queue):
     ``workers`` is the number of threads, as in the original osiiso (and the cap on
     running tasks); ``threads`` may still be given apart. Tasks may choose another backend
     with their options (``backend="process"``, ``"async"``). On a queue at its ``size``
-    limit, ``submit()``, ``map()`` and bound tasks wait for room.
+    limit, ``submit()``, ``map()``, ``group()`` and bound tasks wait for room.
     """
 
     _wait_for_room: ClassVar[bool] = True
@@ -70,7 +72,7 @@ class ProcessQueue(Queue):
     on running tasks); ``context`` is the original's name for ``mp_context`` (a start
     method name or a multiprocessing context). Functions travel with cloudpickle, so lambdas
     and functions of ``__main__`` work, with or without a ``__main__`` guard. On a queue at
-    its ``size`` limit, ``submit()``, ``map()`` and bound tasks wait for room.
+    its ``size`` limit, ``submit()``, ``map()``, ``group()`` and bound tasks wait for room.
     """
 
     _wait_for_room: ClassVar[bool] = True

@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from ._calls import BoundCalls
+from ._group import TaskGroup
 from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args, unwrap_kwargs
 
 if TYPE_CHECKING:
@@ -23,8 +24,8 @@ T = TypeVar("T")
 class BlockingSubmitter(Protocol):
     """What a `SyncBoundTask` needs of the queue it is bound to: a blocking `osiiso.Queue`.
 
-    The driver its handles hold, and its submission that waits for room on a full
-    ``ThreadQueue``/``ProcessQueue``. A protocol, so that this module needs no import of
+    The driver its handles hold, and its submission (of one task, or a fan-out) that waits for
+    room on a full ``ThreadQueue``/``ProcessQueue``. A protocol, so that this module needs no import of
     ``_blocking``, which imports it.
     """
 
@@ -32,6 +33,9 @@ class BlockingSubmitter(Protocol):
     def _driver(self) -> LoopDriver: ...
 
     def _when_full(self, submit: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    def _fan_out(self, submit: Callable[[list[Any], str | None], TaskGroup[Any]], items: list[Any],
+                 group_id: str | None = None) -> TaskGroup[Any]: ...
 
 
 class SyncBoundTask(BoundCalls[P, SyncTaskHandle[R]], Generic[P, R]):
@@ -70,14 +74,18 @@ class SyncBoundTask(BoundCalls[P, SyncTaskHandle[R]], Generic[P, R]):
 
     def map(self, iterable: Iterable[Any], /, **options: Any) -> list[SyncTaskHandle[R]]:
         """Submit one call per element (tuple → positional args, dict → keyword args)."""
-        driver = self._queue._driver
-        return [SyncTaskHandle(h, driver) for h in self._bound.map(map(unwrap, iterable), **options)]
+        bound, queue = self._bound, self._queue
+        mapped = queue._fan_out(lambda part, _: TaskGroup(bound.map(part, **options), None),
+                                list(map(unwrap, iterable)))
+        return [SyncTaskHandle(h, queue._driver) for h in mapped.handles]
 
     def group(self, iterable: Iterable[Any], /, *, group_id: str | None = None,
               **options: Any) -> SyncTaskGroup[R]:
         """Submit one call per element as a `SyncTaskGroup`."""
-        group = self._bound.group(map(unwrap, iterable), group_id=group_id, **options)
-        return SyncTaskGroup(group, self._queue._driver)
+        bound, queue = self._bound, self._queue
+        group = queue._fan_out(lambda part, gid: bound.group(part, group_id=gid, **options),
+                               list(map(unwrap, iterable)), group_id)
+        return SyncTaskGroup(group, queue._driver)
 
     def options(self, opts: TaskOptions | None = None, /, **options: Any) -> SyncBoundTask[P, R]:
         """A copy of this bound task with ``opts``/``options`` laid over its presets."""

@@ -453,6 +453,26 @@ def test_thread_queue_runs_on_threads_and_waits_for_room() -> None:
     q2.cancel()
 
 
+@pytest.mark.parametrize("kind", ["ThreadQueue", "ProcessQueue"])
+def test_every_fan_out_of_a_full_compat_queue_waits_for_room(kind: str) -> None:
+    """At the size limit of a ThreadQueue/ProcessQueue, group(), bound map() and group() wait for room as map() does."""
+    with getattr(osiiso, kind)(workers=2, size=2) as q:
+        bound = q.task(double)
+        mapped = q.map(double, range(6))
+        group = q.group(double, range(6))
+        calls = q.group([(double, i) for i in range(6)], group_id="calls")
+        bound_mapped = bound.map(range(6))
+        bound_group = bound.group(range(6), group_id="bound")
+        expected = tuple(2 * i for i in range(6))
+        assert tuple(h.value(timeout=30) for h in mapped) == expected
+        assert tuple(h.value(timeout=30) for h in bound_mapped) == expected
+        for made, group_id in ((group, group.group_id), (calls, "calls"), (bound_group, "bound")):
+            assert made.values(timeout=30) == expected
+            assert made.group_id == group_id and {h.group_id for h in made} == {group_id}
+    with pytest.raises(osiiso.QueueFullError):  # a plain Queue still refuses what does not fit
+        Queue(size=2).group(double, range(6))
+
+
 def test_process_queue_runs_in_processes() -> None:
     """ProcessQueue: process backend by default (lambdas too), `workers` processes, `context` for mp_context."""
     with osiiso.ProcessQueue(workers=1, context="spawn") as q:
