@@ -31,9 +31,9 @@ T = TypeVar("T")
 
 
 class LoopDriver(Protocol):
-    """What a blocking handle needs of the `osiiso._blocking.Driver` of its queue's loop thread.
+    """What a blocking handle needs of the `osiiso._driver.Driver` of its queue's loop thread.
 
-    A protocol, so that this module needs no import of ``_blocking``, which imports it.
+    A protocol, so that this module needs no import of ``_driver``.
     """
 
     def ensure_serving(self) -> None:
