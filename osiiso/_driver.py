@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._dropped import warn_dropped
-from ._loopthread import LoopThread, check_not_in_event_loop
+from ._loopthread import LoopThread, check_not_in_event_loop, running_event_loop
 
 if TYPE_CHECKING:
     from ._queue import AsyncQueue
@@ -85,25 +85,30 @@ class Driver:
         """The queue was dropped without shutdown (its finalizer, in any thread): shut it down by force.
 
         Where it may block, it waits for the forced shutdown (pools released) and for the loop
-        thread; on a thread that runs an event loop it only starts them.
+        thread; on a thread that runs an event loop it only starts them. Either way it first
+        warns how many tasks were unfinished (`_warn_dropped`).
         """
         with self._lock:
             thread, self._thread = self._thread, None
         try:
-            warn_dropped(self.aq.pending_count + self.aq.active_count, "Queue",
-                         "call q.run() (or q.join(), or use `with osiiso.Queue() as q:`)")
-            if thread is None:
-                self.aq.cancel()  # no loop: cancels and releases at once
+            if thread is None or running_event_loop() is not None:
+                self._warn_dropped()  # no loop yet (nothing handed over), or a loop's own thread
+                self.aq.cancel()  # without a loop it cancels and releases at once
+                if thread is not None:
+                    thread.abandon()
                 return
             try:
-                check_not_in_event_loop("")
-            except RuntimeError:
-                self.aq.cancel()
-                thread.abandon()
-                return
-            try:
-                thread.call(self.aq.shutdown, force=True)
+                thread.call(self._drop)
             finally:
                 thread.close()
         except Exception:  # a finalizer must not raise
             logging.getLogger("osiiso").exception("osiiso: could not stop a dropped Queue")
+
+    async def _drop(self) -> None:
+        """On the loop, where no hand-over is half admitted: warn, then shut the queue down by force."""
+        self._warn_dropped()
+        await self.aq.shutdown(force=True)
+
+    def _warn_dropped(self) -> None:
+        """Say how many tasks the dropped queue leaves unfinished, those still being handed over included."""
+        warn_dropped(self.aq._unfinished, "Queue", "call q.run() (or q.join(), or use `with osiiso.Queue() as q:`)")

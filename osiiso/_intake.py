@@ -114,6 +114,13 @@ class Intake:
             pass
         return merged
 
+    @property
+    def _unfinished(self) -> int:
+        """Tasks without a result: those admitted, and those handed over from other threads and not
+        admitted yet. Exact on the loop's thread (or before there is a loop); elsewhere, a batch
+        being admitted at that moment may count twice."""
+        return self._engine.outstanding + self._inbound
+
     # -- the size limit ----------------------------------------------------------------------
     async def _wait_for_room(self) -> None:
         """Wait until the queue is below its ``size`` limit (or closed)."""

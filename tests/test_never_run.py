@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import warnings
 from typing import Any
 
@@ -127,6 +128,28 @@ def test_a_blocking_queue_collected_with_unfinished_tasks_says_how_many_it_dropp
             gc.collect()
     assert "q.run()" in caplog.records[0].getMessage() and "with osiiso.Queue() as q:" in caplog.text
     assert [h.status for h in handles] == ["cancelled", "cancelled"]
+
+
+def _until_cancelled(i: int) -> int:
+    deadline = time.monotonic() + 20  # only a broken build waits this long
+    while not osiiso.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return i
+
+
+def test_a_started_queue_dropped_right_after_submitting_counts_the_tasks_not_yet_handed_over(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A started Queue dropped just after a map() from this thread counts the tasks still on their way
+    to its loop (not admitted yet) among those it dropped; they end cancelled."""
+    q = osiiso.Queue()
+    q.start()
+    with caplog.at_level(logging.WARNING, logger="osiiso"):
+        with pytest.warns(ResourceWarning, match="osiiso.Queue was garbage-collected with 3 unfinished tasks"):
+            handles = q.map(_until_cancelled, range(3))
+            del q
+            gc.collect()
+    assert "3 unfinished tasks" in caplog.records[0].getMessage()
+    assert [h.status for h in handles] == ["cancelled"] * 3
 
 
 @pytest.mark.anyio
