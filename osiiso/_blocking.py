@@ -10,7 +10,6 @@ as `SyncTaskHandle`, whose waits block (see ``_sync_handle``).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
@@ -18,6 +17,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 from ._bound import BoundTask
 from ._config import check_hook
 from ._driver import Driver
+from ._dropped import finalize_first
 from ._errors import QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle
@@ -79,7 +79,7 @@ class Queue:
             initializer=initializer, initargs=initargs, mp_context=mp_context,
             max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
             process_batching=process_batching, thread_batching=thread_batching)
-        weakref.finalize(self, driver.abandon)
+        finalize_first(self, driver.abandon)  # at exit, before the process pools are killed
 
     # -- submission (never waits for the loop) ---------------------------------------------
     @overload

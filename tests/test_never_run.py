@@ -168,3 +168,50 @@ async def test_pmap_and_tmap_in_async_code_point_at_amap(helper: Any) -> None:
     assert "Already running" not in str(info.value) and "event loop" in str(info.value)
     assert not consumed
     assert await osiiso.amap(_triple, [1, 2], backend="thread") == (3, 6)
+
+
+_EXIT_SCRIPT = '''
+import atexit, os, sys, time
+import osiiso
+
+handles = []
+
+
+@atexit.register  # registered first: runs last, after osiiso's exit hooks
+def report() -> None:
+    print("STATUSES", [h.status.value for h in handles], flush=True)
+
+
+def slow(x, path):
+    open(f"{path}.{x}", "w").close()
+    time.sleep(30)
+    return x
+
+
+q = osiiso.Queue(workers=3, processes=3)
+q.start()
+handles.extend(q.map(slow, [(i, sys.argv[1]) for i in range(3)], backend="process"))
+deadline = time.monotonic() + 60
+while not all(os.path.exists(f"{sys.argv[1]}.{i}") for i in range(3)) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("RUNNING", q.active_count, flush=True)
+# the script ends without run() or shutdown(): the queue is dropped at interpreter exit
+'''
+
+
+def test_a_queue_dropped_at_exit_cancels_its_running_process_tasks_and_counts_them(tmp_path: Any) -> None:
+    """A started Queue left unfinished when the script ends: at exit its running process tasks end
+    cancelled, not crashed (the pools are killed only after the queue has cancelled them), and the
+    warning counts all of them."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "dropped_at_exit.py"
+    script.write_text(_EXIT_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "began")], capture_output=True,
+                          text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert "RUNNING 3" in done.stdout, done.stdout + done.stderr
+    assert "STATUSES ['cancelled', 'cancelled', 'cancelled']" in done.stdout, done.stdout + done.stderr
+    assert "garbage-collected with 3 unfinished tasks" in done.stderr, done.stderr
+    assert "WorkerCrashedError" not in done.stdout + done.stderr

@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from ..._dropped import run_first_at_exit
 from ..._events import emit, enabled
 from .child import DONE, READY, SKIPPED, STARTED
 from .descendants import kill_group, kill_tree
@@ -350,6 +351,7 @@ def _kill_unclosed_pools() -> None:
     multiprocessing's own exit hook never waits for them: they are not on its list of
     children (`.launch`).
     """
+    run_first_at_exit()  # queues dropped unfinished cancel their tasks first, their pools still working
     for supervisor in list(_live):
         supervisor.kill_all()
     # kill whatever worker of ours is left (the last safety net: exit must never wait for one)
