@@ -432,3 +432,20 @@ def test_a_job_sent_back_in_line_is_as_one_never_sent() -> None:
     assert not lost and again == [cut_short, waiting]
     for job in again:
         assert (job.started, job.announce, job.size, job.done) == (False, False, 0, False)
+
+
+def test_jobs_sent_back_in_line_keep_the_priority_order() -> None:
+    """Jobs a dead worker held go back among the waiting ones in priority order: ahead of those of
+    their own priority (handed over after them), behind more urgent ones, in their own order."""
+    from collections import deque
+
+    from osiiso.backends.base import Attempt
+    from osiiso.backends.process.jobs import FunctionEntry, ProcessJob, requeue_in_order
+
+    def job(seq: int, priority: int) -> ProcessJob:
+        return ProcessJob(seq, Attempt(spin, (seq,), {}, 1, None, priority=priority), FunctionEntry(1, b""), b"")
+
+    pending = deque([job(10, 0), job(11, 3), job(12, 3), job(13, 5)])
+    requeue_in_order(pending, [job(1, 3), job(2, 5), job(3, 3), job(4, 0), job(5, 9)])
+    assert [(j.seq, j.attempt.priority) for j in pending] == [
+        (4, 0), (10, 0), (1, 3), (3, 3), (11, 3), (12, 3), (2, 5), (13, 5), (5, 9)]

@@ -27,7 +27,7 @@ from .pipes import TaskPipe
 
 __all__ = (
     "FunctionEntry", "FunctionTable", "ProcessJob", "Slot", "crash_error", "garbled_error", "no_worker_error",
-    "queue_in_order", "signal_name", "start_error",
+    "queue_in_order", "requeue_in_order", "signal_name", "start_error",
 )
 
 
@@ -282,6 +282,16 @@ def queue_in_order(pending: deque[ProcessJob], job: ProcessJob) -> None:
         pending.insert(index, job)
     else:
         pending.append(job)
+
+
+def requeue_in_order(pending: deque[ProcessJob], jobs: list[ProcessJob]) -> None:
+    """Put ``jobs`` (in their order, sent back from a dead worker) back among those waiting: in
+    priority order, each ahead of the waiting jobs of its priority, which were handed over after it."""
+    for job in reversed(jobs):
+        priority, index = job.attempt.priority, 0
+        while index < len(pending) and pending[index].attempt.priority < priority:
+            index += 1
+        pending.insert(index, job)
 
 
 def signal_name(exitcode: int | None) -> str | None:

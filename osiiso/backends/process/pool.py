@@ -38,7 +38,7 @@ from ..base import Attempt, forced_close_error
 from .child import CANCEL, DONE, JOB, READY, SKIPPED, STARTED
 from .codec import dumps_args
 from .events import Dead, Event, Garbled, Reports, SpawnFailed, Stopped, Up
-from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order
+from .jobs import FunctionTable, ProcessJob, Slot, queue_in_order, requeue_in_order
 from .notices import crashed, garbled, interrupted, recycled
 from .placing import BATCH_BELOW, batch_capacity, batch_size, choose, died_running, reports_due
 from .starts import Starts
@@ -317,7 +317,7 @@ class Pool(Starts):
 
         The job it was running fails with `WorkerCrashedError` (`.jobs.crash_error`), and its
         function counts as slow until it ends fast again (`.placing.batch_size`); those it had
-        not started go back to the front of ``_pending``, in order, clocks held. One
+        not started go back into ``_pending``, ahead of the jobs of their priority, clocks held. One
         that wrote junk fails every job it held (its reports are lost: any may have run). One
         that died before it was ready is a failed start (`.starts.Starts._on_failed_start`).
         The death is a crash unless the pool killed the worker, it retired cleanly, or it was
@@ -328,7 +328,7 @@ class Pool(Starts):
         running = interrupted(slot)  # for the crash event
         died_running(slot)  # its function is not batched for now
         lost, requeue = slot.settle(event.pid, event.exitcode)
-        self._pending.extendleft(reversed(requeue))
+        requeue_in_order(self._pending, requeue)
         failed_start = not (slot.ready or slot.killed or slot.garbled or event.lingered)
         if not (slot.killed or event.lingered or failed_start) and (lost or event.exitcode != 0):
             self.crashed += 1
