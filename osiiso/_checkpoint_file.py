@@ -23,6 +23,7 @@ Key = str | bytes
 Row = tuple[str, Key, str | bytes, str, float]
 
 TABLE = "osiiso_checkpoint"
+COLUMNS = ("namespace", "key", "value", "serializer", "recorded_at")
 SCHEMA = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     namespace   TEXT NOT NULL,
     key         BLOB NOT NULL,
@@ -53,8 +54,13 @@ def connect(path: str, timeout: float) -> sqlite3.Connection:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
                 continue
-            raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — give the path of a new or existing "
-                                  "SQLite file, in a directory that exists and that you can write to") from exc
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                fix = (f"another connection held the file's lock for longer than timeout={timeout:g}s — let it "
+                       "finish, or give Checkpoint() a longer timeout")
+            else:
+                fix = ("give the path of a new file or of a checkpoint's, in a directory that exists and that you "
+                       "can write to")
+            raise CheckpointError(f"cannot open checkpoint {path!r}: {exc} — {fix}") from exc
 
 
 def prepare(conn: sqlite3.Connection) -> None:
@@ -65,6 +71,10 @@ def prepare(conn: sqlite3.Connection) -> None:
             raise sqlite3.OperationalError(f"the file stays in journal mode {mode!r}, not WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(SCHEMA)
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")]
+    if columns != list(COLUMNS):
+        raise sqlite3.DatabaseError(f"its table {TABLE} has the columns {columns}, not a checkpoint's {list(COLUMNS)} "
+                                    "(a file some other program made?)")
 
 
 class Writer:

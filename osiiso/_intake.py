@@ -173,7 +173,7 @@ class Intake:
     def _enqueue(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                  options: TaskOptions) -> TaskHandle[Any]:
         if self._closed:
-            raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
+            raise ClosedError("the queue is shut down and accepts no new task — create a new queue "
                               "(or call reset() once it is idle)")
         try:  # `_lane_for`, inline on this per-submit path
             route = self._routes[fn, options.backend]

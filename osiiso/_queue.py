@@ -215,7 +215,7 @@ class AsyncQueue(Intake):
     async def start(self) -> None:
         """Start the workers; tasks submitted from now on begin at once."""
         if self._closed:
-            raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+            raise ClosedError("the queue is shut down — create a new queue or call reset()")
         await self._engine.service.start()
 
     async def _ensure_service(self) -> None:
@@ -236,7 +236,7 @@ class AsyncQueue(Intake):
         if self._run_active:
             raise RuntimeError("run() is already in progress on this queue — await that run (or join())")
         if self._closed and not self._engine.outstanding:
-            raise ClosedError("the queue is shut down — create a new AsyncQueue or call reset()")
+            raise ClosedError("the queue is shut down — create a new queue or call reset()")
         settings = self._settings
         run = Run(self._engine, timeout=timeout if timeout is not None else settings.timeout,
                   fail_first=policy == "fail_first", finite=settings.mode == "finite",

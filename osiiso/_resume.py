@@ -173,7 +173,7 @@ def submit_checkpointed(queue: Intake, items: Sequence[Any], calls: list[Call] |
     keys = _keys(items, calls, key, where)
     _check_unique(keys, where)
     if queue._closed:
-        raise ClosedError("the queue is shut down and accepts no new task — create a new AsyncQueue "
+        raise ClosedError("the queue is shut down and accepts no new task — create a new queue "
                           "(or call reset() once it is idle)")
     if calls is None:  # one function: checked once, as every call would be
         assert split is not None

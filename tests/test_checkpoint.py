@@ -466,6 +466,22 @@ def test_bad_paths_and_arguments_are_clear_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a database, not at all" * 100)
     with pytest.raises(CheckpointError, match="not a database"):
         Checkpoint(junk)
+    other = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(other)) as conn, conn:
+        conn.execute("CREATE TABLE osiiso_checkpoint (a TEXT)")
+    with pytest.raises(CheckpointError, match=r"columns \['a'\], not a checkpoint's"):
+        Checkpoint(other)
+    locked = tmp_path / "locked.sqlite"
+    holder = sqlite3.connect(locked, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("CREATE TABLE t (a)")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(CheckpointError, match=r"locked — another connection held the file's lock for "
+                                                  r"longer than timeout=0.2s — let it finish, or give Checkpoint"):
+            Checkpoint(locked, timeout=0.2)
+    finally:
+        holder.close()
     with pytest.raises(ValueError, match="file path"):
         Checkpoint(":memory:")
     with pytest.raises(TypeError, match="file path"):
