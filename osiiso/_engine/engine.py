@@ -226,7 +226,7 @@ class Engine(Records, Held, Direct):
             if not lane.size:
                 continue
             if lane.open and (lane.running >= lane.cap or (
-                    lane is not free and not lane.idle and lane.workers - lane.held >= lane.cap)):
+                    lane is not free and not lane.idle and lane.busy >= lane.cap)):
                 continue
             head = lane.peek()
             if head is None:

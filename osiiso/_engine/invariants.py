@@ -51,9 +51,11 @@ def check_invariants(engine: Engine) -> None:
         assert 0 <= lane.failed + lane.cancelled <= lane.done, f"lane {name!r}: more failures than results"
         assert 0 <= lane.running <= lane.cap or lane.running == lane.cap == 0, \
             f"lane {name!r} runs {lane.running} tasks, more than its cap of {lane.cap}"
-        # the workers of batched tasks are beyond the cap: one that is done returns once it sees it
-        assert 0 <= lane.workers <= lane.cap + lane.backend.batch_capacity or lane.workers == lane.cap == 0, \
-            f"lane {name!r} has {lane.workers} workers, more than its cap of {lane.cap} and its batches"
+        # the workers of batched tasks, and up to `cap` awaiting hooks, are beyond the cap: one that is
+        # done returns once it sees it is one too many
+        assert 0 <= lane.workers <= 2 * lane.cap + lane.backend.batch_capacity or lane.workers == lane.cap == 0, \
+            f"lane {name!r} has {lane.workers} workers, more than twice its cap of {lane.cap} and its batches"
+        assert 0 <= lane.hooking <= lane.workers, f"lane {name!r}: {lane.hooking} workers in hooks of {lane.workers}"
         assert len(lane.idle) <= lane.workers, f"lane {name!r}: more parked workers than workers"
         for worker in lane.idle:
             assert worker.current is None, f"lane {name!r}: a parked worker holds {worker.current!r}"

@@ -55,6 +55,7 @@ class Lane:
         "done",
         "failed",
         "held",
+        "hooking",
         "idle",
         "open",
         "parallel",
@@ -81,6 +82,7 @@ class Lane:
         self.cancelled = 0
         self.retrying = 0  # tasks that failed an attempt and will run again (waiting, or running it)
         self.workers = 0  # worker coroutines started and not yet returned
+        self.hooking = 0  # of them, those awaiting an on_complete hook (their slot is free meanwhile)
         self.cap = 0  # most running tasks (and workers, held ones aside) this lane may have; set when it opens
         self.open = False  # its backend has started: the engine may hand its tasks out
         self.parallel = 1  # how many of its tasks can be executing at once (`Backend.parallel`), set when it opens
@@ -88,6 +90,12 @@ class Lane:
         #: and the direct workers it keeps for them
         self.direct = False
         self.spare: list[Any] = []
+
+    @property
+    def busy(self) -> int:
+        """Its workers that count against its cap: not those of its batched tasks, nor (up to ``cap``
+        of them) those awaiting an ``on_complete`` hook, so that a slow hook leaves room for a worker."""
+        return self.workers - self.held - min(self.hooking, self.cap)
 
     def slots(self) -> int:
         """The queue-wide slots its tasks take: each running one, and of its batched ones as many as

@@ -226,7 +226,7 @@ class Records:
             if self.running < self.workers:
                 self.dispatch()
             if result is not None and worker is not None:
-                worker.in_hook = True  # a run past its time limit cancels the hook (`cut_hooks`)
+                worker.hooking(True)  # a run past its time limit cancels the hook (`cut_hooks`)
                 if self.hooks_cut and worker.scope is not None:
                     worker.scope.cancel()
                 token = IN_HOOK.set(self)
@@ -234,7 +234,7 @@ class Records:
                     await call_hook(hook, result)
                 finally:
                     IN_HOOK.reset(token)
-                    worker.in_hook = False
+                    worker.hooking(False)
             elif result is not None:  # pragma: no cover - a worker always holds the task it completes
                 await call_hook(hook, result)
         finally:

@@ -87,6 +87,12 @@ class Worker:
             return False
         return self.current is handle and self.engine.batched(self)
 
+    def hooking(self, entering: bool) -> None:
+        """It awaits an ``on_complete`` hook (``entering``), or no longer does: its lane counts it
+        apart from the workers that take its cap (`Lane.busy`)."""
+        self.in_hook = entering
+        self.lane.hooking += 1 if entering else -1
+
     def attempt_began(self, handle: TaskHandle[Any]) -> None:
         """The backend says ``handle``'s attempt really begins now: its ``start`` event is logged
         (`begin_attempt` leaves it to this call on such a backend) and its deferred ``on_start`` fires."""

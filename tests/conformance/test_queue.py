@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
+from support import aeventually
 
 import osiiso
 from osiiso import AsyncQueue, ClosedError, QueueFullError
@@ -212,6 +213,36 @@ async def test_queue_cancel_ends_the_run(kit: Kit) -> None:
         tg.start_soon(stopper)
         summary = await q.run()
     assert summary.cancelled == 3
+    await q.shutdown()
+
+
+async def test_a_slow_on_complete_hook_leaves_its_slot_to_the_next_task(kit: Kit) -> None:
+    """While the on_complete hooks of finished tasks wait, the next tasks run on other workers: as many
+    more as the lane's cap may await hooks (and the workers of batched tasks, as always)."""
+    release = anyio.Event()
+    in_hook: list[str] = []
+
+    async def on_complete(result: osiiso.TaskResult) -> None:
+        in_hook.append(result.name)
+        await release.wait()
+
+    from osiiso._engine.invariants import check_invariants
+
+    q = AsyncQueue(workers=2, threads=2, processes=2, on_complete=on_complete)
+    handles = [q.submit(kit.echo, i, name=f"t{i}", **kit.opts) for i in range(6)]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        await q.start()
+        lane = q._engine.lanes[kit.backend]
+        with anyio.fail_after(20):
+            await aeventually(lambda: lane.cap > 0, "the lane to open")
+            ended = min(6, 2 * lane.cap)  # the lane's cap of workers, and as many more awaiting hooks
+            await aeventually(lambda: len(in_hook) >= ended, f"{ended} tasks to end while their hooks wait")
+        check_invariants(q._engine)
+        if not lane.backend.batch_capacity:  # no more (the workers of batched tasks may be more)
+            assert sum(h.done() for h in handles) == ended
+        release.set()
+    assert [h.value() for h in handles] == list(range(6)) and len(in_hook) == 6
     await q.shutdown()
 
 
