@@ -218,6 +218,7 @@ class Queue:
         ``KeyboardInterrupt`` propagates. ``progress`` is as for `AsyncQueue.run`: ``True`` draws
         it on standard error; a function receives each `ProgressSnapshot` in the queue's loop thread.
         """
+        self._aq._refuse_in_own_task("Queue.run()")
         return self._driver.call("Queue.run()", self._aq.run, timeout, strict=strict, fail_policy=fail_policy,
                                  progress=progress)
 
@@ -227,6 +228,7 @@ class Queue:
         Ctrl-C cancels the run, as in `run`.
         """
         driver = self._driver
+        self._aq._refuse_in_own_task("Queue.join()")
         cancelling_on_interrupt((driver,), driver.call, "Queue.join()", self._aq.join)
 
     def shutdown(self, *, force: bool = False) -> None:
@@ -237,6 +239,7 @@ class Queue:
         """
         driver = self._driver
         check_not_in_event_loop("Queue.shutdown()")  # refused before the `finally` below stops the loop
+        self._aq._refuse_in_own_task("Queue.shutdown()")
         try:
             driver.call("Queue.shutdown()", self._aq.shutdown, force=force)
         except BaseException as exc:

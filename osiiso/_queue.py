@@ -252,6 +252,14 @@ class AsyncQueue(Intake):
             summary.raise_for_errors()
         return summary
 
+    def _refuse_in_own_task(self, what: str) -> None:
+        """``RuntimeError`` when one of this queue's thread tasks calls ``what``, which waits for every task."""
+        lane = self._engine.lanes.get("thread")
+        if lane is not None and getattr(lane.backend, "runs_here", bool)():
+            raise RuntimeError(f"{what} cannot be called from one of the queue's own tasks: it waits for every task "
+                               "to end, this one too — call it from the code that runs the queue, or call "
+                               "q.cancel() (it never waits) to stop the work")
+
     async def _cancel_interrupted(self) -> None:
         """A blocking wait for this queue's tasks was interrupted (Ctrl-C): end them as an interrupted run does."""
         await cancel_interrupted(self._engine)
@@ -364,8 +372,8 @@ class AsyncQueue(Intake):
 
     @property
     def pending_count(self) -> int:
-        """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
-        return self._engine.outstanding - self._engine.active
+        """Tasks submitted and not yet running or ended (waiting, scheduled, ready, or being handed over)."""
+        return self._unfinished - self._engine.active
 
     @property
     def closed(self) -> bool:

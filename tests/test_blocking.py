@@ -481,3 +481,31 @@ def test_process_queue_runs_in_processes() -> None:
         assert q.submit(double, 3).backend == "process"
     with pytest.raises(TypeError, match="not both"):
         osiiso.ProcessQueue(context="spawn", mp_context="spawn")
+
+
+@pytest.mark.parametrize("call", ["shutdown", "shutdown-force", "join", "run"])
+def test_a_thread_task_that_waits_for_its_own_queue_is_refused(call: str) -> None:
+    """A thread task calling its own queue's run(), join() or shutdown() (each waits for every task,
+    this one too) fails with a RuntimeError naming the call; the queue goes on and shuts down cleanly."""
+    box: dict[str, Queue] = {}
+
+    def task() -> str:
+        q = box["q"]
+        if call.startswith("shutdown"):
+            q.shutdown(force=call.endswith("force"))
+        else:
+            getattr(q, call)()
+        return "returned"
+
+    q = box["q"] = Queue(workers=2)
+    handle = q.submit(task, backend="thread")
+    other = q.submit(double, 4, backend="thread")
+    summary = q.run(timeout=30)
+    assert summary.failed == 1 and other.value() == 8
+    error = handle.exception()
+    assert isinstance(error, RuntimeError)
+    assert f"Queue.{call.split('-')[0]}() cannot be called from one of the queue's own tasks" in str(error)
+    assert not q.closed
+    q.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("osiiso-") and t.is_alive()
+                and "loop" in t.name]

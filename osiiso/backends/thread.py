@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -87,6 +88,11 @@ class ThreadBackend(Backend):
     @property
     def capacity(self) -> int:
         return self.config.threads
+
+    def runs_here(self) -> bool:
+        """Whether the calling thread is one of this backend's pool threads: a task of it is calling."""
+        pool = self._pool
+        return pool is not None and threading.current_thread() in pool.threads()
 
     def check(self, fn: Callable[..., Any]) -> None:
         if not callable(fn):

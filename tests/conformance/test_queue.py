@@ -258,6 +258,7 @@ async def test_put_waits_for_room_taken_by_another_threads_submit(kit: Kit) -> N
         other.start()
         other.join()  # handed over, not admitted: the loop has not run since
         assert q._inbound == 1
+        assert q.pending_count + q.active_count == 2  # the one being handed over counts as pending
         with anyio.fail_after(10):
             third = await q.put(kit.echo, 3, **kit.opts)
             assert (await third).value == 3
