@@ -14,10 +14,10 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
+from ._atexit import finalize_first
 from ._bound import BoundTask
 from ._config import check_hook
 from ._driver import Driver
-from ._dropped import finalize_first
 from ._errors import QueueFullError
 from ._group import TaskGroup
 from ._handle import TaskHandle

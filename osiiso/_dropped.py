@@ -8,41 +8,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ("finalize_first", "release_backends", "run_first_at_exit", "warn_dropped")
-
-#: the finalizers that interpreter exit runs before it kills the workers of unclosed process pools
-_first: list[weakref.finalize[Any, Any]] = []
-_kept = 0  # how many of `_first` were alive when it was last pruned
-
-
-def finalize_first(obj: object, fn: Callable[..., object], *args: Any) -> weakref.finalize[Any, Any]:
-    """``weakref.finalize(obj, fn, *args)``, run at interpreter exit before the process pools'
-    workers are killed (`run_first_at_exit`): a queue dropped unfinished then cancels its tasks,
-    and counts them, while its pools still work (killed first, its running tasks would look crashed)."""
-    global _kept
-    finalizer = weakref.finalize(obj, fn, *args)
-    if len(_first) >= 2 * _kept + 16:
-        _first[:] = [f for f in _first if f.alive]
-        _kept = len(_first)
-    _first.append(finalizer)
-    return finalizer
-
-
-def run_first_at_exit() -> None:
-    """Run the finalizers of `finalize_first` still pending, newest first (the process backend's exit hook)."""
-    while _first:
-        finalizer = _first.pop()
-        try:
-            finalizer()
-        except Exception:  # a finalizer must not stop the exit hook that runs it
-            logging.getLogger("osiiso").exception("osiiso: a finalizer failed at exit")
+__all__ = ("release_backends", "warn_dropped")
 
 
 def warn_dropped(count: int, queue: str, fix: str) -> None:

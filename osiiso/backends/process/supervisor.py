@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from ..._dropped import run_first_at_exit
+from ..._atexit import run_first_at_exit
 from ..._events import emit, enabled
 from .child import DONE, READY, SKIPPED, STARTED
 from .descendants import kill_group, kill_tree
