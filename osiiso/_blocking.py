@@ -109,9 +109,14 @@ class Queue:
 
     def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
             **options: Any) -> SyncTaskHandle[Any]:
-        """Like `submit`, but wait for room when the queue is at its ``size`` limit."""
-        self._driver.call("Queue.put()", self._aq._wait_for_room)
-        return self.submit(fn, *args, opts=opts, **options)
+        """Like `submit`, but wait for room when the queue is at its ``size`` limit (Ctrl-C cancels the run)."""
+        driver = self._driver
+        while True:
+            cancelling_on_interrupt((driver,), driver.call, "Queue.put()", self._aq._wait_for_room)
+            try:
+                return self.submit(fn, *args, opts=opts, **options)
+            except QueueFullError:
+                continue  # another thread took the room first: wait again
 
     @overload
     def map(self, fn: Callable[..., Coroutine[Any, Any, T]], iterable: Iterable[Any], /, *,
@@ -200,8 +205,9 @@ class Queue:
             except QueueFullError:
                 if not self._wait_for_room:
                     raise
-                self._driver.ensure_serving()
-                self._driver.call("submit() on a full queue", self._aq._wait_for_room)
+                driver = self._driver
+                driver.ensure_serving()
+                cancelling_on_interrupt((driver,), driver.call, "submit() on a full queue", self._aq._wait_for_room)
 
     # -- life cycle (blocking) ---------------------------------------------------------------
     def start(self) -> Queue:

@@ -76,6 +76,9 @@ try:
     elif STYLE == "value-in-with":
         with osiiso.Queue(processes=2, on_start=on_start, loop=LOOP) as queue:
             submit_all(queue)[0].value()
+    elif STYLE == "map-waiting-for-room":  # the three hanging tasks fill the queue: map() waits for room
+        queue = osiiso.ProcessQueue(workers=3, size=3, on_start=on_start, loop=LOOP)
+        submit_all(queue)
     else:  # no with block: the queue is left to its finalizer
         queue = osiiso.ProcessQueue(workers=2, on_start=on_start, loop=LOOP)
         hang = submit_all(queue)
@@ -121,6 +124,19 @@ def interrupt(tmp_path: Path, loop: str, style: str) -> tuple[int | None, str, s
             proc.kill()
             proc.communicate()
     return proc.returncode, first + out, err, seconds, pids
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_sigint_while_waiting_for_room_cancels_the_run(tmp_path: Path, loop: str) -> None:
+    """Ctrl-C while a full ProcessQueue's map() waits for room cancels the run, as in run(): the three
+    tasks that hold the room end cancelled, and the script exits."""
+    status, out, err, seconds, pids = interrupt(tmp_path, loop, "map-waiting-for-room")
+    assert seconds < EXIT_BOUND, f"exit took {seconds:.1f}s"
+    assert status != 0 and err.rstrip().endswith("KeyboardInterrupt"), err
+    results = results_of(out)
+    assert {results[n] for n in ("proc_hang", "thread_hang", "async_hang")} == {"cancelled"}, results
+    assert "quick" not in results, results
+    assert_no_survivors(pids)
 
 
 @pytest.mark.parametrize("style", ["run-in-with", "value-in-with", "run-without-with", "value-without-with",
