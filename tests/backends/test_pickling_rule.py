@@ -7,6 +7,7 @@ import io
 import multiprocessing
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from osiiso import Queue, SerializationError
+from osiiso import Queue, SerializationError, TaskStatus
 from osiiso.backends.dask import codec as dask_codec
 from osiiso.backends.dask.remote import run_payload
 from osiiso.backends.process import codec as process_codec
@@ -163,3 +164,31 @@ def test_a_main_function_traceback_names_the_script_line_and_source(tmp_path: Pa
     assert 'raise ValueError(f"bad {y}")  # the raise' in done.stderr
     assert "<dynamic-code>" not in done.stderr
     assert textwrap.dedent(done.stderr).rstrip().endswith("ValueError: bad 2")
+
+
+def init_taking(arg: object) -> None:
+    del arg
+
+
+@pytest.mark.parametrize("part", ["initializer", "initargs"])
+def test_an_initializer_that_cannot_travel_is_named_in_each_process_task_error(part: str) -> None:
+    """The initializer or one of its initargs that cannot be pickled: each process task fails with an
+    error naming which (not a 'tuple' called 'initializer'); thread tasks still run it and succeed."""
+    lock = threading.Lock()
+
+    def init_with_a_lock() -> None:  # a local function travels by value: its closure holds the lock
+        with lock:
+            pass
+
+    if part == "initializer":
+        initializer, initargs = init_with_a_lock, ()
+        needle = r"could not pickle the initializer '.*init_with_a_lock' .*a lock"
+    else:
+        initializer, initargs = init_taking, (lock,)
+        needle = r"cannot send argument 0 of 'the initializer init_taking': .*a lock"
+    with Queue(initializer=initializer, initargs=initargs) as q:
+        failed = q.submit(kind_of, 1, backend="process").result()
+        fine = q.submit(kind_of, 1, backend="thread").result()
+    assert isinstance(failed.exception, SerializationError)
+    assert re.search(needle, str(failed.exception)), str(failed.exception)
+    assert fine.status is TaskStatus.SUCCEEDED

@@ -81,7 +81,7 @@ from typing import Any
 from ..._errors import ClosedError
 from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
-from .codec import dumps_function
+from .codec import dumps_args, dumps_function
 from .jobs import ProcessJob
 from .launch import resolve_context
 from .placing import DEPTH, batch_capacity
@@ -163,8 +163,12 @@ class ProcessBackend(Backend):
         """The pool, created first if there is none (on the running loop)."""
         pool = self._pool
         if pool is None:
-            boot = dumps_function((self.config.initializer, tuple(self.config.initargs)),
-                                  "initializer")
+            initializer, initargs = self.config.initializer, tuple(self.config.initargs)
+            if initializer is not None:  # each part alone first: the error names the one that cannot travel
+                label = getattr(initializer, "__qualname__", None) or type(initializer).__name__
+                dumps_function(initializer, label, what="the initializer")
+                dumps_args(initargs, {}, f"the initializer {label}")
+            boot = dumps_function((initializer, initargs), "initializer", what="the initializer")
             pool = self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
                                      self.config.max_tasks_per_child, self.batching)
             self._waiter = waiter_for_running_loop()

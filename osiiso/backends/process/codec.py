@@ -41,14 +41,15 @@ def describe(obj: object) -> str:
     return f"a {type_name(obj)!r} object"
 
 
-def dumps_function(fn: object, name: str, backend: str = "process") -> bytes:
-    """Pickle a task's callable by value (`.pickling.dumps_code`), or raise `SerializationError`."""
+def dumps_function(fn: object, name: str, backend: str = "process", *, what: str = "the function") -> bytes:
+    """Pickle a task's callable by value (`.pickling.dumps_code`), or raise `SerializationError`
+    naming it (``what`` it is: ``"the function"``, ``"the initializer"``)."""
     try:
         return dumps_code(fn)
     except BaseException as exc:
         detail = exc.explain() if isinstance(exc, RefusedObject) else pickling_failure(exc)
         raise SerializationError(
-            f"{backend} backend could not pickle the function {name!r} ({describe(fn)}: {detail}) — "
+            f"{backend} backend could not pickle {what} {name!r} ({describe(fn)}: {detail}) — "
             "make it a module-level function, or keep unpicklable objects (locks, sockets, "
             "open files) out of its closure and globals"
         ) from exc
