@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import LOOP_NAMES, aeventually, eventually, loop_params
+from support import ASYNCIO, LOOP_NAMES, UVLOOP, aeventually, eventually, loop_params
 
 from osiiso import AsyncQueue, TaskHandle, TaskStatus
 
@@ -118,3 +118,36 @@ def test_a_loop_that_ends_under_a_started_queue_cancels_only_what_ran(
         return value
 
     assert anyio.run(next_run, backend=loop[0], backend_options=loop[1]) == 9
+
+
+async def _cancels_its_own_task() -> None:
+    import asyncio
+
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()
+    await asyncio.sleep(0)
+
+
+async def _returns(i: int) -> int:
+    await anyio.sleep(0)
+    return i
+
+
+@pytest.mark.parametrize("loop", loop_params(ASYNCIO, UVLOOP))
+def test_a_task_that_cancels_its_own_asyncio_task_ends_cancelled_and_the_run_goes_on(
+        loop: tuple[str, dict[str, Any]]) -> None:
+    """``asyncio.current_task().cancel()`` inside a task is that task's outcome (cancelled, "raised
+    CancelledError itself"), not the loop stopping the queue: its worker runs the next tasks."""
+    async def main() -> list[Any]:
+        q = AsyncQueue(workers=1)
+        handles = [q.submit(_returns, 0), q.submit(_cancels_its_own_task), q.submit(_cancels_its_own_task),
+                   *(q.submit(_returns, i) for i in range(1, 4))]
+        with anyio.fail_after(10):
+            summary = await q.run()
+        await q.shutdown()
+        assert (summary.succeeded, summary.cancelled, summary.failed) == (4, 2, 0)
+        return [h.result().message for h in handles]
+
+    messages = anyio.run(main, backend=loop[0], backend_options=loop[1])
+    assert messages[1] == messages[2] == "cancelled: the task raised CancelledError itself"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .records import Records
 
 __all__ = ("IN_HOOK", "await_hook", "call_hook", "is_async_hook", "is_cancelled_here", "is_stopped_from_outside",
-           "log_hook_error", "outside_hooks", "spawn_hook")
+           "log_hook_error", "outside_hooks", "spawn_hook", "cancel_requested", "take_back_own_cancel")
 
 logger = logging.getLogger("osiiso")
 #: the engine whose hook the current task is running (join() there would wait for itself)
@@ -66,6 +66,25 @@ def is_stopped_from_outside(exc: BaseException, *, unsure: bool = False) -> bool
     if task is None:
         return False
     return unsure if cancelling is None else cancelling() > 0
+
+
+def cancel_requested(task: Any) -> bool:
+    """Whether ``task.cancel()`` was called on asyncio task ``task`` and not taken back
+    (``Task.cancelling()``, Python 3.11+; ``False`` where it cannot be told, and for ``None``)."""
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and cancelling() > 0
+
+
+def take_back_own_cancel(exc: BaseException) -> None:
+    """A task's code cancelled the asyncio task that runs it (``current_task().cancel()``): ``exc``
+    is the task's own outcome, so the request is taken back and the worker goes on, its scopes intact."""
+    if isinstance(exc, asyncio.CancelledError):
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # not in an asyncio loop
+            return
+        if cancel_requested(task):
+            task.uncancel()  # type: ignore[union-attr]
 
 
 def is_async_hook(hook: object) -> bool:

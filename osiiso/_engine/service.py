@@ -10,6 +10,7 @@ group and start/stop; the engine owns everything the tasks do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -22,7 +23,7 @@ import anyio.abc
 
 from .._events import enabled
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
-from .hooks import is_cancelled_here, is_stopped_from_outside
+from .hooks import cancel_requested, is_cancelled_here, is_stopped_from_outside
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Service:
         self.extras = 0  # tasks of the service besides workers and the loop task (lanes opening, hooks, progress)
         self._done: anyio.Event | None = None
         self._serving: anyio.Event | None = None
+        self.host: Any = None  # the asyncio task the service runs in (None on trio)
 
     @property
     def running(self) -> bool:
@@ -133,9 +135,17 @@ class Service:
                 worker.wake()
         engine.timers.poke()
 
+    def torn_down(self) -> bool:
+        """Whether the loop is cancelling the service's own task (``asyncio.run`` ending under it)."""
+        return cancel_requested(self.host)
+
     async def _serve(self) -> None:
         protect_from_ki(_PROTECTED)
         engine = self.engine
+        try:
+            self.host = asyncio.current_task()
+        except RuntimeError:  # trio: cancel scopes only
+            self.host = None
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg

@@ -26,7 +26,7 @@ from .._loops import Waiter, is_cancellation, waiter_for_running_loop
 from .._results import TaskResult, TaskStatus
 from ..backends.base import Attempt, CancelledElsewhere
 from .events import started, timed_out
-from .hooks import call_hook, is_stopped_from_outside, spawn_hook
+from .hooks import call_hook, is_cancelled_here, is_stopped_from_outside, spawn_hook, take_back_own_cancel
 from .text import describe, text_of
 
 if TYPE_CHECKING:
@@ -241,8 +241,9 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
             value = await run(attempt)
         except BaseException as exc:
             if isinstance(exc, cancellations) and (
-                    scope.cancel_called or engine.stopping or is_stopped_from_outside(exc)):
+                    scope.cancel_called or engine.stopping or is_cancelled_here(exc) or engine.service.torn_down()):
                 raise  # this worker is cancelled (a timeout, a cancel, the service stops): run_worker records it
+            take_back_own_cancel(exc)  # the task cancelled its own asyncio task: that is its outcome
             worker.fire_start(handle)
             if timeout is not None:
                 scope.deadline = math.inf
