@@ -212,32 +212,32 @@ class Records:
 
     async def complete(self, handle: TaskHandle[Any], status: TaskStatus, value: Any,
                        exc: BaseException | None, message: str | None) -> TaskResult | None:
-        """Record the result, then await ``on_complete``; the queue is idle only after the hook.
-
-        The slot is free while the hook runs, so it is dispatched before the hook is awaited.
-        """
+        """Record the result, then await ``on_complete``; the queue is idle only after the hook. The
+        slot is free while the hook runs: it is dispatched before, with the worker counted as hooked."""
         hook = self.on_complete
         if hook is None:
             return self.finish(handle, status, value, exc, message)
-        worker = handle._slot
+        worker: Worker | None = handle._slot
         self.hooks_running += 1
+        hooked = False
         try:
             result = self.finish(handle, status, value, exc, message, call_hook=False)
+            if result is not None and worker is not None:
+                hooked = True  # first: its lane counts it apart (`Lane.busy`), so another worker may start
+                worker.hooking(True)  # a run past its time limit cancels the hook (`cut_hooks`)
             if self.running < self.workers:
                 self.dispatch()
-            if result is not None and worker is not None:
-                worker.hooking(True)  # a run past its time limit cancels the hook (`cut_hooks`)
-                if self.hooks_cut and worker.scope is not None:
+            if result is not None:
+                if worker is not None and self.hooks_cut and worker.scope is not None:
                     worker.scope.cancel()
                 token = IN_HOOK.set(self)
                 try:
                     await call_hook(hook, result)
                 finally:
                     IN_HOOK.reset(token)
-                    worker.hooking(False)
-            elif result is not None:  # pragma: no cover - a worker always holds the task it completes
-                await call_hook(hook, result)
         finally:
+            if hooked and worker is not None:
+                worker.hooking(False)
             self.hooks_running -= 1
             self.check_idle()
         return result

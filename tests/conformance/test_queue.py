@@ -246,6 +246,27 @@ async def test_a_slow_on_complete_hook_leaves_its_slot_to_the_next_task(kit: Kit
     await q.shutdown()
 
 
+async def test_on_one_worker_the_next_task_runs_while_the_first_ones_hook_waits(kit: Kit) -> None:
+    """workers=1: the first task's slow on_complete hook does not hold the second task back."""
+    release = anyio.Event()
+
+    async def on_complete(result: osiiso.TaskResult) -> None:
+        if result.name == "first":
+            await release.wait()
+
+    q = AsyncQueue(workers=1, threads=1, processes=1, on_complete=on_complete)
+    first = q.submit(kit.echo, 1, name="first", **kit.opts)
+    second = q.submit(kit.echo, 2, name="second", **kit.opts)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        with anyio.fail_after(20):
+            await aeventually(second.done, "the second task to end while the first one's hook waits")
+        assert first.done() and not release.is_set()
+        release.set()
+    assert (first.value(), second.value()) == (1, 2)
+    await q.shutdown()
+
+
 async def test_put_waits_for_room_taken_by_another_threads_submit(kit: Kit) -> None:
     """put() waits, not raises, when the last room went to a task another thread submitted that the
     loop has not admitted yet."""
