@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import itertools
 import logging
 import queue
@@ -95,7 +96,8 @@ class ThreadPool:
         self._caller, self._wake, self._began = caller, wake, began
         self._initializer, self._initargs = initializer, initargs
         self._queue: queue.SimpleQueue[ThreadJob | None] = queue.SimpleQueue()
-        self._express: collections.deque[ThreadJob] = collections.deque()  # taken before the queue (`submit`)
+        self._express: list[tuple[float, int, ThreadJob]] = []  # a heap, taken before the queue (`submit`)
+        self._express_seq = itertools.count()
         self._lock = threading.Lock()
         self._finished: collections.deque[ThreadJob] = collections.deque()
         self._taken: collections.deque[ThreadJob] = collections.deque()  # jobs with a clock, as threads take them
@@ -105,13 +107,15 @@ class ThreadPool:
         for _ in range(size):
             self._spawn()
 
-    def submit(self, job: ThreadJob, *, express: bool = False) -> None:
-        """Queue ``job`` for the next free thread; ``express``: ahead of the jobs queued already.
+    def submit(self, job: ThreadJob, *, express: float | None = None) -> None:
+        """Queue ``job`` for the next free thread; with an ``express`` priority, ahead of the jobs queued.
 
-        An express job is in both lines: a thread takes from the express one first, and the copy
-        left in the other is skipped when a thread reaches it (it is no longer queued)."""
-        if express:
-            self._express.append(job)
+        An express job is in both lines: a thread takes from the express one first (the most
+        urgent, then the earliest), and the copy left in the other is skipped when a thread
+        reaches it (it is no longer queued)."""
+        if express is not None:
+            with self._lock:
+                heapq.heappush(self._express, (express, next(self._express_seq), job))
         self._queue.put(job)
 
     def threads(self) -> list[threading.Thread]:
@@ -197,12 +201,12 @@ class ThreadPool:
         get, lock, wall, perf_counter = self._queue.get, self._lock, time.time, time.perf_counter
         express = self._express
         while True:
+            job: ThreadJob | None = None
             if express:
-                try:
-                    job: ThreadJob | None = express.popleft()
-                except IndexError:  # another thread took it
-                    job = get()
-            else:
+                with lock:
+                    if express:
+                        job = heapq.heappop(express)[2]
+            if job is None:
                 job = get()
             if job is None:
                 return

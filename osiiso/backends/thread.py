@@ -82,7 +82,7 @@ class ThreadBackend(Backend):
         self.batching = thread_batching_enabled(config) and (config.workers_auto or config.workers >= config.threads)
         self.batch_capacity = config.threads * AHEAD_MAX if self.batching else 0
         self._held = 0  # jobs queued ahead (`_queue`), until they end
-        self._held_priority = -math.inf  # the least urgent priority among them (at least), while any
+        self._held_urgent = math.inf  # the most urgent priority among them (at most), while any
         self._times: dict[int, tuple[Callable[..., Any], float]] = {}  # id(fn) -> (fn, recent run time)
 
     @property
@@ -138,7 +138,7 @@ class ThreadBackend(Backend):
         next one, up to about `AHEAD_SECONDS` of work per thread (at most `AHEAD_MAX`), and the
         task's ``started_at`` is when a thread took it.
         """
-        held, least_urgent, priority = self._held, self._held_priority, attempt.priority
+        held, most_urgent, priority = self._held, self._held_urgent, attempt.priority
         if attempt.timeout is not None:
             if held:  # it may wait behind jobs queued ahead: its clock starts when a thread takes it
                 attempt.hold_clock()
@@ -151,10 +151,10 @@ class ThreadBackend(Backend):
                 if held < self.config.threads * depth and attempt.batched():
                     job.batched = True
                     self._held = held + 1
-                    self._held_priority = max(least_urgent, priority)
+                    self._held_urgent = min(most_urgent, priority)
         # jobs queued ahead may wait in the pool (their function may have turned slow since): one
-        # more urgent than any of them goes before them
-        pool.submit(job, express=bool(held) and priority < least_urgent)
+        # more urgent than every one of them goes before them all, in priority order
+        pool.submit(job, express=priority if held and priority < most_urgent else None)
 
     def _began(self, job: ThreadJob) -> None:
         """The pool's callback (loop thread): a thread took ``job``, whose attempt's clock was held."""
@@ -183,7 +183,7 @@ class ThreadBackend(Backend):
         job.batched = False
         self._held -= 1
         if not self._held:
-            self._held_priority = -math.inf
+            self._held_urgent = math.inf
         return True
 
     def _wake(self, wake_waiter: Callable[[ThreadJob], object], job: ThreadJob) -> None:

@@ -322,6 +322,25 @@ async def test_a_more_urgent_task_goes_before_those_queued_ahead_and_a_timed_one
     assert q.stats["thread"]["threads_batched"] == 0
 
 
+async def test_a_task_goes_before_the_tasks_queued_ahead_only_if_more_urgent_than_all(path: str) -> None:
+    """Among tasks queued ahead, one handed over later that is more urgent than some of them but
+    not all waits in line: it never runs before a more urgent task handed over first."""
+    q = await short_queue(path)
+    events, log = Gate(), []
+    async with q:
+        q.submit(gate, events.started, events.release, backend="thread", priority=0)
+        await until(events.started, "the gate task to start")
+        q.map(log_to, [(log, i) for i in range(100, 105)], backend="thread", priority=0)
+        q.submit(log_to, log, 900, backend="thread", priority=10)
+        await aeventually(lambda: q.stats["thread"]["threads_batched"] == 7, "the tasks to be queued ahead")
+        q.submit(log_to, log, 500, backend="thread", priority=5)
+        await aeventually(lambda: q.pending_count == 0, "it to be handed to the pool")
+        events.release.set()
+        await q.join()
+    assert log[:5] == list(range(100, 105)), log
+    assert sorted(log[5:]) == [500, 900]
+
+
 async def slot_taken(q: AsyncQueue, events: Gate, fill: Any) -> list[Any]:
     """Submit a `gate` task and, once it holds the thread, what ``fill()`` returns; wait until the
     task handed over next holds the queue's one slot (the gate gave its slot back, if it was queued
