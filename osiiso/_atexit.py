@@ -10,6 +10,7 @@ it kills anything. No import from the package here (the backends import it).
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = ("finalize_first", "run_first_at_exit")
 #: the finalizers that interpreter exit runs before it kills the workers of unclosed process pools
 _first: list[weakref.finalize[Any, Any]] = []
 _kept = 0  # how many of `_first` were alive when it was last pruned
+_lock = threading.Lock()
 
 
 def finalize_first(obj: object, fn: Callable[..., object], *args: Any) -> weakref.finalize[Any, Any]:
@@ -27,17 +29,21 @@ def finalize_first(obj: object, fn: Callable[..., object], *args: Any) -> weakre
     and counts them, while its pools still work (killed first, its running tasks would look crashed)."""
     global _kept
     finalizer = weakref.finalize(obj, fn, *args)
-    if len(_first) >= 2 * _kept + 16:
-        _first[:] = [f for f in _first if f.alive]
-        _kept = len(_first)
-    _first.append(finalizer)
+    with _lock:  # queues are made in any thread
+        if len(_first) >= 2 * _kept + 16:
+            _first[:] = [f for f in _first if f.alive]
+            _kept = len(_first)
+        _first.append(finalizer)
     return finalizer
 
 
 def run_first_at_exit() -> None:
     """Run the finalizers of `finalize_first` still pending, newest first (the process backend's exit hook)."""
-    while _first:
-        finalizer = _first.pop()
+    while True:
+        with _lock:
+            if not _first:
+                return
+            finalizer = _first.pop()
         try:
             finalizer()
         except Exception:  # a finalizer must not stop the exit hook that runs it

@@ -111,6 +111,7 @@ class Queue:
             **options: Any) -> SyncTaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit (Ctrl-C cancels the run)."""
         driver = self._driver
+        driver.ensure_serving()  # room comes only from tasks that run
         while True:
             cancelling_on_interrupt((driver,), driver.call, "Queue.put()", self._aq._wait_for_room)
             try:
@@ -292,7 +293,7 @@ class Queue:
 
     @property
     def pending_count(self) -> int:
-        """Tasks submitted and not yet running or ended (waiting, scheduled or ready)."""
+        """Tasks submitted and not yet running or ended (waiting, scheduled, ready, or being handed over)."""
         return self._aq.pending_count
 
     @property

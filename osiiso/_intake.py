@@ -141,8 +141,15 @@ class Intake:
     # -- one task, or many ---------------------------------------------------------------------
     def _enqueue_all(self, calls: list[Call], options: TaskOptions) -> list[TaskHandle[Any]]:
         """Submit every call or none: each is checked, and the size limit too, before any is queued."""
+        coroutines = []
         for fn, args, kwargs in calls:
             self._lane_for(fn, args, kwargs, options)
+            if inspect.iscoroutine(fn):
+                coroutines.append(fn)
+        if coroutines and (len(set(map(id, coroutines))) < len(coroutines) or any(c in self._coroutines
+                                                                                 for c in coroutines)):
+            raise ValueError("a coroutine object in the group was submitted already, or is in it twice: a coroutine "
+                             "object runs once — submit a new one for each (call the coroutine function again)")
         self._check_room(len(calls))
         return [self._enqueue(fn, args, kwargs, options) for fn, args, kwargs in calls]
 

@@ -301,6 +301,10 @@ async def test_a_coroutine_object_is_refused_a_second_time_and_once_started() ->
         q.submit(coro)
     with pytest.raises(ValueError, match="submitted already"):
         q.group([(coro,)])
+    twice = coro_fn(4)
+    with pytest.raises(ValueError, match="is in it twice"):
+        q.group([(coro_fn, 5), (twice,), (twice,)])  # all or none: the first two are not queued either
+    twice.close()
     assert q.pending_count == 1
     await q.run(strict=True)
     assert first.value() == 3

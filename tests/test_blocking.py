@@ -509,3 +509,11 @@ def test_a_thread_task_that_waits_for_its_own_queue_is_refused(call: str) -> Non
     q.shutdown()
     assert not [t for t in threading.enumerate() if t.name.startswith("osiiso-") and t.is_alive()
                 and "loop" in t.name]
+
+
+def test_put_on_a_full_queue_never_started_starts_it_and_waits_for_room() -> None:
+    """put() on a queue at its size limit whose workers never started starts them: the room comes."""
+    with Queue(size=1) as q:
+        first = q.submit(double, 1)
+        second = q.put(double, 2)
+        assert (first.value(timeout=10), second.value(timeout=10)) == (2, 4)

@@ -309,9 +309,9 @@ async def test_a_more_urgent_task_goes_before_those_queued_ahead_and_a_timed_one
         q.map(log_to, [(log, i) for i in range(100, 110)], backend="thread", priority=5)
         await aeventually(lambda: q.stats["thread"]["threads_batched"] == 11, "the tasks to be queued ahead")
         urgent = q.submit(log_to, log, 0, backend="thread", priority=0)
-        timed = q.submit(log_to, log, 1, backend="thread", priority=5, timeout=0.2)
+        timed = q.submit(log_to, log, 1, backend="thread", priority=5, timeout=1.0)
         await aeventually(lambda: q.pending_count == 0, "both to be handed to the pool")
-        await anyio.sleep(0.4)  # twice the timed task's timeout passes while it waits for the thread
+        await anyio.sleep(1.3)  # more than the timed task's timeout passes while it waits for the thread
         opened = time.time()
         events.release.set()
         await q.join()
