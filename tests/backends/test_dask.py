@@ -77,24 +77,30 @@ def nap(seconds: float, value: object = None) -> object:
     return value
 
 
+def write_pid(path: str) -> None:
+    """Write this worker's PID to ``path`` at once (a reader that sees the file sees the PID)."""
+    Path(path + ".tmp").write_text(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+
+
 def crash_once(path: str) -> str:
     """The first attempt waits to be killed; the second returns."""
     if Path(path).exists():
         return "second attempt"
-    Path(path).write_text(str(os.getpid()))
+    write_pid(path)
     time.sleep(60)
     return "first attempt"
 
 
 def write_pid_and_wait(path: str, seconds: float) -> int:
-    Path(path).write_text(str(os.getpid()))
+    write_pid(path)
     time.sleep(seconds)
     return os.getpid()
 
 
 def wait_for_gate(path: str, gate: str) -> int:
     """Write this worker's PID to ``path``, then wait (at most 60 s) until ``gate`` exists."""
-    Path(path).write_text(str(os.getpid()))
+    write_pid(path)
     deadline = time.monotonic() + 60
     while not Path(gate).exists() and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -111,7 +117,7 @@ def tasks_on_workers(address: str) -> int:
 
 def stubborn(path: str, seconds: float) -> int:
     """Ignores osiiso.cancelled(): only a restart of its worker stops it."""
-    Path(path).write_text(str(os.getpid()))
+    write_pid(path)
     time.sleep(seconds)
     return os.getpid()
 
