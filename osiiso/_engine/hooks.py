@@ -22,8 +22,9 @@ from .text import safe_repr
 if TYPE_CHECKING:
     from .records import Records
 
-__all__ = ("IN_HOOK", "await_hook", "call_hook", "is_async_hook", "is_cancelled_here", "is_stopped_from_outside",
-           "log_hook_error", "outside_hooks", "spawn_hook", "cancel_requested", "take_back_own_cancel")
+__all__ = ("IN_HOOK", "await_hook", "call_hook", "cancel_requested", "current_asyncio_task", "is_async_hook",
+           "is_cancelled_here", "is_stopped_from_outside", "log_hook_error", "outside_hooks", "spawn_hook",
+           "take_back_own_cancel")
 
 logger = logging.getLogger("osiiso")
 #: the engine whose hook the current task is running (join() there would wait for itself)
@@ -49,23 +50,12 @@ def is_cancelled_here(exc: BaseException) -> bool:
     return isinstance(exc, anyio.get_cancelled_exc_class()) and anyio.current_effective_deadline() == -float("inf")
 
 
-def is_stopped_from_outside(exc: BaseException, *, unsure: bool = False) -> bool:
-    """Whether ``exc`` is the cancellation of the running task itself, by a scope or by the loop:
-    `is_cancelled_here`, or an asyncio task cancelled with ``task.cancel()`` (as ``asyncio.run``
-    does to the tasks left when its main coroutine returns). Python 3.10 cannot tell the
-    latter from a ``CancelledError`` that code raised: there the answer is ``unsure``."""
-    if is_cancelled_here(exc):
-        return True
-    if not isinstance(exc, asyncio.CancelledError):
-        return False
+def current_asyncio_task() -> asyncio.Task[Any] | None:
+    """The asyncio task running now, or ``None`` (outside a task, or under trio)."""
     try:
-        task = asyncio.current_task()
-    except RuntimeError:  # not in an asyncio loop (trio): only scopes cancel there
-        return False
-    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    if task is None:
-        return False
-    return unsure if cancelling is None else cancelling() > 0
+        return asyncio.current_task()
+    except RuntimeError:  # no asyncio loop here (trio): only cancel scopes cancel there
+        return None
 
 
 def cancel_requested(task: Any) -> bool:
@@ -75,16 +65,25 @@ def cancel_requested(task: Any) -> bool:
     return cancelling is not None and cancelling() > 0
 
 
+def is_stopped_from_outside(exc: BaseException, *, unsure: bool = False) -> bool:
+    """Whether ``exc`` is the cancellation of the running task itself, by a scope or by the loop:
+    `is_cancelled_here`, or an asyncio task cancelled with ``task.cancel()`` (as ``asyncio.run``
+    does to the tasks left when its main coroutine returns). Python 3.10 cannot tell the
+    latter from a ``CancelledError`` that code raised: there the answer is ``unsure``."""
+    if is_cancelled_here(exc):
+        return True
+    task = current_asyncio_task() if isinstance(exc, asyncio.CancelledError) else None
+    if task is None:
+        return False
+    return cancel_requested(task) if hasattr(task, "cancelling") else unsure
+
+
 def take_back_own_cancel(exc: BaseException) -> None:
     """A task's code cancelled the asyncio task that runs it (``current_task().cancel()``): ``exc``
     is the task's own outcome, so the request is taken back and the worker goes on, its scopes intact."""
-    if isinstance(exc, asyncio.CancelledError):
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # not in an asyncio loop
-            return
-        if cancel_requested(task):
-            task.uncancel()  # type: ignore[union-attr]
+    task = current_asyncio_task() if isinstance(exc, asyncio.CancelledError) else None
+    if task is not None and cancel_requested(task):
+        task.uncancel()  # type: ignore[attr-defined]  # Python 3.11+, as cancel_requested is
 
 
 def is_async_hook(hook: object) -> bool:

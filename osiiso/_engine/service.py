@@ -10,7 +10,6 @@ group and start/stop; the engine owns everything the tasks do.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import weakref
@@ -23,7 +22,7 @@ import anyio.abc
 
 from .._events import enabled
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
-from .hooks import cancel_requested, is_cancelled_here, is_stopped_from_outside
+from .hooks import cancel_requested, current_asyncio_task, is_cancelled_here, is_stopped_from_outside
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
@@ -142,10 +141,7 @@ class Service:
     async def _serve(self) -> None:
         protect_from_ki(_PROTECTED)
         engine = self.engine
-        try:
-            self.host = asyncio.current_task()
-        except RuntimeError:  # trio: cancel scopes only
-            self.host = None
+        self.host = current_asyncio_task()  # None on trio: cancel scopes only
         try:
             async with anyio.create_task_group() as tg:
                 self.task_group = tg
