@@ -22,9 +22,9 @@ from .text import safe_repr
 if TYPE_CHECKING:
     from .records import Records
 
-__all__ = ("IN_HOOK", "await_hook", "call_hook", "cancel_requested", "current_asyncio_task", "is_async_hook",
-           "is_cancelled_here", "is_stopped_from_outside", "log_hook_error", "outside_hooks", "spawn_hook",
-           "take_back_own_cancel")
+__all__ = ("IN_HOOK", "await_hook", "call_hook", "cancel_pending", "cancel_requested", "current_asyncio_task",
+           "is_async_hook", "is_cancelled_here", "is_stopped_from_outside", "log_hook_error", "outside_hooks",
+           "spawn_hook", "take_back_own_cancel")
 
 logger = logging.getLogger("osiiso")
 #: the engine whose hook the current task is running (join() there would wait for itself)
@@ -63,6 +63,20 @@ def cancel_requested(task: Any) -> bool:
     (``Task.cancelling()``, Python 3.11+; ``False`` where it cannot be told, and for ``None``)."""
     cancelling = getattr(task, "cancelling", None)
     return cancelling is not None and cancelling() > 0
+
+
+def cancel_pending(task: Any) -> bool:
+    """Whether asyncio task ``task`` (not the running one) has been cancelled with ``task.cancel()``
+    and has not run since. `cancel_requested` on Python 3.11+; on 3.10, which keeps no count, the
+    future it waits on is cancelled, or the cancel waits for its next step (``False`` for ``None``)."""
+    if task is None:
+        return False
+    if hasattr(task, "cancelling"):
+        return cancel_requested(task)
+    if getattr(task, "_must_cancel", False):
+        return True
+    waiter = getattr(task, "_fut_waiter", None)
+    return waiter is not None and bool(waiter.cancelled())
 
 
 def is_stopped_from_outside(exc: BaseException, *, unsure: bool = False) -> bool:

@@ -22,7 +22,7 @@ import anyio.abc
 
 from .._events import enabled
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
-from .hooks import cancel_requested, current_asyncio_task, is_cancelled_here, is_stopped_from_outside
+from .hooks import cancel_pending, current_asyncio_task, is_cancelled_here, is_stopped_from_outside
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class Service:
 
     def torn_down(self) -> bool:
         """Whether the loop is cancelling the service's own task (``asyncio.run`` ending under it)."""
-        return cancel_requested(self.host)
+        return cancel_pending(self.host)
 
     async def _serve(self) -> None:
         protect_from_ki(_PROTECTED)
