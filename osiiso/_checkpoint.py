@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import pickle
-import reprlib
 import sqlite3
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from ._checkpoint_file import TABLE, Key, Row, Writer, close_at_exit, connect
+from ._checkpoint_file import TABLE, Key, Row, Writer, close_at_exit, connect, short
 from ._errors import CheckpointError
 from ._result import TaskStatus
 
@@ -72,13 +71,11 @@ def _value_encoder() -> Callable[[Any], str]:
 
 
 _encode_value = _value_encoder()
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 80
-
-
-def short(value: object) -> str:
-    """``repr(value)``, cut to a readable length for messages."""
-    return _short.repr(value)
+def _refusal_fix(exc: Exception) -> str:
+    """What to do about a row SQLite refused with ``exc``."""
+    if isinstance(exc, sqlite3.DataError):
+        return "keep values under SQLite's length limit (1 GB by default)"
+    return f"the file's {TABLE} table has a trigger or constraint that refuses it: use a checkpoint file of its own"
 
 
 class Checkpoint:
@@ -368,8 +365,12 @@ class Checkpoint:
                     if lost else "could not write some values; they are kept and tried again")
             raise CheckpointError(f"checkpoint {self._path!r} {what}: {error}",
                                   [(row[0], row[1]) for row in lost]) from error
+        refused = [(row[0], row[1], f"checkpoint {self._path!r} could not store the value for input {short(row[1])} "
+                    f"of namespace {row[0]!r}: SQLite refused it ({type(exc).__name__}: {exc}) — {_refusal_fix(exc)}; "
+                    "the task's result keeps its value, and the input runs again next time")
+                   for row, exc in self._writer.take_refused()]
         with self._lock:
-            unstored, self._unstored = self._unstored, []
+            unstored, self._unstored = [*self._unstored, *refused], []
         if unstored:
             more = f" (and {len(unstored) - 1} more)" if len(unstored) > 1 else ""
             count = f"{len(unstored)} values were" if len(unstored) > 1 else "1 value was"

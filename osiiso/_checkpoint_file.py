@@ -2,19 +2,23 @@
 
 ``Checkpoint`` (``_checkpoint.py``) reads through a connection of its own and hands every
 row to a `Writer`, whose thread commits all the rows waiting when it wakes in one
-``BEGIN IMMEDIATE`` transaction; a failed write keeps its rows and is tried again.
+``BEGIN IMMEDIATE`` transaction. A write that fails for the file (locked, full, read-only)
+keeps its rows and is tried again; one SQLite refuses for a row's own content (too big, a
+constraint) is split in halves until the refused rows are alone: the others are committed,
+and the refused ones are kept aside for the checkpoint to report.
 """
 
 from __future__ import annotations
 
 import logging
+import reprlib
 import sqlite3
 import threading
 import time
 
 from ._errors import CheckpointError
 
-__all__ = ("INSERT", "SCHEMA", "TABLE", "Key", "Row", "Writer", "close_at_exit", "connect")
+__all__ = ("INSERT", "SCHEMA", "TABLE", "Key", "Row", "Writer", "close_at_exit", "connect", "refuses_row", "short")
 
 logger = logging.getLogger("osiiso")
 
@@ -77,6 +81,20 @@ def prepare(conn: sqlite3.Connection) -> None:
                                     "(a file some other program made?)")
 
 
+def refuses_row(exc: Exception) -> bool:
+    """Whether SQLite refused a write for the content of a row (too big, a constraint) rather than
+    for the file, so that the other rows can still be written. Anything else is kept and retried."""
+    return isinstance(exc, (sqlite3.DataError, sqlite3.IntegrityError))
+
+
+class _Unwritten(Exception):
+    """A write failed for the file: ``rows`` (the batch's rows not committed, in order) wait for the next try."""
+
+    def __init__(self, rows: list[Row], error: Exception) -> None:
+        super().__init__(rows, error)
+        self.rows, self.error = rows, error
+
+
 class Writer:
     """The one thread that writes rows: every row waiting when it wakes goes in one transaction."""
 
@@ -87,6 +105,7 @@ class Writer:
         self.pending: list[Row] = []
         self.inflight: list[Row] = []
         self.error: Exception | None = None  # the last write's failure, until one succeeds
+        self.refused: list[tuple[Row, Exception]] = []  # rows SQLite would not take, not reported yet
         self.tries = 0  # writes tried so far, successful or not
         self.kick = False  # try again now, without waiting out the pause after a failure
         self.closing = False
@@ -120,8 +139,9 @@ class Writer:
                 self.pending = []
                 self.kick = False
             try:
-                self._write(batch)
-            except Exception as exc:  # SQLite's, or a row it cannot take: kept and reported, never lost silently
+                self._store(batch)
+            except _Unwritten as unwritten:  # the file failed: kept and reported, never lost silently
+                batch, exc = unwritten.rows, unwritten.error
                 with self.cond:
                     first = self.error is None
                     self.error = exc
@@ -142,6 +162,34 @@ class Writer:
                 self.tries += 1
                 self.cond.notify_all()
             delay = 0.05
+
+    def _store(self, rows: list[Row]) -> None:
+        """Commit ``rows``, setting aside those SQLite refuses for their content (`refused`);
+        `_Unwritten` with the rows left when the file fails."""
+        try:
+            self._write(rows)
+            return
+        except Exception as exc:
+            if not refuses_row(exc):
+                raise _Unwritten(rows, exc) from exc
+            if len(rows) == 1:
+                with self.cond:
+                    self.refused.append((rows[0], exc))
+                logger.error("osiiso: checkpoint could not store the value for input %s of namespace %r: "
+                             "%s: %s", short(rows[0][1]), rows[0][0], type(exc).__name__, exc)
+                return
+        half = len(rows) // 2  # a row of the batch is refused: each half goes in on its own
+        try:
+            self._store(rows[:half])
+        except _Unwritten as unwritten:
+            raise _Unwritten([*unwritten.rows, *rows[half:]], unwritten.error) from unwritten.error
+        self._store(rows[half:])
+
+    def take_refused(self) -> list[tuple[Row, Exception]]:
+        """The rows refused since the last call, oldest first."""
+        with self.cond:
+            refused, self.refused = self.refused, []
+        return refused
 
     def _write(self, batch: list[Row]) -> None:
         conn = self.conn
@@ -191,3 +239,12 @@ def close_at_exit(writer: Writer, reader: sqlite3.Connection) -> None:
     reader.close()
     if lost:
         logger.error("osiiso: checkpoint lost %d values it could not write: %s", len(lost), writer.error)
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def short(value: object) -> str:
+    """``repr(value)``, cut to a readable length for messages."""
+    return _short.repr(value)

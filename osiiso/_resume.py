@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._checkpoint import Checkpoint, Key, short
+from ._checkpoint import Checkpoint, Key
+from ._checkpoint_file import short
 from ._errors import ClosedError
 from ._handle import TaskHandle
 

@@ -406,6 +406,63 @@ def test_a_write_that_fails_unexpectedly_is_kept_and_reported(path: Path, monkey
         assert rows(path) == 1
 
 
+def _refuse_keys(path: Path, *keys: str) -> None:
+    """Make the file's table refuse rows with these keys, as a trigger another program added would."""
+    with Checkpoint(path):
+        pass
+    with closing(sqlite3.connect(path)) as conn, conn:
+        held = ", ".join(f"'{key}'" for key in keys)
+        conn.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON osiiso_checkpoint WHEN NEW.key IN ({held}) "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+
+
+def test_rows_sqlite_refuses_are_set_aside_and_the_rest_committed(path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Rows SQLite refuses for their content, in one batch with 198 others, do not hold the others
+    back: those are committed, flush() names the refused ones, and only they run again."""
+    _refuse_keys(path, "[7]", "[150]")
+    items = [x for x in range(200) if x != 13]
+    expected = tuple({"x": x, "sq": x * x} for x in items)
+    with caplog.at_level(logging.ERROR, logger="osiiso"), Checkpoint(path, timeout=0.2) as ck:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the values wait, so that they are written in one batch
+        try:
+            assert osiiso.tmap(square, items, checkpoint=ck) == expected
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        with pytest.raises(CheckpointError, match=r"2 values were not stored; first: .*'\[7\]'.*IntegrityError: "
+                           "refused by the test.*trigger or constraint") as info:
+            ck.flush()
+        assert sorted(info.value.unstored) == [("square", "[150]"), ("square", "[7]")]
+        assert rows(path) == len(items) - 2
+        ck.flush()  # reported once
+        runs.clear()
+        assert osiiso.tmap(square, items, checkpoint=ck) == expected
+        assert sorted(runs) == [7, 150]
+        with pytest.raises(CheckpointError, match="2 values were not stored"):
+            ck.flush()
+    assert "could not store the value for input '[7]'" in caplog.text
+
+
+def sized(x: int) -> str:
+    return "x" * (5000 if x == 3 else 10)
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit is Python 3.11+")
+def test_a_value_over_sqlites_length_limit_is_set_aside(path: Path) -> None:
+    """A value longer than SQLite takes (the limit lowered here from 1 GB) is named by flush();
+    the values beside it are committed."""
+    with Checkpoint(path) as ck:
+        ck._writer.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        assert osiiso.tmap(sized, range(6), checkpoint=ck)[3] == "x" * 5000
+        with pytest.raises(CheckpointError, match=r"1 value was not stored; first: .*'\[3\]'.*DataError.*length "
+                           "limit") as info:
+            ck.flush()
+        assert info.value.unstored == (("sized", "[3]"),)
+        assert rows(path) == 5
+
+
 def test_exit_with_an_exception_does_not_hide_it(path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Leaving `with Checkpoint` by an exception raises that exception; the checkpoint's error is logged."""
     with pytest.raises(KeyError), caplog.at_level(logging.ERROR, logger="osiiso"), Checkpoint(path) as ck:
