@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,9 +34,10 @@ def warn_dropped(count: int, queue: str, fix: str) -> None:
         pass
 
 
-def release_backends(engine: Engine) -> None:
-    """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks, release the pools."""
-    warn_dropped(engine.outstanding, "AsyncQueue",
+def release_backends(engine: Engine, handovers: Sized = ()) -> None:
+    """The queue was garbage-collected (or the interpreter exits): warn of dropped tasks (those
+    ``handovers`` holds, handed over from other threads and never admitted, included), release the pools."""
+    warn_dropped(engine.outstanding + len(handovers), "AsyncQueue",
                  "await q.run() (or q.join(), or use `async with osiiso.AsyncQueue() as q:`)")
     for lane in list(engine.lanes.values()):
         try:

@@ -272,7 +272,8 @@ class Intake:
     def _admit_foreign(self) -> None:
         """On the loop: admit the tasks other threads handed over, in the order they came."""
         with self._inbound_lock:  # take the batch; a task handed over from now on schedules a new one
-            batch, self._handovers = self._handovers, collections.deque()
+            batch = list(self._handovers)  # the deque stays: a dropped queue's finalizer counts what it holds
+            self._handovers.clear()
             self._drain_scheduled = False
         admit, cancel = self._engine.admit, self._engine.cancel
         try:

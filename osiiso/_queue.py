@@ -71,7 +71,7 @@ class AsyncQueue(Intake):
                                    on_retry=s.on_retry, on_complete=s.on_complete, keep_results=s.keep_results))
         # a queue dropped without shutdown() still lets its pool threads and processes go, and
         # says how many of its tasks never ended
-        weakref.finalize(self, release_backends, self._engine)
+        weakref.finalize(self, release_backends, self._engine, self._handovers)
         self._group_seq = itertools.count(1)
         self._run_active = False
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended

@@ -215,3 +215,38 @@ def test_a_queue_dropped_at_exit_cancels_its_running_process_tasks_and_counts_th
     assert "STATUSES ['cancelled', 'cancelled', 'cancelled']" in done.stdout, done.stdout + done.stderr
     assert "garbage-collected with 3 unfinished tasks" in done.stderr, done.stderr
     assert "WorkerCrashedError" not in done.stdout + done.stderr
+
+
+_HANDED_OVER_SCRIPT = '''
+import asyncio, threading
+import osiiso
+
+
+def triple(x):
+    return 3 * x
+
+
+loop = asyncio.new_event_loop()
+q = osiiso.AsyncQueue()
+loop.run_until_complete(q.start())
+# another thread submits while the loop is not running: the tasks wait in the hand-over, never admitted
+producer = threading.Thread(target=lambda: [q.submit(triple, i, backend="thread") for i in range(3)])
+producer.start()
+producer.join()
+print("UNFINISHED", q.pending_count + q.active_count, flush=True)
+# the script ends with the loop never run again: the queue is dropped at interpreter exit
+'''
+
+
+def test_an_async_queue_dropped_with_tasks_still_in_the_hand_over_counts_them(tmp_path: Any) -> None:
+    """Tasks another thread handed over to an AsyncQueue whose loop never ran again (so never
+    admitted) count among those the dropped queue's warning names."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "handed_over.py"
+    script.write_text(_HANDED_OVER_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "UNFINISHED 3" in done.stdout, done.stdout + done.stderr
+    assert "AsyncQueue was garbage-collected with 3 unfinished tasks" in done.stderr, done.stdout + done.stderr
