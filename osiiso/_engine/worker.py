@@ -46,8 +46,8 @@ MAX_RETRY_DELAY = 86_400.0
 class Worker:
     """One worker of a lane: the task it holds (``current``), its cancel scope, its parking event."""
 
-    __slots__ = ("began", "current", "engine", "held", "in_hook", "lane", "loop_start", "parked", "parker", "scope",
-                 "start_due", "waiter", "where")
+    __slots__ = ("began", "current", "engine", "held", "in_hook", "lane", "logged", "loop_start", "parked", "parker",
+                 "scope", "start_due", "waiter", "where")
 
     def __init__(self, engine: Engine, lane: Lane) -> None:
         self.engine = engine
@@ -66,6 +66,7 @@ class Worker:
         self.where = lane.backend.name
         self.held = False  # its task's attempt waits in a batch of its backend: no slot held (`Engine.batched`)
         self.start_due = False  # the attempt's on_start waits for its real start (`attempt_began`)
+        self.logged = (0, 0)  # (task number, attempt) of the last start event `attempt_began` logged
 
     def wake(self) -> None:
         """The engine handed this parked worker a task (or the service stops): resume it."""
@@ -95,9 +96,11 @@ class Worker:
 
     def attempt_began(self, handle: TaskHandle[Any]) -> None:
         """The backend says ``handle``'s attempt really begins now: its ``start`` event is logged
-        (`begin_attempt` leaves it to this call on such a backend) and its deferred ``on_start`` fires."""
+        (`begin_attempt` leaves it to this call on such a backend) and its deferred ``on_start`` fires.
+        Each once per attempt: one cut short by no fault of its own begins again (`Slot.settle`)."""
         if self.current is handle:
-            if self.engine.log_tasks:
+            if self.engine.log_tasks and self.logged != (handle._seq, handle._attempts):
+                self.logged = (handle._seq, handle._attempts)
                 started(handle)
             self.fire_start(handle)
 

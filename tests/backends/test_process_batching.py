@@ -277,6 +277,30 @@ async def test_the_start_event_is_logged_when_a_batched_task_really_begins(
         assert result.started_at is not None and result.started_at <= logged_at <= result.finished_at
 
 
+async def test_an_attempt_reported_begun_twice_logs_one_start_and_fires_on_start_once(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An attempt the pool reports begun a second time (cut short as the job before it ended, and sent
+    again: `Slot.settle`) logs one DEBUG ``start`` event and fires ``on_start`` once."""
+    from osiiso.backends.base import Attempt
+
+    real = Attempt.began
+
+    def twice(self: Attempt) -> None:
+        real(self)
+        real(self)
+
+    monkeypatch.setattr(Attempt, "began", twice)
+    fired: Counter[str] = Counter()
+    caplog.set_level(logging.DEBUG, logger="osiiso")
+    q = AsyncQueue(processes=1, on_start=lambda handle: fired.update([handle.task_id]))
+    handles = q.map(spin, range(60), backend="process")
+    await q.run(strict=True)
+    starts = Counter(getattr(r, "task_id", None) for r in caplog.records if getattr(r, "event", None) == "start")
+    assert starts == Counter({h.task_id: 1 for h in handles})
+    assert fired == Counter({h.task_id: 1 for h in handles})
+    await q.shutdown()
+
+
 async def test_an_async_on_start_turns_batching_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """An async on_start is awaited before its task is handed over, so no task is batched behind
     others (it would start later than its hook said)."""
