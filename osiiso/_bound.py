@@ -58,13 +58,24 @@ class BoundTask(BoundCalls[P, "TaskHandle[R]"], Generic[P, R]):
 
     def __init__(self, queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | None,
                  overrides: Mapping[str, Any]) -> None:
+        # its name, doc and __wrapped__ from fn, not fn's __dict__: a callable's own attributes
+        # (a class's methods, an object's _options) must not take the place of the task's
+        functools.update_wrapper(self, fn, updated=())
         self._queue = queue
         self._fn = fn
         self._opts = opts
         self._overrides = dict(overrides)
         self._options = merge_options(queue._defaults, opts, self._overrides, "task()")
         self._required = required_options(fn)  # option names fn needs as arguments (usually none)
-        functools.update_wrapper(self, fn)
+
+    def _layers(self) -> tuple[Callable[..., Any], TaskOptions]:
+        """The function and the options this task was given (not its queue's defaults), for a
+        task bound again (`make_bound`): its options combine with the new ones."""
+        return self._fn, (self._opts or TaskOptions()).merged(None, self._overrides)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Read through an instance (a method decorated in a class body): the instance goes first."""
+        return self if instance is None else BoundMethod(self, instance)
 
     @property
     def queue(self) -> Submitter:
@@ -117,9 +128,9 @@ class BoundTask(BoundCalls[P, "TaskHandle[R]"], Generic[P, R]):
 
     def options(self, opts: TaskOptions | None = None, /, **options: Any) -> BoundTask[P, R]:
         """A copy of this bound task with ``opts``/``options`` laid over its presets."""
-        reject_unknown(options, "options()")
-        base = self._options.merged(opts, None)
-        return BoundTask(self._queue, self._fn, base, options)
+        merge_options(self._options, opts, options, "options()")  # a clear error for bad options, now
+        fn, given = self._layers()
+        return BoundTask(self._queue, fn, given.merged(opts, None), options)
 
     def __repr__(self) -> str:
         return f"<BoundTask {getattr(self._fn, '__qualname__', self._fn)!r} {self._options!r}>"
@@ -134,10 +145,52 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> BoundTask[P, R]: ...
 
 
+class BoundMethod:
+    """A bound task read through an instance: calls, ``map`` and ``group`` pass the instance as
+    the function's first argument (as a method's ``self``)."""
+
+    __slots__ = ("__self__", "_task")
+
+    def __init__(self, task: Any, instance: object) -> None:
+        self._task = task
+        self.__self__ = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._task(self.__self__, *args, **kwargs)
+
+    def _calls(self, iterable: Iterable[Any]) -> list[Any]:
+        return [(self.__self__, *_positional(item)) for item in iterable]
+
+    def map(self, iterable: Iterable[Any], /, **options: Any) -> Any:
+        """``map`` of the task, each call with the instance first."""
+        return self._task.map(self._calls(iterable), **options)
+
+    def group(self, iterable: Iterable[Any], /, **options: Any) -> Any:
+        """``group`` of the task, each call with the instance first."""
+        return self._task.group(self._calls(iterable), **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def __repr__(self) -> str:
+        return f"<bound method {self._task!r} of {self.__self__!r}>"
+
+
+def _positional(item: Any) -> tuple[Any, ...]:
+    if isinstance(item, Mapping):
+        raise TypeError("map()/group() of a method take positional arguments after the instance: give "
+                        f"tuples or single values, not {item!r}")
+    return item if isinstance(item, tuple) else (item,)
+
+
 def make_bound(queue: Submitter, fn: Callable[..., Any], opts: TaskOptions | None,
                overrides: Mapping[str, Any]) -> BoundTask[Any, Any]:
-    """Bind ``fn`` to ``queue`` (checks the callable now, not at the first call)."""
+    """Bind ``fn`` to ``queue``. A bound task given as ``fn`` (decorators stacked, or a task bound
+    again to another queue) gives its function, and its options under the new ones."""
     if not callable(fn):
         raise TypeError(f"@q.task() decorates a function, got {fn!r}")
+    if isinstance(fn, BoundCalls):
+        fn, given = fn._layers()  # type: ignore[attr-defined]
+        opts = given.merged(opts, None)
     refuse_generator(fn)
     return BoundTask(queue, fn, opts, overrides)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -9,7 +11,7 @@ from ._errors import ExecutionError, describe_failures
 from ._handle import TaskHandle, as_completed
 from ._results import RunSummary, TaskResult, TaskStatus
 
-__all__ = ("TaskGroup",)
+__all__ = ("GroupIds", "TaskGroup")
 
 T = TypeVar("T")
 
@@ -74,3 +76,32 @@ def values_of(summary: RunSummary, group_id: str | None) -> tuple[Any, ...]:
     return tuple(r.value for r in summary.results)
 
 
+class GroupIds:
+    """A queue's generated group ids, ``group-1``, ``group-2``…: one a ``group()`` call that fails
+    took is given back if no other call took one since, so the numbers run on without a gap."""
+
+    __slots__ = ("_last", "_lock")
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lease(self, group_id: str | None, opts: Any) -> Iterator[tuple[str, str | None]]:
+        """The id for a ``group()`` call and the id it was given (``None`` when generated):
+        ``group_id``, else ``opts``' own (a bound task's preset), else a new one, given back if
+        the body raises."""
+        if group_id is None and opts is not None:
+            group_id = opts.group_id
+        if group_id is not None:
+            yield group_id, group_id
+            return
+        with self._lock:
+            self._last = number = self._last + 1
+        try:
+            yield f"group-{number}", None
+        except BaseException:
+            with self._lock:
+                if self._last == number:
+                    self._last -= 1
+            raise

@@ -7,7 +7,6 @@ is `osiiso._intake.Intake`, the base class; a checkpointed fan-out is `osiiso._r
 from __future__ import annotations
 
 import functools
-import itertools
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
@@ -24,7 +23,7 @@ from ._engine import Engine, Run
 from ._engine.hooks import outside_hooks
 from ._engine.run import cancel_interrupted
 from ._errors import ClosedError, QueueFullError
-from ._group import TaskGroup
+from ._group import GroupIds, TaskGroup
 from ._handle import TaskHandle
 from ._intake import NO_KWARGS, Call, Intake, arguments_of
 from ._loops import spawn_detached
@@ -72,7 +71,7 @@ class AsyncQueue(Intake):
         # a queue dropped without shutdown() still lets its pool threads and processes go, and
         # says how many of its tasks never ended
         weakref.finalize(self, release_backends, self._engine, self._handovers)
-        self._group_seq = itertools.count(1)
+        self._group_ids = GroupIds()
         self._run_active = False
         self._forced_stop: anyio.Event | None = None  # set once the shutdown cancel() began has ended
 
@@ -159,29 +158,27 @@ class AsyncQueue(Intake):
         submits a list of calls. Every task gets the group's ``group_id``. ``checkpoint``,
         ``key`` and ``namespace`` work as in `map`.
         """
-        named = group_id
-        if group_id is None:
-            group_id = f"group-{next(self._group_seq)}"
-        merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
-        checkpointed = checkpoint is not None or key is not None or namespace is not None
-        if checkpointed and iterable is not None:
-            handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
-                                          "group()", fn=fn, split=arguments_of)
-            return TaskGroup(handles, group_id)
-        calls: list[Call]
-        if iterable is None:
-            items = list(fn)
-            calls = []
-            for call in items:
-                if not isinstance(call, tuple) or not call:
-                    raise TypeError(f"group() without an iterable takes (fn, *args) tuples, got {call!r}")
-                calls.append((call[0], call[1:], {}))
-            if checkpointed:
-                handles = submit_checkpointed(self, items, calls, merged, checkpoint, key, namespace, "group()",
-                                              group_id=named)
+        with self._group_ids.lease(group_id, opts) as (group_id, named):
+            merged = merge_options(self._defaults, opts, {**options, "group_id": group_id}, "group()")
+            checkpointed = checkpoint is not None or key is not None or namespace is not None
+            if checkpointed and iterable is not None:
+                handles = submit_checkpointed(self, list(iterable), None, merged, checkpoint, key, namespace,
+                                              "group()", fn=fn, split=arguments_of)
                 return TaskGroup(handles, group_id)
-            return TaskGroup(self._enqueue_all(calls, merged), group_id)
-        return TaskGroup(self._enqueue_each(fn, iterable, merged), group_id)
+            calls: list[Call]
+            if iterable is None:
+                items = list(fn)
+                calls = []
+                for call in items:
+                    if not isinstance(call, tuple) or not call:
+                        raise TypeError(f"group() without an iterable takes (fn, *args) tuples, got {call!r}")
+                    calls.append((call[0], call[1:], {}))
+                if checkpointed:
+                    handles = submit_checkpointed(self, items, calls, merged, checkpoint, key, namespace, "group()",
+                                                  group_id=named)
+                    return TaskGroup(handles, group_id)
+                return TaskGroup(self._enqueue_all(calls, merged), group_id)
+            return TaskGroup(self._enqueue_each(fn, iterable, merged), group_id)
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, T]], /, **options: Any) -> BoundTask[P, T]: ...

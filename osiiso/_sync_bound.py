@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._bound import BoundMethod
 from ._calls import BoundCalls
 from ._group import TaskGroup
 from ._sync_handle import LoopDriver, SyncTaskGroup, SyncTaskHandle, unwrap, unwrap_args, unwrap_kwargs
@@ -47,9 +48,17 @@ class SyncBoundTask(BoundCalls[P, SyncTaskHandle[R]], Generic[P, R]):
     """
 
     def __init__(self, queue: BlockingSubmitter, bound: BoundTask[P, R]) -> None:
+        functools.update_wrapper(self, bound.__wrapped__, updated=())  # type: ignore[attr-defined]
         self._queue = queue
         self._bound = bound
-        functools.update_wrapper(self, bound.__wrapped__)  # type: ignore[attr-defined]
+
+    def _layers(self) -> tuple[Callable[..., Any], TaskOptions]:
+        """As `BoundTask._layers`: what a task bound again from this one starts from."""
+        return self._bound._layers()
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Read through an instance (a method decorated in a class body): the instance goes first."""
+        return self if instance is None else BoundMethod(self, instance)
 
     @property
     def queue(self) -> BlockingSubmitter:
