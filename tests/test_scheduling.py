@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -156,3 +157,38 @@ async def test_lanes_made_by_another_thread_while_the_loop_schedules(monkeypatch
         sys.setswitchinterval(interval)
         logging.getLogger("osiiso").removeHandler(keep)
     assert not errors, [r.getMessage() for r in errors]
+
+
+def gated(i: int, gate: str | None) -> bool:
+    """In a worker process: at once without a gate (it is timed as short), else wait for the gate file."""
+    import os
+
+    deadline = time.monotonic() + DEADLINE / 2
+    while gate is not None and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return gate is None or os.path.exists(gate)
+
+
+def open_gate(gate: str) -> None:
+    with open(gate, "w"):
+        pass
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["queued-ahead", "batched"])
+async def test_tasks_waiting_in_a_busy_process_pool_leave_their_slots_to_other_backends(
+        tmp_path: Any, batching: bool) -> None:
+    """Short process tasks waiting in the pool behind its two busy workers (queued ahead in them, or
+    batched) take no slot of ``workers``: a thread task submitted after them starts at once (it opens
+    the gate they wait for), with no head-of-line blocking across backends."""
+    gate = str(tmp_path / "gate")
+    q = AsyncQueue(workers=8, processes=2, process_batching=batching)
+    q.map(gated, [(i, None) for i in range(64)], backend="process")
+    await q.run(strict=True)  # the workers up, and `gated` timed as short
+    await q.start()
+    waiting = q.map(gated, [(i, gate) for i in range(40)], backend="process")
+    lane = q._engine.lanes["process"]
+    await aeventually(lambda: lane.running + lane.held >= 8, "the process lane to fill the pool")
+    opener = q.submit(open_gate, gate, backend="thread")
+    await q.run(strict=True)
+    assert opener.done() and all(h.value() for h in waiting), "a process task waited out its deadline"
+    await q.shutdown()

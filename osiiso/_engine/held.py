@@ -6,14 +6,15 @@ an attempt in a batch behind others (`osiiso.backends.base.Attempt.batched`) mov
 lane's ``held`` (`Held.batched`): the lane has room for the next ready task, and the task
 stays its worker's until it ends.
 
-The queue-wide ``running``, which ``workers`` caps, is the sum of `Lane.slots`: a lane's
-running tasks, and of its batched ones as many as its workers (processes, threads) not busy
-with a running one could be executing. So batched tasks never let more tasks execute at once
-than ``workers``, across backends: while a lane's batches take every worker of it, the slots
-they take stay taken, and only that lane may be handed more tasks past a full queue
-(`Lane.takes_more`), which take no more slots. `Held.release` uncounts a task that leaves
-the running state (a retry; `Records.finish` too), and the worker of a batched task that
-finds nothing to do retires (`Held.surplus`).
+The queue-wide ``running``, which ``workers`` caps, is the sum of `Lane.slots`: of a lane's
+tasks handed over (running or batched), as many as its workers (processes, threads) can be
+executing at once. So no more tasks execute at once than ``workers``, across backends, and a
+backend's tasks waiting in it behind busy workers (queued ahead in a worker process, or in a
+batch) take no slot that another backend's task could use: while a lane's tasks take every
+worker of it, a task handed to it takes no more slots, and it may be handed more past a full
+queue (`Lane.takes_more`), up to its cap. `Held.release` uncounts a task that leaves the
+running state (a retry; `Records.finish` too), and the worker of a batched task that finds
+nothing to do retires (`Held.surplus`).
 """
 
 from __future__ import annotations
@@ -40,27 +41,25 @@ class Held:
     dispatch_wanted: bool
     timers: Timers
 
-    # The changes of `Lane.slots` below are its formula worked out for each step (``r`` running,
-    # ``h`` held, ``P`` parallel): the invariants check the sum against it.
+    # The changes of `Lane.slots` below are its formula, min(r + h, P), worked out for each step
+    # (``r`` running, ``h`` held, ``P`` parallel): the invariants check the sum against it.
     def take_slot(self, lane: Lane) -> None:
-        """A task of ``lane`` is handed to a worker: it takes a slot (none more if `Lane.takes_more`)."""
-        if not (lane.held and lane.takes_more()):  # no batched tasks (the usual case): no call
+        """A task of ``lane`` is handed to a worker: it takes a slot, unless `Lane.takes_more`."""
+        if lane.running + lane.held < lane.parallel:
             self.running += 1
         lane.running += 1
 
     def release(self, lane: Lane, worker: Worker | None = None) -> None:
-        """A task leaves the running state: its slot is free (for a batched task, if it took one, `Lane.slots`)."""
-        running, held, parallel = lane.running, lane.held, lane.parallel
+        """A task leaves the running state: a slot is free, unless its lane's tasks still fill its workers."""
+        running, held = lane.running, lane.held
+        if running + held <= lane.parallel:
+            self.running -= 1
         if worker is not None and worker.held:
             worker.held = False
             self.held -= 1
             lane.held = held - 1
-            if running + held <= parallel:  # it was one of those its workers could be executing
-                self.running -= 1
         else:
             lane.running = running - 1
-            if not lane.takes_more():  # then it took a slot of its own
-                self.running -= 1
 
     @property
     def active(self) -> int:
@@ -70,8 +69,8 @@ class Held:
     def batched(self, worker: Worker) -> bool:
         """``worker``'s backend asks to queue its attempt in a batch: its lane has room for the next ready task.
 
-        The task stays ``worker``'s until it ends, counted in ``held``; of the queue's slots it
-        keeps one only while its lane's workers could be executing it (`Lane.slots`). A backend holds at most
+        The task stays ``worker``'s until it ends, counted in ``held``; the lane's slots do not
+        change (`Lane.slots`). A backend holds at most
         ``batch_capacity`` such attempts and runs one per worker process at a time. Refused
         (``False``) under a rate limit: the limiter spaces hand-overs, and batched tasks handed
         over while their worker is busy would start back to back once it frees.
@@ -80,8 +79,7 @@ class Held:
             return False
         if not worker.held and worker.current is not None:
             worker.held, lane = True, worker.lane
-            if lane.running > lane.parallel:  # more running than workers: it was not executing, its slot is free
-                self.running -= 1
+            # running to held: the lane's tasks handed over, and so its slots, stay as they were
             lane.running, lane.held, self.held = lane.running - 1, lane.held + 1, self.held + 1
             if lane.size and not self.dispatch_wanted:
                 self.dispatch_wanted = True

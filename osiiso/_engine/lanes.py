@@ -98,18 +98,16 @@ class Lane:
         return self.workers - self.held - min(self.hooking, self.cap)
 
     def slots(self) -> int:
-        """The queue-wide slots its tasks take: each running one, and of its batched ones as many as
-        its workers not running one could be executing (`Engine.running` is the sum over lanes)."""
-        held, running = self.held, self.running
-        if not held:
-            return running
-        spare = self.parallel - running
-        return running + (held if held < spare else spare) if spare > 0 else running
+        """The queue-wide slots its tasks take: as many of its tasks handed over (running, or batched)
+        as its workers (processes, threads) can be executing at once, since those beyond wait in
+        its backend until one of them ends (`Engine.running` is the sum over lanes)."""
+        handed = self.running + self.held
+        return handed if handed < self.parallel else self.parallel
 
     def takes_more(self) -> bool:
-        """Whether a task handed to this lane now takes no more queue-wide slots: its batched tasks
-        already take one per worker not running one (`Engine.dispatch` may hand it past a full queue)."""
-        return bool(self.held) and self.running < self.parallel <= self.running + self.held
+        """Whether a task handed to this lane now takes no more queue-wide slots: its tasks already take
+        one per worker, and it waits in its backend (`Engine.dispatch` may hand it past a full queue)."""
+        return self.running + self.held >= self.parallel
 
     def push(self, handle: TaskHandle[Any]) -> None:
         """Make ``handle`` ready, in submission order within its priority."""

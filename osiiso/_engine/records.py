@@ -93,8 +93,8 @@ class Records:
         if where is RUNNING:
             if lane.held:  # its backend holds tasks in batches (`Engine.batched`): this one, maybe
                 self.release(lane, handle._slot)
-            else:
-                self.running -= 1  # as `release`, inline on this per-task path
+            else:  # as `release`, inline on this per-task path
+                self.running -= lane.running <= lane.parallel
                 lane.running -= 1
         else:
             lane.queued -= 1
