@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import multiprocessing
 import multiprocessing.context
@@ -12,6 +11,7 @@ from typing import Any
 
 from ._options import TaskOptions, check_number
 from .backends.base import BackendConfig
+from .backends.coroutine import is_async_callable
 
 __all__ = ("QueueSettings", "check_choice", "check_hook", "check_run_arguments", "settings_from")
 
@@ -68,7 +68,7 @@ def check_run_arguments(timeout: object, strict: object, fail_policy: object, pr
     if not isinstance(progress, bool):
         if not callable(progress):
             raise ValueError(f"progress must be True, False or a function taking a ProgressSnapshot, got {progress!r}")
-        if inspect.iscoroutinefunction(progress):
+        if is_async_callable(progress):
             raise ValueError(f"progress={progress!r} is an async function: pass a plain function (it is called "
                              "on the event loop with each ProgressSnapshot, and must not block)")
     return limit, policy

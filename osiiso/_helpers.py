@@ -31,6 +31,26 @@ def _uvloop_available() -> bool:
     return True
 
 
+def _check_run(main: object, args: tuple[Any, ...], backend: object, use_uvloop: object, sigterm: object) -> None:
+    """Refuse `run`'s bad arguments, and a call from a thread that runs an event loop already."""
+    if backend not in ("asyncio", "trio"):
+        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
+    if not isinstance(sigterm, bool):
+        raise ValueError(f"sigterm must be True or False, got {sigterm!r}")
+    if use_uvloop is not None and not isinstance(use_uvloop, bool):
+        raise ValueError(f"use_uvloop must be True, False or None (uvloop when it is installed), got {use_uvloop!r}")
+    if inspect.iscoroutine(main):
+        if backend == "trio":
+            raise TypeError("under trio pass the async function itself (osiiso.run(main, backend='trio')), "
+                            "not a coroutine object")
+        if args:
+            raise TypeError("arguments go with an async function, not with a coroutine object")
+    running = running_event_loop()
+    if running is not None:
+        raise RuntimeError(f"osiiso.run() starts an event loop, but this thread is already running an {running} "
+                           "event loop — in async code await the coroutine (`await main()`) instead")
+
+
 def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, backend: str = "asyncio",
         use_uvloop: bool | None = None, sigterm: bool = True) -> T:
     """Run ``main`` (an async function and its args, or on asyncio a coroutine) to completion.
@@ -44,17 +64,13 @@ def run(main: Callable[..., Awaitable[T]] | Coroutine[Any, Any, T], *args: Any, 
     (``SystemExit(143)``). With no queue running, ``main`` is cancelled instead. A second
     SIGTERM ends the process at once. ``sigterm=False`` leaves SIGTERM alone.
     """
-    if backend not in ("asyncio", "trio"):
-        raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")
-    if not isinstance(sigterm, bool):
-        raise ValueError(f"sigterm must be True or False, got {sigterm!r}")
+    try:
+        _check_run(main, args, backend, use_uvloop, sigterm)
+    except BaseException:
+        if inspect.iscoroutine(main):
+            main.close()  # refused: it never runs, and Python would warn it was never awaited
+        raise
     if inspect.iscoroutine(main):
-        if backend == "trio":
-            main.close()
-            raise TypeError("under trio pass the async function itself (osiiso.run(main, backend='trio')), "
-                            "not a coroutine object")
-        if args:
-            raise TypeError("arguments go with an async function, not with a coroutine object")
         coro: Coroutine[Any, Any, T] = main
 
         async def main_fn() -> T:
@@ -182,6 +198,7 @@ async def _ordered(fn: Callable[..., Any], iterable: Iterable[Any], queue_args: 
     try:
         async with AsyncQueue(**queue_args) as queue:
             group = queue.group(fn, iterable, **resume, **options)
+            await queue.run()  # a run: fail_policy="fail_first" applies
             values = await group.values()
     finally:
         if isinstance(checkpoint, Checkpoint):  # what the map computed is in the file when it returns
@@ -196,8 +213,12 @@ def _resume_args(checkpoint: Checkpoint | None, key: Callable[[Any], str | bytes
     return {name: value for name, value in given.items() if value is not None}
 
 
+#: the `AsyncQueue` settings a one-shot map takes (not ``size``, ``mode``, ``keep_results`` or ``defaults``,
+#: which mean nothing there, nor ``timeout``, which is the task option there: each attempt's limit)
 _QUEUE_ARGS = ("workers", "threads", "processes", "mp_context", "initializer", "initargs", "max_tasks_per_child",
-               "rate", "burst")
+               "rate", "burst", "fail_policy", "on_start", "on_complete", "on_retry", "dask", "process_batching",
+               "thread_batching")
+_NOT_FOR_MAPS = ("size", "mode", "keep_results", "defaults", "on_timeout")
 
 
 def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -205,6 +226,10 @@ def _split_args(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
         if "mp_context" in kwargs:
             raise TypeError("give mp_context= or its older name context=, not both")
         kwargs["mp_context"] = kwargs.pop("context")
+    refused = sorted(k for k in kwargs if k in _NOT_FOR_MAPS)
+    if refused:
+        raise TypeError(f"{', '.join(refused)}: a queue setting a one-shot map does not take (it submits every "
+                        "input at once and returns every value) — make an AsyncQueue (or osiiso.Queue) for it")
     queue_args = {k: kwargs.pop(k) for k in list(kwargs) if k in _QUEUE_ARGS}
     return queue_args, kwargs
 
@@ -222,8 +247,11 @@ async def amap(fn: Callable[..., Any], iterable: Iterable[Any], /, *,
                namespace: str | None = None, **options: Any) -> tuple[Any, ...]:
     """Run ``fn`` over ``iterable`` in a fresh queue; a tuple of the values in input order.
 
-    Queue settings (``workers``, ``threads``, ``processes``, ``rate``, ``burst``…) and task
-    options may both be given. Raises `ExecutionError` if any task fails. With ``checkpoint=``, inputs it
+    Queue settings (``workers``, ``threads``, ``processes``, ``mp_context``, ``initializer``,
+    ``initargs``, ``max_tasks_per_child``, ``rate``, ``burst``, ``fail_policy``, the hooks
+    ``on_start``/``on_complete``/``on_retry``, ``dask``, ``process_batching``,
+    ``thread_batching``) and task options (``timeout`` is each attempt's) may both be given.
+    Raises `ExecutionError` if any task fails. With ``checkpoint=``, inputs it
     holds are restored instead of run, and the new values are committed before it returns.
     """
     queue_args, task_options = _split_args(dict(options))

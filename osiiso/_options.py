@@ -200,8 +200,8 @@ class TaskOptions:
     def replace(self, **changes: Any) -> TaskOptions:
         """A copy with ``changes`` applied (validated; unknown names raise ``TypeError``)."""
         reject_unknown(changes, "TaskOptions.replace()")
-        explicit = self._explicit | frozenset(changes)
-        return TaskOptions._from({**{k: getattr(self, k) for k in explicit}, **changes}, explicit)
+        given = {k: getattr(self, k) for k in self._explicit}
+        return TaskOptions._from(given, _lay(given, self._explicit, changes))
 
     def merged(self, over: TaskOptions | None = None, changes: Mapping[str, Any] | None = None) -> TaskOptions:
         """These options with ``over``'s explicit fields, then ``changes``, on top."""
@@ -210,11 +210,9 @@ class TaskOptions:
         given = {k: getattr(self, k) for k in self._explicit}
         explicit = self._explicit
         if over is not None:
-            given.update((k, getattr(over, k)) for k in over._explicit)
-            explicit = explicit | over._explicit
+            explicit = _lay(given, explicit, {k: getattr(over, k) for k in over._explicit})
         if changes:
-            given.update(changes)
-            explicit = explicit | frozenset(changes)
+            explicit = _lay(given, explicit, changes)
         return TaskOptions._from(given, explicit)
 
     def __eq__(self, other: object) -> bool:
@@ -231,6 +229,18 @@ class TaskOptions:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, ({k: getattr(self, k) for k in self._explicit},))
+
+
+def _lay(given: dict[str, Any], explicit: frozenset[str], layer: Mapping[str, Any]) -> frozenset[str]:
+    """Lay ``layer``'s fields over ``given`` (in place); the explicit fields after. A start time the
+    layer sets (``delay`` or ``run_at``) replaces the other one of a lower layer: there is one start time."""
+    given.update(layer)
+    if "delay" in layer or "run_at" in layer:
+        for mine, other in (("delay", "run_at"), ("run_at", "delay")):
+            if layer.get(mine) is not None and other not in layer and given.get(other) is not None:
+                del given[other]
+                explicit = explicit - {other}
+    return explicit | frozenset(layer)
 
 
 def _rebuild(given: dict[str, Any]) -> TaskOptions:

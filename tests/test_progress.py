@@ -273,4 +273,11 @@ async def test_progress_refuses_what_it_cannot_call() -> None:
         await q.run(progress="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="is an async function: pass a plain function"):
         await q.run(progress=shown)
+
+    class Shown:
+        async def __call__(self, snapshot: Any) -> None:
+            return None
+
+    with pytest.raises(ValueError, match="is an async function: pass a plain function"):
+        await q.run(progress=Shown())  # an object whose __call__ is async: never awaited, so refused
     await q.shutdown()

@@ -105,6 +105,27 @@ def test_options_merge_only_explicit_fields() -> None:
         frozen.priority = 1  # type: ignore[misc]
 
 
+def test_a_start_time_replaces_the_other_one_set_below_it() -> None:
+    """delay and run_at are one start time: one set in a later layer (opts, keywords, a bound task's
+    call, replace()) replaces the other from a lower one; both in one layer stay an error."""
+    q = AsyncQueue(defaults=TaskOptions(delay=30))
+
+    def f() -> None: ...
+
+    at = 2_000_000_000.0
+    assert (q.submit(f, run_at=at).options.delay, q.submit(f, run_at=at).options.run_at) == (None, at)
+    later = q.task(run_at=at)(f).options(delay=1)
+    assert (later.default_options.delay, later.default_options.run_at) == (1, None)
+    assert q.task(delay=5)(f)(run_at=at).options.run_at == at
+    assert TaskOptions(delay=1, priority=2).replace(run_at=at) == TaskOptions(run_at=at, priority=2)
+    assert TaskOptions(run_at=at).merged(TaskOptions(delay=3)) == TaskOptions(delay=3)
+    with pytest.raises(ValueError, match="delay and run_at cannot both be set"):
+        q.submit(f, delay=1, run_at=at)
+    with pytest.raises(ValueError, match="delay and run_at cannot both be set"):
+        TaskOptions(delay=1).replace(delay=2, run_at=at)
+    q.cancel()
+
+
 def test_sync_function_on_async_backend_is_rejected_at_submit() -> None:
     """A plain function with backend='async' is a TypeError at submit, naming the fix."""
     q = AsyncQueue()
