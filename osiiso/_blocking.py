@@ -10,6 +10,7 @@ as `SyncTaskHandle`, whose waits block (see ``_sync_handle``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
@@ -80,6 +81,8 @@ class Queue:
             max_tasks_per_child=max_tasks_per_child, dask=dask, keep_results=keep_results,
             process_batching=process_batching, thread_batching=thread_batching)
         finalize_first(self, driver.abandon)  # at exit, before the process pools are killed
+        self._room_lock = threading.Lock()
+        self._own_waiting = 0  # the queue's own tasks waiting for room in it (`_await_room`)
 
     # -- submission (never waits for the loop) ---------------------------------------------
     @overload
@@ -110,10 +113,8 @@ class Queue:
     def put(self, fn: Callable[..., Any], /, *args: Any, opts: TaskOptions | None = None,
             **options: Any) -> SyncTaskHandle[Any]:
         """Like `submit`, but wait for room when the queue is at its ``size`` limit (Ctrl-C cancels the run)."""
-        driver = self._driver
-        driver.ensure_serving()  # room comes only from tasks that run
         while True:
-            cancelling_on_interrupt((driver,), driver.call, "Queue.put()", self._aq._wait_for_room)
+            self._await_room("Queue.put()")
             try:
                 return self.submit(fn, *args, opts=opts, **options)
             except QueueFullError:
@@ -206,9 +207,27 @@ class Queue:
             except QueueFullError:
                 if not self._wait_for_room:
                     raise
-                driver = self._driver
-                driver.ensure_serving()
-                cancelling_on_interrupt((driver,), driver.call, "submit() on a full queue", self._aq._wait_for_room)
+                self._await_room("submit() on a full queue")
+
+    def _await_room(self, what: str) -> None:
+        """Wait until the queue is below its ``size`` (starting the workers: room comes only from tasks
+        that run); Ctrl-C cancels the run. From the queue's own tasks, refused when every unfinished
+        task is one of them waiting so: the room could never come."""
+        own = self._aq._runs_in_own_task()
+        with self._room_lock:
+            self._own_waiting += own
+            stuck = own and self._own_waiting >= self._aq._unfinished
+        try:
+            if stuck:
+                raise QueueFullError(f"{what} from one of the queue's own tasks would wait for ever: the queue is "
+                                     "at its size limit with tasks that all wait for room themselves — raise size=, "
+                                     "or submit from the code that runs the queue")
+            driver = self._driver
+            driver.ensure_serving()
+            cancelling_on_interrupt((driver,), driver.call, what, self._aq._wait_for_room)
+        finally:
+            with self._room_lock:
+                self._own_waiting -= own
 
     # -- life cycle (blocking) ---------------------------------------------------------------
     def start(self) -> Queue:

@@ -251,11 +251,14 @@ class AsyncQueue(Intake):
 
     def _refuse_in_own_task(self, what: str) -> None:
         """``RuntimeError`` when one of this queue's thread tasks calls ``what``, which waits for every task."""
+        if self._runs_in_own_task():
+            raise RuntimeError(f"{what} cannot be called from one of the queue's own tasks: it waits for every task to "
+                               "end, this one too — call it from the code that runs the queue, or q.cancel() to stop")
+
+    def _runs_in_own_task(self) -> bool:
+        """Whether the calling thread runs one of this queue's thread tasks."""
         lane = self._engine.lanes.get("thread")
-        if lane is not None and getattr(lane.backend, "runs_here", bool)():
-            raise RuntimeError(f"{what} cannot be called from one of the queue's own tasks: it waits for every task "
-                               "to end, this one too — call it from the code that runs the queue, or call "
-                               "q.cancel() (it never waits) to stop the work")
+        return lane is not None and bool(getattr(lane.backend, "runs_here", bool)())
 
     async def _cancel_interrupted(self) -> None:
         """A blocking wait for this queue's tasks was interrupted (Ctrl-C): end them as an interrupted run does."""

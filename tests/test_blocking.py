@@ -517,3 +517,42 @@ def test_put_on_a_full_queue_never_started_starts_it_and_waits_for_room() -> Non
         first = q.submit(double, 1)
         second = q.put(double, 2)
         assert (first.value(timeout=10), second.value(timeout=10)) == (2, 4)
+
+
+def test_a_task_waiting_for_room_only_its_own_tasks_could_make_is_refused() -> None:
+    """A ThreadQueue task submitting to its full queue, where every unfinished task is one waiting so,
+    gets QueueFullError (the wait could never end) instead of hanging; with room to come, it waits."""
+    q = osiiso.ThreadQueue(size=1)
+
+    @q.task()
+    def child(x: int) -> int:
+        return x
+
+    @q.task()
+    def parent(x: int) -> str:
+        child(x)
+        return "submitted"
+
+    with q:
+        result = parent(1).result(timeout=20)
+        assert result.status == "failed" and isinstance(result.exception, osiiso.QueueFullError)
+        assert "would wait for ever" in result.message and "raise size=" in result.message
+    roomy, release = osiiso.ThreadQueue(size=2, threads=2), threading.Event()
+
+    @roomy.task()
+    def leaf(x: int) -> int:
+        return x
+
+    @roomy.task()
+    def branch(x: int) -> int:
+        return leaf(x).value()  # type: ignore[no-any-return]
+
+    with roomy:
+        held = roomy.submit(release.wait, 20)  # takes the room the branch's leaf needs, until released
+        handle = branch(3)
+        deadline = time.monotonic() + 20
+        while roomy._own_waiting == 0 and time.monotonic() < deadline:  # the branch waits for room
+            time.sleep(0.005)
+        assert roomy._own_waiting == 1
+        release.set()
+        assert handle.value() == 3 and held.value() is True
