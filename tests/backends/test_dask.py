@@ -165,6 +165,23 @@ async def test_a_killed_worker_fails_only_its_task_and_retries_run_it_again(
     await anyio.to_thread.run_sync(cluster.wait_for_workers, 2)
 
 
+async def test_an_untimed_attempt_started_when_a_worker_began_it(cluster: OperatorCluster, tmp_path: Path) -> None:
+    """A dask attempt without a timeout that waits at the scheduler for a free thread: its timing's
+    started_at is when a worker began it (after both threads were freed), and its worker is named."""
+    gate = tmp_path / "gate"
+    async with AsyncQueue(dask=cluster.address) as q:
+        blockers = [q.submit(wait_for_gate, str(tmp_path / f"pid{i}"), str(gate), backend="dask") for i in range(2)]
+        waiting = q.submit(nap, 0, "ran", backend="dask")
+        await aeventually(lambda: all((tmp_path / f"pid{i}").exists() for i in range(2)), "both threads busy")
+        opened = time.time()
+        gate.touch()
+        result = await waiting
+        assert result.value == "ran" and all([(await b).ok for b in blockers])
+        (timing,) = result.timings
+        assert timing.started_at is not None and timing.started_at >= opened, (timing, opened)
+        assert timing.worker.startswith("dask/tcp://"), timing
+
+
 @pytest.mark.parametrize("anyio_backend", loop_params(ASYNCIO, TRIO))
 async def test_a_timeout_sets_the_cooperative_flag_on_the_worker(cluster: OperatorCluster, tmp_path: Path) -> None:
     """A timed-out dask attempt fails at its limit, and osiiso.cancelled() turns true in the running call."""

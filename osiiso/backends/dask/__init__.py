@@ -23,8 +23,10 @@ Data flow::
       await waiter                       pure=False, retries=0,            token watched
                                          fifo_timeout=0), batched
         <-- started(jobs) ------------  start event (key, worker) <-----   fn(*args)
-            restart_clock              wait; gathers, <= 2 in flight       (True, blob) or
+            restart_clock, ran_on      wait; gathers, <= 2 in flight       (True, blob) or
         <-- finished(jobs) -----------  raw / KilledWorker / cancel <----  (False, record)
+      never began (worker died): a new
+        DaskJob, same attempt --> send
       decode: value, the task's own
         error (+ remote traceback),
         WorkerCrashedError, ...
@@ -39,9 +41,13 @@ Data flow::
   future. A queued future just goes; a running one cannot be interrupted by dask: its thread
   runs the call to the end, with ``osiiso.cancelled()`` true, unless ``hard_stop`` restarts
   that worker process.
-* ``KilledWorker`` (a worker died while running the task) becomes `WorkerCrashedError`; a
-  future the cluster cancelled becomes `CancelledElsewhere` (the task ends cancelled). Every
-  attempt ends with exactly one outcome: the future's, or the cancel's.
+* ``KilledWorker`` (a worker died while running the task) becomes `WorkerCrashedError`; a job
+  whose worker died before it announced the start goes again as a new job of the same attempt
+  (at most `RESENDS` times: no attempt is charged for a task that never began); a future
+  cancelled because the client lost the scheduler is lost too (`WorkerCrashedError`), and once
+  the client has given up reconnecting a job fails with a ``ConnectionError`` naming the
+  scheduler; a future someone else cancelled becomes `CancelledElsewhere` (the task ends
+  cancelled). Every attempt ends with exactly one outcome: the future's, or the cancel's.
 * A succeeded attempt's future is kept for the dask tasks waiting on it (`.chains`), which
   get it in place of the value; it is released when the last of them has ended.
 """
@@ -59,7 +65,7 @@ from ..._errors import ClosedError
 from ..._loops import LoopCaller, Waiter, current_loop_caller, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
 from .chains import Chains
-from .codec import decode_outcome, dumps_args, dumps_function
+from .codec import decode_outcome, dumps_args, dumps_function, never_began
 from .job import DaskJob
 from .link import Link
 from .options import DaskOptions, require_distributed
@@ -68,6 +74,10 @@ __all__ = ("DaskBackend", "DaskOptions", "default_capacity")
 
 #: how many shipped functions keep their cloudpickle (the process pool's table holds as many)
 FUNCTIONS_KEPT = 256
+
+#: how often one attempt is sent again because its worker died before it began (a worker that
+#: keeps dying before, a dependency too big for its memory say, then fails it: `WorkerCrashedError`)
+RESENDS = 3
 
 
 def default_capacity(threads: int) -> int:
@@ -112,7 +122,7 @@ class DaskBackend(Backend):
         self._starting: anyio.Event | None = None
         self._functions: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self._closed = False
-        self._abandoned = self._restarts = 0
+        self._abandoned = self._restarts = self._resent = 0
         self._chains = Chains(self.name, _release)
 
     @property
@@ -195,13 +205,27 @@ class DaskBackend(Backend):
         fn_blob = self._function_blob(attempt)
         args, kwargs, upstream = self._chains.substitute(attempt.handle, attempt.args, attempt.kwargs)
         args_blob = dumps_args(args, kwargs, attempt.name)
-        announce = attempt.timeout is not None or self.options.hard_stop
-        job = DaskJob(attempt, fn_blob, args_blob, link.topic if announce else None, upstream)
+        if attempt.timeout is not None:
+            attempt.hold_clock()  # until a worker announces the start (restart_clock)
+        resends = 0
+        while True:  # every job announces its start: `_started`, and `never_began` below
+            job = DaskJob(attempt, fn_blob, args_blob, link.topic, upstream)
+            await self._carry(link, job)
+            if resends == RESENDS or link.closing or not never_began(job):
+                break
+            resends += 1  # its worker died before it began: the same attempt goes again
+            self._resent += 1
+        raw, future, job.future = job.raw, job.future, None
+        value = decode_outcome(job, self.name, closing=link.closing, sent=future is not None)
+        if raw is not None and raw[0] and future is not None:  # kept for the dask tasks waiting on it
+            self._chains.keep(future, value, len(raw[1]), attempt.dependents)
+        return value
+
+    async def _carry(self, link: Link, job: DaskJob) -> None:
+        """Send ``job`` and park until its future ends; if the wait is interrupted, cancel the future."""
         waiter = self._waiter
         assert waiter is not None
         waiter.prepare(job)
-        if attempt.timeout is not None:
-            attempt.hold_clock()  # until a worker announces the start (restart_clock)
         link.send(job)
         try:
             if not job.done:
@@ -211,11 +235,6 @@ class DaskBackend(Backend):
                 job.abandoned = True
                 self._abandoned += 1
                 link.send(job, cancel=True)
-        raw, future, job.future = job.raw, job.future, None
-        value = decode_outcome(job, self.name, closing=link.closing)
-        if raw is not None and raw[0] and future is not None:  # kept for the dask tasks waiting on it
-            self._chains.keep(future, value, len(raw[1]), attempt.dependents)
-        return value
 
     def _function_blob(self, attempt: Attempt) -> bytes:
         fn = attempt.fn
@@ -238,7 +257,7 @@ class DaskBackend(Backend):
                 waiter.wake(job)
 
     def _started(self, jobs: list[DaskJob]) -> None:
-        """On the queue's loop: a worker began these jobs; their timeouts (and timings) count from now."""
+        """On the queue's loop: a worker began these jobs; their timings (and timeouts) count from now."""
         for job in jobs:
             if not job.done and not job.abandoned:
                 job.attempt.ran_on(f"dask/{job.where}")
@@ -282,6 +301,7 @@ class DaskBackend(Backend):
         return {
             "dask_in_flight": len(link._jobs) if link is not None else 0,
             "dask_abandoned": self._abandoned,
+            "dask_resent": self._resent,
             "dask_restarts": self._restarts + (link.restarts if link is not None else 0),
             "dask_futures_passed": self._chains.passed,
             "dask_futures_kept": self._chains.kept,

@@ -9,7 +9,9 @@ pool:
 
 * the scheduler's ``allowed_failures`` is 0: a worker that dies mid-task fails that task at
   once (``KilledWorker``, which the backend turns into ``WorkerCrashedError``), and the
-  task's own ``retries`` decide what happens next, instead of dask re-running it silently;
+  task's own ``retries`` decide what happens next, instead of dask re-running it silently.
+  dask fails every task the dead worker held so, begun or not: the backend sends those no
+  worker had announced it began again, in the same attempt (`.codec.never_began`);
 * worker processes never re-run the user's ``__main__``: multiprocessing's spawn start method
   re-imports the parent's main script in each child, which fails (or repeats the script's
   work) in a script without an ``if __name__ == "__main__":`` guard. osiiso ships functions

@@ -14,7 +14,7 @@ class DaskJob:
     ``raw`` is what `run_payload` returned, ``error`` what awaiting the future raised
     instead (``KilledWorker``, a cancellation, a lost connection). ``abandoned``: the
     attempt was cancelled or timed out; whatever comes back is dropped. ``where`` is the
-    worker that announced the start (only for announced jobs).
+    worker that announced the start (``None`` until then).
     """
 
     __slots__ = (

@@ -42,6 +42,7 @@ from typing import Any
 from ..._loops import LoopCaller
 from .client import CLOSE_TIMEOUT, close_half_open, close_in_a_thread, mark_closed, open_clients
 from .cluster import close_local_cluster, start_local_cluster
+from .codec import connection_lost, scheduler_gone
 from .job import DaskJob
 from .options import DaskOptions, scheduler_address
 from .remote import run_payload
@@ -188,6 +189,8 @@ class Link:
             try:
                 if self.client is None or self.closing:
                     raise ConnectionError("the dask backend's client is closed")
+                if self.client.status in ("closing", "closed"):  # it gave up reconnecting
+                    raise scheduler_gone(self.address, self.options.connect_timeout)
                 futures = self.client.map(
                     run_payload, [j.fn_blob for j in jobs], [j.args_blob for j in jobs], [j.topic for j in jobs],
                     [j.upstream for j in jobs], [self.topic] * len(jobs), key=[j.key for j in jobs], pure=False,
@@ -217,7 +220,7 @@ class Link:
                 return
             job.raw = await future  # raises: the error, KilledWorker or the cancel
         except BaseException as exc:  # a cancel, a lost scheduler, loop shutdown
-            job.error = exc
+            job.error = self._lost(exc)
         self._done(job)
 
     def _start_gather(self) -> None:
@@ -243,7 +246,7 @@ class Link:
                 try:
                     job.raw = await future
                 except BaseException as exc:
-                    job.error = exc
+                    job.error = self._lost(exc)
         finally:
             self._gathers -= 1
             for job, _ in batch:
@@ -266,6 +269,12 @@ class Link:
         if job.abandoned:
             job.future = None
         self._report(True, job)
+
+    def _lost(self, error: BaseException) -> BaseException:
+        """``error``, or a ``ConnectionError`` if it is a cancel because the client lost the scheduler."""
+        if self.closing or self.client is None:
+            return error
+        return connection_lost(error, self.client.status, self.address)
 
     def _cancel(self, job: DaskJob) -> None:
         future = job.future

@@ -42,7 +42,8 @@ class DaskOptions:
     ``hard_stop``: a timed-out or cancelled attempt that is already running
     restarts the worker process that runs it (it must have a nanny), instead of leaving the
     thread to finish the call; see the cluster guide for what that costs.
-    ``connect_timeout``: seconds to reach the scheduler, or to start the embedded cluster.
+    ``connect_timeout``: seconds to reach the scheduler, or to start the embedded cluster; also how long
+    the client tries to reconnect after it lost the scheduler, before it gives up.
     """
 
     cluster: Any = None

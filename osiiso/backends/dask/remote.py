@@ -7,8 +7,9 @@ user's code), and the payload carries the user's function as a cloudpickle (func
 trampoline
 
 * announces the start on ``topic`` (``[key, worker address, pid]``, a dask event the parent
-  subscribes to) when the parent asks: for attempts with a timeout, so that the clock counts
-  execution only, and for ``hard_stop``, so that the parent knows which worker to restart;
+  subscribes to) before any of the task's code runs (the backend asks it of every attempt): the
+  attempt's timing (and a timeout's clock) starts there, ``hard_stop`` knows which worker to
+  restart, and a job whose worker died without announcing it never began (it goes again);
 * gives the call a `osiiso._cancel.CancelToken`, raised by a watcher thread as soon as the
   worker releases the task (its future was cancelled: a timeout or a cancel), so that
   ``osiiso.cancelled()`` works inside dask tasks as inside thread tasks;
