@@ -69,6 +69,7 @@ def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> Non
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         print("\n".join(summary_lines(summary, limit)), file=out)
         return
@@ -82,8 +83,8 @@ def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> Non
     for column in ("backend", "attempts", "timed out", "waiting", "running"):
         times.add_column(column, justify="left" if column == "backend" else "right")
     for name, b in data["backends"].items():
-        table.add_row(name, *(str(b[key]) for key in _COUNTS))
-        times.add_row(name, str(b["attempts"]), str(b["attempts_timed_out"]), _secs(b["waiting"]),
+        table.add_row(Text(name), *(str(b[key]) for key in _COUNTS))
+        times.add_row(Text(name), str(b["attempts"]), str(b["attempts_timed_out"]), _secs(b["waiting"]),
                       _secs(b["running"]))
     table.add_row("all", str(data["total_submitted"]), str(data["succeeded"]), str(data["failed"]),
                   str(data["cancelled"]), str(data["timeouts"]), str(data["retries"]), style="bold")
@@ -97,14 +98,16 @@ def print_summary(summary: Summary, *, file: Any = None, limit: int = 20) -> Non
         for column in ("task", "name", "backend", "attempts", "duration"):
             slow.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
         for r in data["slowest"][:min(limit, 5)]:
-            slow.add_row(r["task_id"], r["name"], r["backend"], str(r["attempts"]), _secs(r["duration"]))
+            # names and messages are the user's text: rich must not read them as markup
+            slow.add_row(Text(r["task_id"]), Text(r["name"]), Text(r["backend"]), str(r["attempts"]),
+                         _secs(r["duration"]))
         console.print(slow)
     if data["failures"]:
         detail = Table(title="tasks that did not succeed", show_lines=False)
         for column in ("task", "name", "status", "attempts", "message"):
             detail.add_column(column)
         for r in data["failures"]:
-            detail.add_row(r["task_id"], r["name"], r["status"], str(r["attempts"]), r["message"])
+            detail.add_row(Text(r["task_id"]), Text(r["name"]), r["status"], str(r["attempts"]), Text(r["message"]))
         console.print(detail)
         if data["more_failures"]:
             console.print(f"… and {data['more_failures']} more")

@@ -153,6 +153,22 @@ def _table(snapshot: ProgressSnapshot) -> Any:
     return text
 
 
+def _stderr_is_a_terminal() -> bool | None:
+    """Whether standard error is a terminal; ``None`` when there is none to write to (``sys.stderr``
+    is ``None``, as under pythonw, or closed)."""
+    stream = sys.stderr
+    if stream is None:
+        return None
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # not a stream, or a closed one
+        return None
+
+
+def _no_view(snapshot: ProgressSnapshot) -> None:
+    """The display when there is nowhere to draw it."""
+
+
 def _rich_console() -> Any:
     """A rich console on standard error, if rich is installed and it can draw live there."""
     try:
@@ -170,11 +186,14 @@ def choose_view(progress: bool | Callable[[ProgressSnapshot], object]) -> tuple[
     """The view for ``run(progress=...)``, what closes it, and the seconds between snapshots."""
     if callable(progress):
         return progress, None, REFRESH  # type: ignore[return-value]  # what it returns is ignored
+    tty = _stderr_is_a_terminal()
+    if tty is None:  # no standard error to draw on (pythonw, a daemon): the run goes on without a display
+        return _no_view, None, LOG_EVERY
     view: LogView | LineView | RichView
     console = _rich_console()
     if console is not None:
         view = RichView(console)
-    elif sys.stderr.isatty():
+    elif tty:
         view = LineView()
     else:
         view = LogView()

@@ -99,22 +99,38 @@ def _retries(result: TaskResult) -> int:
     return max(0, result.attempts - 1)
 
 
-def _counts(results: list[TaskResult]) -> dict[str, Any]:
-    """The figures of a set of results that ran (restored ones left out by the caller)."""
-    timings = [t for r in results for t in r.timings]
-    return {
-        "tasks": len(results),
-        "attempts": sum(r.attempts for r in results),
-        "succeeded": sum(1 for r in results if r.status.value == "succeeded"),
-        "failed": sum(1 for r in results if r.status.value == "failed"),
-        "cancelled": sum(1 for r in results if r.status.value == "cancelled"),
-        "timeouts": sum(1 for r in results if isinstance(r.exception, TaskTimeoutError)),
-        "retries": sum(_retries(r) for r in results),
-        "attempts_timed_out": sum(1 for t in timings if t.outcome == "timeout"),
-        "waiting": sum(t.waited for t in timings),
-        "running": sum(t.ran for t in timings),
-        "duration": sum(r.duration for r in results),
-    }
+_FIGURES = ("tasks", "attempts", "succeeded", "failed", "cancelled", "timeouts", "retries", "attempts_timed_out",
+            "waiting", "running", "duration")
+
+
+def tally(counts: dict[str, Any], result: TaskResult) -> None:
+    """Add the figures of ``result``, which ran, to ``counts`` (keys `_FIGURES`, from `new_counts`)."""
+    counts["tasks"] += 1
+    counts["attempts"] += result.attempts
+    status = result.status.value
+    if status in ("succeeded", "failed", "cancelled"):
+        counts[status] += 1
+    counts["timeouts"] += isinstance(result.exception, TaskTimeoutError)
+    counts["retries"] += _retries(result)
+    for timing in result.timings:
+        counts["attempts_timed_out"] += timing.outcome == "timeout"
+        counts["waiting"] += timing.waited
+        counts["running"] += timing.ran
+    counts["duration"] += result.duration
+
+
+def new_counts() -> dict[str, Any]:
+    """Figures of no result yet."""
+    return {key: 0.0 if key in ("waiting", "running", "duration") else 0 for key in _FIGURES}
+
+
+def _counts(results: list[TaskResult], earlier: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The figures of a set of results that ran (restored ones left out by the caller), with those of
+    the ``earlier`` ones the queue no longer holds (``keep_results``) added."""
+    counts = new_counts() if earlier is None else dict(earlier)
+    for result in results:
+        tally(counts, result)
+    return counts
 
 
 def _brief(result: TaskResult) -> dict[str, Any]:
@@ -127,23 +143,37 @@ def _brief(result: TaskResult) -> dict[str, Any]:
 def summary_dict(summary: Summary, *, limit: int = 20, results: bool = True) -> dict[str, Any]:
     """The run as JSON-safe data: totals, ``backends``, ``slowest``, ``failures`` (at most ``limit``
     each) and, with ``results``, every result."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int (how many slowest tasks and failures to list), got {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (how many slowest tasks and failures to list), got {limit}")
+    if not isinstance(results, bool):
+        raise TypeError(f"results must be True or False, got {results!r}")
     ran = [r for r in summary.results if not r.restored]
-    per_backend: dict[str, list[TaskResult]] = {}
+    # the figures of results a queue with keep_results no longer holds, per backend
+    earlier: Mapping[str, Mapping[str, Any]] = getattr(summary, "dropped_backends", None) or {}
+    per_backend: dict[str, list[TaskResult]] = {name: [] for name in earlier}
     for result in ran:
         per_backend.setdefault(result.backend, []).append(result)
     problems = [r for r in ran if not r.ok]
     slowest = sorted((r for r in ran if r.started_at is not None), key=lambda r: r.duration, reverse=True)
-    totals = _counts(ran)
+    totals = new_counts()
+    for figures in earlier.values():
+        for key in _FIGURES:
+            totals[key] += figures[key]
+    totals = _counts(ran, totals)
+    listed = problems[:limit]
     data: dict[str, Any] = {
         "schema": SCHEMA, "ok": summary.ok, "duration": summary.duration, "timed_out": summary.timed_out,
         "total_submitted": summary.total_submitted, "succeeded": summary.succeeded, "failed": summary.failed,
         "cancelled": summary.cancelled, "timeouts": summary.timeouts, "restored": summary.restored,
         "retries": totals["retries"], "attempts_timed_out": totals["attempts_timed_out"],
         "waiting": totals["waiting"], "running": totals["running"],
-        "backends": {name: _counts(group) for name, group in sorted(per_backend.items())},
+        "backends": {name: _counts(group, earlier.get(name)) for name, group in sorted(per_backend.items())},
         "slowest": [_brief(r) for r in slowest[:limit]],
-        "failures": [_brief(r) for r in problems[:limit]],
-        "more_failures": max(0, len(problems) - limit),
+        "failures": [_brief(r) for r in listed],
+        # every task that did not succeed, those no longer held included, beyond the ones listed
+        "more_failures": summary.failed + summary.cancelled - len(listed),
     }
     if results:
         data["results"] = [result_dict(r) for r in summary.results]

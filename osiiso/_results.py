@@ -7,6 +7,7 @@ re-exported here, so ``from osiiso._results import TaskResult`` keeps working.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from operator import attrgetter, countOf
 from pathlib import Path
@@ -47,13 +48,16 @@ class RunSummary:
     then ``results`` (and ``values``, ``errors``… which read it) hold the ``n`` newest results
     of the run, while the counts cover every task it ran, ``dropped`` of them no longer held.
     ``earlier`` (constructor only) gives the counts ``(succeeded, failed, cancelled,
-    timeouts, restored)`` of those dropped results.
+    timeouts, restored)`` of those dropped results, and ``earlier_backends`` (constructor
+    only) their report's figures per backend (attempts, retries, time waiting and running…),
+    kept as ``dropped_backends`` so that the report (`display`, `to_dict`) covers every task.
     """
 
     results: tuple[TaskResult, ...]
     duration: float
     timed_out: bool = False
     earlier: InitVar[tuple[int, int, int, int, int] | None] = None
+    earlier_backends: InitVar[Mapping[str, Mapping[str, Any]] | None] = None
     total_submitted: int = field(init=False)
     succeeded: int = field(init=False)
     failed: int = field(init=False)
@@ -61,8 +65,10 @@ class RunSummary:
     timeouts: int = field(init=False)
     restored: int = field(init=False)
     dropped: int = field(init=False)
+    dropped_backends: Mapping[str, Mapping[str, Any]] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self, earlier: tuple[int, int, int, int, int] | None) -> None:
+    def __post_init__(self, earlier: tuple[int, int, int, int, int] | None,
+                      earlier_backends: Mapping[str, Mapping[str, Any]] | None) -> None:
         counts = {TaskStatus.SUCCEEDED: 0, TaskStatus.FAILED: 0, TaskStatus.CANCELLED: 0}
         timeouts = restored = dropped = 0
         if earlier is not None:  # results the queue did not keep (keep_results): counted, not held
@@ -85,6 +91,7 @@ class RunSummary:
         set_ = object.__setattr__
         set_(self, "total_submitted", len(self.results) + dropped - restored)
         set_(self, "dropped", dropped)
+        set_(self, "dropped_backends", {name: dict(figures) for name, figures in (earlier_backends or {}).items()})
         set_(self, "restored", restored)
         set_(self, "succeeded", counts[TaskStatus.SUCCEEDED])
         set_(self, "failed", counts[TaskStatus.FAILED])

@@ -150,9 +150,22 @@ def _script_safe(text: str) -> str:
 def write_timeline(results: Iterable[TaskResult], path: str | os.PathLike[str], *,
                    title: str = "osiiso run") -> Path:
     """Write the task-stream page of ``results`` to ``path`` (one HTML file, no network); return its path."""
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {title!r}")
     target = Path(path)
     data = json.dumps(timeline_data(results, title), separators=(",", ":"), ensure_ascii=False)
-    fill = {"@TITLE@": html.escape(title), "@DATA@": _script_safe(data)}
+    if _SURROGATE.search(data):  # a lone surrogate (os.fsdecode of a name): UTF-8 cannot hold it, a JSON escape can
+        data = json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=True)
+    fill = {"@TITLE@": html.escape(_SURROGATE.sub("\ufffd", title)), "@DATA@": _script_safe(data)}
     page = re.sub("@TITLE@|@DATA@", lambda m: fill[m.group()], PAGE)  # one pass: no text is filled in twice
-    target.write_text(page, encoding="utf-8")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:  # written whole, then renamed: a failure never leaves a cut-off page at ``path``
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return target
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")

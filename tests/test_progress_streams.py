@@ -97,3 +97,26 @@ def test_on_a_terminal_progress_draws_on_stderr_and_ends_with_the_true_totals(tm
     assert out == b"SUMMARY 121 12\n"
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))  # without the colours
     assert re.search(r"121/121\s+12\s", text), text  # done/total, then the failed column
+
+
+def test_progress_true_without_a_standard_error_runs_with_no_display(tmp_path: Path) -> None:
+    """With ``sys.stderr`` None (pythonw, a daemon) or closed, run(progress=True) runs every task and
+    shows nothing, instead of failing on the missing stream."""
+    script = tmp_path / "no_stderr.py"
+    script.write_text(textwrap.dedent("""
+        import io, sys
+        import osiiso
+        sys.stderr = None
+        with osiiso.Queue() as q:
+            q.map(abs, range(5))
+            first = q.run(progress=True)
+        closed = io.StringIO()
+        closed.close()
+        sys.stderr = closed
+        with osiiso.Queue() as q:
+            q.map(abs, range(3))
+            second = q.run(progress=True)
+        print("RAN", first.succeeded, second.succeeded)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 0 and "RAN 5 3" in done.stdout, done.stdout + done.stderr

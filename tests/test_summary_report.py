@@ -114,3 +114,60 @@ def test_an_empty_summary_reports_without_figures() -> None:
     data: dict[str, Any] = json.loads(summary.to_json())
     assert data["total_submitted"] == 0 and data["backends"] == {} and data["results"] == []
     assert "osiiso run: 0 tasks" in _printed(summary) or "osiiso run — 0 tasks" in _printed(summary)
+
+
+def _half_fail(i: int) -> int:
+    if i % 2:
+        raise ValueError(f"odd {i}")
+    return i
+
+
+def test_with_keep_results_the_report_covers_every_task_it_ran() -> None:
+    """A queue keeping 3 results: retries, attempts, per-backend figures and "more failures" count the
+    100 tasks, not the 3 kept; the failures listed are of the kept ones."""
+    import osiiso
+
+    with osiiso.Queue(keep_results=3) as q:
+        q.map(_half_fail, range(100), retries=1)
+        summary = q.run()
+    data = summary.to_dict(results=False)
+    assert (data["total_submitted"], data["failed"], data["retries"]) == (100, 50, 50)
+    thread = data["backends"]["thread"]
+    assert (thread["tasks"], thread["failed"], thread["succeeded"], thread["attempts"]) == (100, 50, 50, 150)
+    assert len(data["failures"]) == 3 and data["more_failures"] == 47
+    assert data["running"] >= thread["running"] > 0
+    assert summary.dropped == 97 and summary.dropped_backends["thread"]["tasks"] == 97
+    out = io.StringIO()
+    summary.display(file=out)
+    assert "… and 47 more" in out.getvalue()
+
+
+def _markup_name_fails(x: int) -> None:
+    raise KeyError("[bold]")
+
+
+def test_names_and_messages_print_as_they_are_not_as_rich_markup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task named ``load[/]`` failing with ``KeyError('[bold]')``: display() prints both as written
+    (rich would read them as markup: a MarkupError, or the text dropped)."""
+    import osiiso
+
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no cell wraps
+
+    with osiiso.Queue() as q:
+        q.submit(_markup_name_fails, 1, name="load[/]")
+        q.submit(_half_fail, 1, name="[red]styled[/red]")
+        summary = q.run()
+    out = io.StringIO()
+    summary.display(file=out)
+    text = out.getvalue()
+    assert "load[/]" in text and "KeyError: '[bold]'" in text and "[red]styled[/red]" in text
+
+
+@pytest.mark.parametrize(("limit", "error"), [(-1, ValueError), ("3", TypeError), (2.5, TypeError),
+                                              (None, TypeError), (True, TypeError)])
+def test_a_bad_limit_is_a_clear_error(limit: object, error: type[Exception]) -> None:
+    """display(), to_dict() and to_json() refuse a limit that is not an int >= 0, naming it."""
+    summary = RunSummary((), 0.0)
+    for call in (summary.to_dict, summary.to_json, summary.display):
+        with pytest.raises(error, match="limit must be"):
+            call(limit=limit)  # type: ignore[operator]

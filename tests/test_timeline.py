@@ -94,6 +94,24 @@ def test_user_text_cannot_break_out_of_the_page(tmp_path: Path) -> None:
     assert raw is not None and HOSTILE in json.loads(raw.group(1))["strings"]
 
 
+def test_a_name_with_a_lone_surrogate_and_a_bad_title(tmp_path: Path) -> None:
+    """A task name holding a lone surrogate (os.fsdecode of a file name) is written as a JSON escape;
+    a title that is not a str is a TypeError; a failed write leaves no file behind."""
+    with osiiso.Queue() as q:
+        q.submit(abs, -1, name="bad\udc80name")
+        summary = q.run()
+    page = summary.timeline(tmp_path / "run.html", title="t\udc80").read_text(encoding="utf-8")
+    raw = re.search(r'<script type="application/json" id="osiiso-data">(.*?)</script>', page, re.S)
+    assert raw is not None and "bad\udc80name" in json.loads(raw.group(1))["strings"]
+    for title in (None, 5):
+        with pytest.raises(TypeError, match="title must be a str"):
+            summary.timeline(tmp_path / "other.html", title=title)  # type: ignore[arg-type]
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError):
+        summary.timeline(tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.html", "taken"]
+
+
 def test_a_real_run_draws_one_bar_per_attempt(tmp_path: Path) -> None:
     """A queue's run gives a page with a bar for every attempt (one per task where no timings were kept)."""
     async def ok(i: int) -> int:

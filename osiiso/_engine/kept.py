@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 from .._errors import TaskTimeoutError
+from .._report import new_counts, tally
 from .._result import TaskResult, TaskStatus
 
 __all__ = ("Dropped", "KeptResults", "new_results")
@@ -19,15 +20,22 @@ __all__ = ("Dropped", "KeptResults", "new_results")
 class Dropped:
     """Counts of the results a `KeptResults` no longer holds."""
 
-    __slots__ = ("cancelled", "failed", "restored", "succeeded", "timeouts")
+    __slots__ = ("backends", "cancelled", "failed", "restored", "succeeded", "timeouts")
 
     def __init__(self) -> None:
         self.succeeded = self.failed = self.cancelled = self.timeouts = self.restored = 0
+        #: per backend, the report's figures of these results (`osiiso._report.tally`)
+        self.backends: dict[str, dict[str, Any]] = {}
 
     def add(self, result: TaskResult) -> None:
         if result.restored:
             self.restored += 1
-        elif result.status is TaskStatus.SUCCEEDED:
+            return
+        counts = self.backends.get(result.backend)
+        if counts is None:
+            counts = self.backends[result.backend] = new_counts()
+        tally(counts, result)
+        if result.status is TaskStatus.SUCCEEDED:
             self.succeeded += 1
         elif result.status is TaskStatus.FAILED:
             self.failed += 1

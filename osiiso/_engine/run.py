@@ -133,7 +133,8 @@ class Run:
         results = self.results
         dropped = getattr(results, "dropped", None)
         return RunSummary(in_submission_order(results, self.seqs), time.perf_counter() - self.began,
-                          timed_out=self.timed_out, earlier=None if dropped is None else dropped.as_tuple())
+                          timed_out=self.timed_out, earlier=None if dropped is None else dropped.as_tuple(),
+                          earlier_backends=None if dropped is None else dropped.backends)
 
     async def _wait(self) -> None:
         engine = self.engine
