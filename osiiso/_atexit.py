@@ -4,16 +4,17 @@ The process backend's exit hook kills the workers of pools nobody closed; a queu
 tasks running in them must cancel those tasks first, or they would end as crashes. Python runs
 ``atexit`` hooks in the reverse order of their registration, which depends on import order, so
 that order is not left to chance: the process backend's hook calls `run_first_at_exit` before
-it kills anything. No import from the package here (the backends import it).
+it kills anything. It imports only `_events` of the package (the backends import it).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+from ._events import osiiso_logger
 
 __all__ = ("finalize_first", "run_first_at_exit")
 
@@ -47,4 +48,4 @@ def run_first_at_exit() -> None:
         try:
             finalizer()
         except Exception:  # a finalizer must not stop the exit hook that runs it
-            logging.getLogger("osiiso").exception("osiiso: a finalizer failed at exit")
+            osiiso_logger.exception("osiiso: a finalizer failed at exit")

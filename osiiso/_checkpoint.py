@@ -23,7 +23,6 @@ Several processes may share one file: each write takes SQLite's write lock
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import sqlite3
@@ -38,6 +37,7 @@ import anyio
 
 from ._checkpoint_file import TABLE, Key, Row, Writer, close_at_exit, connect, short
 from ._errors import CheckpointError
+from ._events import osiiso_logger
 from ._result import TaskStatus
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Checkpoint", "Key")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 _CHUNK = 900  # keys per SELECT, under SQLite's oldest limit of 999 parameters
 _SERIALIZERS = ("json", "pickle")

@@ -10,17 +10,17 @@ and the refused ones are kept aside for the checkpoint to report.
 
 from __future__ import annotations
 
-import logging
 import reprlib
 import sqlite3
 import threading
 import time
 
 from ._errors import CheckpointError
+from ._events import osiiso_logger
 
 __all__ = ("INSERT", "SCHEMA", "TABLE", "Key", "Row", "Writer", "close_at_exit", "connect", "refuses_row", "short")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 Key = str | bytes
 #: (namespace, key, value, serializer, recorded_at): one row of the table

@@ -7,12 +7,12 @@ wait is interrupted, and stops the thread at ``shutdown()`` or when the queue is
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._dropped import warn_dropped
+from ._events import osiiso_logger
 from ._loopthread import LoopThread, check_not_in_event_loop, running_event_loop
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Driver:
         try:
             thread.finish(self.aq._cancel_interrupted)
         except Exception:  # the interrupt goes on regardless
-            logging.getLogger("osiiso").exception("osiiso: could not cancel the interrupted run")
+            osiiso_logger.exception("osiiso: could not cancel the interrupted run")
 
     def close(self) -> None:
         """Stop the loop thread (it starts again if the queue is used after ``reset()``).
@@ -102,7 +102,7 @@ class Driver:
             finally:
                 thread.close()
         except Exception:  # a finalizer must not raise
-            logging.getLogger("osiiso").exception("osiiso: could not stop a dropped Queue")
+            osiiso_logger.exception("osiiso: could not stop a dropped Queue")
 
     async def _drop(self) -> None:
         """On the loop, where no hand-over is half admitted: warn, then shut the queue down by force."""

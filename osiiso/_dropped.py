@@ -6,10 +6,11 @@ interpreter exit) and by a forced stop; nothing here may raise.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sized
 from typing import TYPE_CHECKING
+
+from ._events import osiiso_logger
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -27,7 +28,7 @@ def warn_dropped(count: int, queue: str, fix: str) -> None:
         return
     message = (f"an osiiso.{queue} was garbage-collected with {count} unfinished task{'s' if count != 1 else ''}, "
                f"dropped without running to the end — {fix} before the queue goes away")
-    logging.getLogger("osiiso").warning("osiiso: %s", message)
+    osiiso_logger.warning("osiiso: %s", message)
     try:
         warnings.warn(message, ResourceWarning, stacklevel=2)
     except Exception:  # an "error" warnings filter: the log line has said it already
@@ -43,5 +44,5 @@ def release_backends(engine: Engine, handovers: Sized = ()) -> None:
         try:
             lane.backend.close_now()
         except Exception:  # a finalizer must not raise
-            logging.getLogger("osiiso").exception("osiiso: could not release the %r backend", lane.backend.name)
+            osiiso_logger.exception("osiiso: could not release the %r backend", lane.backend.name)
 

@@ -22,10 +22,31 @@ import logging
 import traceback
 from typing import Any
 
-__all__ = ("LEVELS", "emit", "enabled", "logger")
+__all__ = ("LEVELS", "emit", "enabled", "logger", "osiiso_logger")
 
 logger = logging.getLogger("osiiso.events")
 logger.addHandler(logging.NullHandler())  # no "last resort" printing where logging is not set up
+
+
+class NeverRaising(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
+    """A logger whose calls never raise: a filter or handler of the program's that fails must not
+    stop osiiso's own code (a hook's error being reported, the engine recording a failure). As
+    `logging` does with a failing handler, and as `emit` does, the traceback goes to stderr."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # the caller's ``extra`` as given
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1  # the record names the caller, not this method
+        try:
+            super().log(level, msg, *args, **kwargs)
+        except Exception:
+            if logging.raiseExceptions:
+                traceback.print_exc()
+
+
+#: the ``"osiiso"`` logger, for osiiso's messages outside the event stream
+osiiso_logger = NeverRaising(logging.getLogger("osiiso"), {})
 
 #: the level of each event
 LEVELS: dict[str, int] = {

@@ -7,7 +7,6 @@ so every field that starts with ``_`` belongs to the engine.
 
 from __future__ import annotations
 
-import logging
 import time
 import warnings
 from collections import deque
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import anyio
 
 from ._errors import TaskCancelledError
+from ._events import osiiso_logger
 from ._results import AttemptTiming, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ("TaskHandle", "as_completed")
 
 T = TypeVar("T")
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 # where an unfinished task is: exactly one of these at any time (docs/internals.md)
 WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"

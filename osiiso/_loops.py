@@ -10,7 +10,6 @@ on the loop from any thread (`LoopCaller`), parking a coroutine until a pool wak
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,10 +17,12 @@ from typing import Any
 
 import anyio
 
+from ._events import osiiso_logger
+
 __all__ = ("LoopCaller", "Waiter", "current_loop_caller", "is_cancellation", "protect_from_ki", "spawn_detached",
            "waiter_for_running_loop")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:

@@ -11,7 +11,6 @@ run ends, has ``final=True`` and the run's real totals.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -21,9 +20,11 @@ from typing import Protocol
 
 import anyio
 
+from ._events import osiiso_logger
+
 __all__ = ("BackendProgress", "ProgressSnapshot", "ProgressWatcher")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 #: seconds between two snapshots (a terminal redraw, a call of ``progress=callable``)
 REFRESH = 0.1

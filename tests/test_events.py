@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import osiiso
 import osiiso._engine.events as engine_events
 import osiiso._engine.records as records
 import osiiso._engine.worker as worker
@@ -142,3 +143,39 @@ async def test_an_abandoned_thread_is_a_warning_naming_the_thread(caplog: pytest
     assert abandon.worker == handle.result().timings[0].worker  # type: ignore[attr-defined]
     assert abandon.worker.startswith("thread/")  # type: ignore[attr-defined]
     await q.shutdown()
+
+
+class _RaisingHandler(logging.Handler):
+    """A handler of the program's that fails on every record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise RuntimeError("handler boom")
+
+
+def test_a_raising_handler_never_changes_an_outcome_or_stops_a_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a handler on "osiiso" that raises, hooks, a done callback and a progress callback that fail
+    are still only reported (the handler's traceback on stderr): every task succeeds, every run returns."""
+    handler = _RaisingHandler()
+    logging.getLogger("osiiso").addHandler(handler)
+    try:
+        for hooks in ({"on_start": lambda handle: 1 / 0}, {"on_complete": lambda result: 1 / 0},
+                      {"on_retry": lambda handle, exc: 1 / 0}):
+            with osiiso.Queue(**hooks) as q:  # type: ignore[arg-type]
+                handles = [q.submit(abs, -i) for i in range(4)]
+                q.run(timeout=30)
+            assert [h.result().status.value for h in handles] == ["succeeded"] * 4, hooks
+
+        async def main() -> list[str]:
+            q = osiiso.AsyncQueue()
+            handles = [q.submit(abs, -i, backend="thread") for i in range(4)]
+            handles[0].add_done_callback(lambda handle: 1 / 0)
+            await q.run(timeout=30)
+            handles.append(q.submit(abs, 1, backend="thread"))
+            await q.run(timeout=30, progress=lambda snapshot: 1 / 0)
+            await q.shutdown()
+            return [h.result().status.value for h in handles]
+
+        assert osiiso.run(main) == ["succeeded"] * 5
+    finally:
+        logging.getLogger("osiiso").removeHandler(handler)
+    assert "handler boom" in capsys.readouterr().err

@@ -11,7 +11,6 @@ runs the workers; a `Run` is one ``run()`` watching the engine.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._events import enabled
+from .._events import enabled, osiiso_logger
 from .._handle import RUNNING, WAITING, TaskHandle
 from .._results import TaskResult, TaskStatus
 from ..backends import backend_class
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Engine",)
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 Hook = Callable[..., object]
 
 def engine_failure(cause: BaseException) -> RuntimeError:
@@ -349,10 +348,10 @@ class Engine(Records, Held, Direct):
         """
         if self.broken is None:
             self.broken = exc
-            logger.error("osiiso: the queue's engine failed; the tasks it holds end failed with this error",
-                         exc_info=(type(exc), exc, exc.__traceback__))
             if self.run is not None:
                 self.run.broken = exc
+            logger.error("osiiso: the queue's engine failed; the tasks it holds end failed with this error",
+                         exc_info=(type(exc), exc, exc.__traceback__))
         tg = self.service.task_group
         if tg is not None:
             tg.cancel_scope.cancel()

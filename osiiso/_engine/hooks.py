@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._events import osiiso_logger
 from .text import safe_repr
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ __all__ = ("IN_HOOK", "await_hook", "call_hook", "cancel_pending", "cancel_reque
            "is_async_hook", "is_cancelled_here", "is_stopped_from_outside", "log_hook_error", "outside_hooks",
            "spawn_hook", "take_back_own_cancel")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 #: the engine whose hook the current task is running (join() there would wait for itself)
 IN_HOOK: ContextVar[Records | None] = ContextVar("osiiso_in_hook", default=None)
 

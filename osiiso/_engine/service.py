@@ -10,7 +10,6 @@ group and start/stop; the engine owns everything the tasks do.
 
 from __future__ import annotations
 
-import logging
 import time
 import weakref
 from collections import deque
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from .._events import enabled
+from .._events import enabled, osiiso_logger
 from .._loops import current_loop_caller, protect_from_ki, spawn_detached
 from .hooks import cancel_pending, current_asyncio_task, is_cancelled_here, is_stopped_from_outside
 from .worker import ENGINE_TASK_CODE, Worker, run_worker
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Service", "stop_every_queue", "stopping_reason")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 #: the name of every engine worker's task (given, so that anyio does not build one per worker)
 _WORKER_NAME = "osiiso engine worker"
 

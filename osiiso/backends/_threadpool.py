@@ -24,7 +24,6 @@ import asyncio
 import collections
 import heapq
 import itertools
-import logging
 import queue
 import threading
 import time
@@ -33,11 +32,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._cancel import CancelToken, use_token
+from .._events import osiiso_logger
 from .._loops import LoopCaller
 
 __all__ = ("ThreadJob", "ThreadPool")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 _QUEUED, _RUNNING, _DONE, _ABANDONED = range(4)
 _thread_numbers = itertools.count(1)
 

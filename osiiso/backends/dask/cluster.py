@@ -22,16 +22,16 @@ pool:
 
 from __future__ import annotations
 
-import logging
 import threading
 from multiprocessing import spawn
 from typing import Any
 
+from ..._events import osiiso_logger
 from .options import DaskOptions
 
 __all__ = ("close_local_cluster", "start_local_cluster")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 #: the name dask's nanny gives the worker processes it starts
 _NANNY_CHILD = "Dask Worker process (from Nanny)"

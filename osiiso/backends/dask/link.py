@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ..._events import osiiso_logger
 from ..._loops import LoopCaller
 from .client import CLOSE_TIMEOUT, close_half_open, close_in_a_thread, mark_closed, open_clients
 from .cluster import close_local_cluster, start_local_cluster
@@ -49,7 +49,7 @@ from .remote import run_payload
 
 __all__ = ("Link",)
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 #: most ``gather`` requests in flight at once: values that finish meanwhile wait and go together
 #: in the next one (many small requests cost the scheduler more than a few big ones), and two

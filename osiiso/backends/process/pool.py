@@ -26,13 +26,13 @@ nothing before it, a starting one included (`Pool._command`).
 from __future__ import annotations
 
 import itertools
-import logging
 from collections import deque
 from multiprocessing.context import BaseContext
 from typing import Any
 
 import anyio
 
+from ..._events import osiiso_logger
 from ..._loops import current_loop_caller
 from ..base import Attempt, forced_close_error
 from .child import CANCEL, DONE, JOB, READY, SKIPPED, STARTED
@@ -46,7 +46,7 @@ from .supervisor import Supervisor
 
 __all__ = ("Pool",)
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 
 class Pool(Starts):

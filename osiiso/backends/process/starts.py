@@ -19,19 +19,19 @@ that reports ready resets both counts. Only the loop thread runs this code.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from ..._events import osiiso_logger
 from .events import Dead, SpawnFailed, Up
 from .jobs import ProcessJob, Slot, no_worker_error, start_error
 from .supervisor import Supervisor
 
 __all__ = ("RETRY_LAUNCH_AFTER", "START_ATTEMPTS", "Starts")
 
-logger = logging.getLogger("osiiso")
+logger = osiiso_logger
 
 #: after a failed launch (or too many deaths while starting), a slot is not tried again for this many seconds
 RETRY_LAUNCH_AFTER = 1.0
