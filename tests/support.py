@@ -145,3 +145,12 @@ async def most_at_once_mixed(q: Any, backend: str) -> int:
             handles.append(q.submit(a_stamp, i))
     await q.run(strict=True)
     return most_at_once([h.value() for h in handles])
+
+
+def announced(q: Any, handle: Any) -> bool:
+    """Whether the client has the start announcement of ``handle``'s attempt: a worker killed before
+    its announcement left the worker runs that attempt again (the cluster guide), so a test that
+    kills a worker to fail a task waits for it."""
+    link = q._engine.lanes["dask"].backend._link  # type: ignore[attr-defined]
+    return link is not None and any(job.where is not None and job.attempt._task is handle
+                                    for job in list(link._jobs.values()))

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from procutil import proc_state
-from support import ASYNCIO, TRIO, aeventually, eventually, loop_params
+from support import ASYNCIO, TRIO, aeventually, announced, eventually, loop_params
 
 import osiiso
 from osiiso import AsyncQueue, TaskCancelledError, TaskStatus, TaskTimeoutError, WorkerCrashedError
@@ -150,7 +150,7 @@ async def test_a_killed_worker_fails_only_its_task_and_retries_run_it_again(
     async with AsyncQueue(dask=cluster.address) as q:
         victim = q.submit(write_pid_and_wait, str(tmp_path / "victim"), 60, backend="dask")
         neighbour = q.submit(nap, 1.5, "fine", backend="dask")
-        await aeventually(lambda: (tmp_path / "victim").exists(), "the victim to start")
+        await aeventually(lambda: (tmp_path / "victim").exists() and announced(q, victim), "the victim to start")
         os.kill(int((tmp_path / "victim").read_text()), 9)
         result = await victim
         assert result.status == "failed" and isinstance(result.exception, WorkerCrashedError)
@@ -158,7 +158,7 @@ async def test_a_killed_worker_fails_only_its_task_and_retries_run_it_again(
         assert (await neighbour).value == "fine"
         await anyio.to_thread.run_sync(cluster.wait_for_workers, 2)
         retried = q.submit(crash_once, str(tmp_path / "again"), backend="dask", retries=1)
-        await aeventually(lambda: (tmp_path / "again").exists(), "the retried task to start")
+        await aeventually(lambda: (tmp_path / "again").exists() and announced(q, retried), "the retried task to start")
         os.kill(int((tmp_path / "again").read_text()), 9)
         result = await retried
         assert (result.value, result.attempts) == ("second attempt", 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import ASYNCIO, aeventually
+from support import ASYNCIO, aeventually, announced
 
 from osiiso import AsyncQueue, TaskStatus, TaskTimeoutError, WorkerCrashedError
 
@@ -91,7 +91,8 @@ async def test_a_worker_that_dies_fails_only_the_task_it_was_running(
         async with AsyncQueue(dask=options) as q:
             timeout = 5.0 if how == "hard_stop" else None
             first = q.submit(mark_and_wait, folder, "first", 60, backend="dask", timeout=timeout)
-            await aeventually(lambda: Path(folder, "pid").exists(), "the first task to begin", timeout=60)
+            await aeventually(lambda: Path(folder, "pid").exists() and announced(q, first), "the first task to begin",
+                              timeout=60)
             address = q._engine.lanes["dask"].backend._link.address  # type: ignore[attr-defined]
             others = [q.submit(mark_and_wait, folder, f"other{i}", 0, backend="dask") for i in range(3)]
             await aeventually(lambda: tasks_on_workers(address) == 4, "all four tasks on the worker", timeout=60)
