@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -60,19 +61,11 @@ async def _pipeline(pages: int, workers: int, processes: int | None, db: str, po
         await queue.shutdown()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo and print its summary; exit status 0 when the pipeline ran."""
-    args = _parser().parse_args(argv)
-    if args.pages < 1 or args.workers < 1 or (args.processes is not None and args.processes < 1):
-        print("--pages, --workers and --processes must be at least 1", file=sys.stderr)
-        return 2
-    db = args.db or os.path.join(tempfile.mkdtemp(prefix="osiiso-demo-"), "pages.sqlite3")
-    create_database(db)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+async def _demo(args: argparse.Namespace, db: str, port: int, progress: bool) -> None:
+    """The pipeline, then its report: printed here, so that a SIGTERM (which stops the run, then
+    ends the process with status 143 once this returns) still shows what was done."""
     began = time.perf_counter()
-    with PageServer(args.pages, args.seed) as server:
-        summary = osiiso.run(_pipeline, args.pages, args.workers, args.processes, db, server.port, progress,
-                             backend=args.loop)
+    summary = await _pipeline(args.pages, args.workers, args.processes, db, port, progress)
     summary.display()
     if args.timeline:
         print(f"task-stream page: {summary.timeline(args.timeline, title=f'osiiso demo: {args.pages} pages')}")
@@ -83,6 +76,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"database: {db}")
     for number, value, top in best_pages(db):
         print(f"  page {number:>4}  score {value:6.2f}  most common word: {top}")
+
+
+def _unwritable(path: str) -> str | None:
+    """Why the page cannot be written to ``path``, or ``None``."""
+    if os.path.isdir(path):
+        return "it is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"there is no directory {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"the directory {folder} cannot be written to"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo and print its summary; exit status 0 when the pipeline ran (2 for bad arguments,
+    130 on Ctrl-C, 143 on SIGTERM, after the report of what ran)."""
+    args = _parser().parse_args(argv)
+    if args.pages < 1 or args.workers < 1 or (args.processes is not None and args.processes < 1):
+        print("--pages, --workers and --processes must be at least 1", file=sys.stderr)
+        return 2
+    problem = _unwritable(args.timeline) if args.timeline else None
+    if problem is not None:
+        print(f"--timeline {args.timeline}: cannot write the page there ({problem})", file=sys.stderr)
+        return 2
+    db = args.db or os.path.join(tempfile.mkdtemp(prefix="osiiso-demo-"), "pages.sqlite3")
+    try:
+        create_database(db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"--db {db}: cannot use it as the demo's SQLite database ({exc}) — give a new file's path "
+              "in a directory you can write to", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        with PageServer(args.pages, args.seed) as server:
+            osiiso.run(_demo, args, db, server.port, progress, backend=args.loop)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the run was cancelled", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of the output went away (`| head`): say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

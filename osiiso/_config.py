@@ -25,6 +25,10 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     return value
 
 
+#: the most worker processes a queue may have
+MAX_PROCESSES = 4096
+
+
 def _count(name: str, value: object, *, allow_none: bool = True, allow_zero: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -161,6 +165,9 @@ def settings_from(*, workers: object, threads: object, processes: object, size: 
     n_workers = _count("workers", workers) or max(4, min(32, cpu * 4))
     n_threads = _count("threads", threads) or min(n_workers, 32, cpu + 4)
     n_processes = _count("processes", processes) or min(n_workers, cpu)
+    if n_processes > MAX_PROCESSES:  # each has a slot made up front: a typo's billion would exhaust memory
+        raise ValueError(f"processes must be at most {MAX_PROCESSES:,}, got {processes!r} — a worker process per "
+                         "CPU (the default) is what CPU-bound work can use; for many waits use threads or coroutines")
     n_size = _count("size", size, allow_none=False, allow_zero=True)
     n_burst = _count("burst", burst, allow_none=False)
     assert n_burst is not None

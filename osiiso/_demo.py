@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import random
 import sqlite3
+import sys
 import threading
 from collections import Counter
 from typing import Any
@@ -78,6 +79,11 @@ class PageServer(http.server.ThreadingHTTPServer):
         self.stuck = {n for n in range(pages) if n % 151 == 150}
         self.release = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, name="osiiso-demo-http", daemon=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A fetch cancelled mid-page (a timeout, Ctrl-C, SIGTERM) hangs up: nothing to report."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def port(self) -> int:

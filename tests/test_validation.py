@@ -14,6 +14,7 @@ from osiiso import AsyncQueue, TaskOptions
         ({"workers": "4"}, "workers"),
         ({"threads": -1}, "threads"),
         ({"processes": 1.5}, "processes"),
+        ({"processes": 10**11}, "processes must be at most 4,096"),
         ({"size": -1}, "size"),
         ({"timeout": 0}, "timeout"),
         ({"mode": "forever"}, "'finite', 'infinite'"),
