@@ -517,10 +517,30 @@ def test_a_connection_cancelled_half_way_still_closes_its_client(loop: Any, monk
         await q.shutdown(force=True)
         assert handle.done() and handle.result().status == TaskStatus.CANCELLED
 
+    port = silent.getsockname()[1]
     try:
         anyio.run(main, backend=loop[0], backend_options=loop[1])
     finally:
         silent.close()
         for conn in held:
             conn.close()
-    assert made and all(c.status == "closed" for c in made), [c.status for c in made]
+    statuses = [c.status for c in made]
+    made.clear()  # the clients hold what their cancelled connect left: garbage from here on
+    _collect_the_handshake_socket(port)
+    assert statuses and all(status == "closed" for status in statuses), statuses
+
+
+def _collect_the_handshake_socket(port: int) -> None:
+    """Collect, here, the one socket distributed leaves unclosed when a connect is cancelled during
+    its handshake: ``distributed.comm.core.connect`` awaits the handshake with no ``finally`` that
+    closes the comm, so the TCP socket it made becomes garbage open, and its ResourceWarning would
+    surface in whichever later test a garbage collection happens to run. Warnings about any other
+    socket, or of another kind, still fail this test."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    others = [w for w in caught if not (issubclass(w.category, ResourceWarning) and f", {port})" in str(w.message))]
+    assert not others, [str(w.message) for w in others]
