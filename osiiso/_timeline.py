@@ -154,8 +154,9 @@ def write_timeline(results: Iterable[TaskResult], path: str | os.PathLike[str], 
         raise TypeError(f"title must be a str, got {title!r}")
     target = Path(path)
     data = json.dumps(timeline_data(results, title), separators=(",", ":"), ensure_ascii=False)
-    if _SURROGATE.search(data):  # a lone surrogate (os.fsdecode of a name): UTF-8 cannot hold it, a JSON escape can
-        data = json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=True)
+    # a lone surrogate (os.fsdecode of a file name) cannot be UTF-8, and as a JSON escape it crashed
+    # a headless Chromium dumping the page: it is shown as U+FFFD, the replacement character
+    data = _SURROGATE.sub("\ufffd", data)
     fill = {"@TITLE@": html.escape(_SURROGATE.sub("\ufffd", title)), "@DATA@": _script_safe(data)}
     page = re.sub("@TITLE@|@DATA@", lambda m: fill[m.group()], PAGE)  # one pass: no text is filled in twice
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
