@@ -46,16 +46,22 @@ def _seconds(name: str, value: object) -> float | None:
     return float(seconds) if seconds is not None else None
 
 
+_SLOWEST_RATE = 1 / (365 * 86_400)  # one attempt a year: a slower rate is a mistake
+
+
 def _rate(rate: object, burst: int) -> float | None:
     """Attempts per second: finite, > 0, and not so small that one interval is infinite."""
     if rate is None:
+        if burst != 1:
+            raise ValueError(f"burst={burst} needs a rate: it is how many attempts may start back to back under "
+                             "rate= — give rate= too, or leave burst out")
         return None
     if isinstance(rate, bool) or not isinstance(rate, (int, float)):
         raise ValueError(f"rate must be a number of attempts per second > 0 or None, got {rate!r}")
     value = check_number("rate", rate, allow_none=False, positive=True)
     assert value is not None
     interval = 1.0 / value
-    if not math.isfinite(interval) or not math.isfinite((burst - 1) * interval):
+    if value < _SLOWEST_RATE or not math.isfinite(interval) or not math.isfinite((burst - 1) * interval):
         raise ValueError(f"rate={rate!r} with burst={burst} is too small: one attempt every {interval:g}s "
                          "cannot be timed — use a rate of at least one attempt a year (3.2e-08), or None")
     return float(value)

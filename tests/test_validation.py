@@ -15,6 +15,8 @@ from osiiso import AsyncQueue, TaskOptions
         ({"threads": -1}, "threads"),
         ({"processes": 1.5}, "processes"),
         ({"processes": 10**11}, "processes must be at most 4,096"),
+        ({"burst": 5}, "burst=5 needs a rate"),
+        ({"rate": 1e-300}, "at least one attempt a year"),
         ({"size": -1}, "size"),
         ({"timeout": 0}, "timeout"),
         ({"mode": "forever"}, "'finite', 'infinite'"),
