@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -80,10 +81,9 @@ def test_a_signal_mid_run_ends_the_demo_quietly(tmp_path: Path, signal_name: str
         while stored == 0 and time.monotonic() < deadline and process.poll() is None:  # rows: the run is on
             time.sleep(0.05)
             try:
-                with sqlite3.connect(db, timeout=1) as connection:
+                with closing(sqlite3.connect(db, timeout=1)) as connection:
                     stored = connection.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
-                connection.close()
-            except sqlite3.Error:
+            except sqlite3.Error:  # the table is not made yet
                 stored = 0
         assert stored > 0, "the demo stored nothing"
         process.send_signal(getattr(signal, signal_name))

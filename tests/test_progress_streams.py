@@ -107,15 +107,17 @@ def test_progress_true_without_a_standard_error_runs_with_no_display(tmp_path: P
         import io, sys
         import osiiso
         sys.stderr = None
-        with osiiso.Queue() as q:
-            q.map(abs, range(5))
-            first = q.run(progress=True)
+        q = osiiso.Queue()  # not started before run(): each run's summary holds its tasks
+        q.map(abs, range(5))
+        first = q.run(progress=True)
+        q.shutdown()
         closed = io.StringIO()
         closed.close()
         sys.stderr = closed
-        with osiiso.Queue() as q:
-            q.map(abs, range(3))
-            second = q.run(progress=True)
+        q = osiiso.Queue()
+        q.map(abs, range(3))
+        second = q.run(progress=True)
+        q.shutdown()
         print("RAN", first.succeeded, second.succeeded)
     """))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=_env())

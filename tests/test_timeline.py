@@ -97,9 +97,10 @@ def test_user_text_cannot_break_out_of_the_page(tmp_path: Path) -> None:
 def test_a_name_with_a_lone_surrogate_and_a_bad_title(tmp_path: Path) -> None:
     """A task name holding a lone surrogate (os.fsdecode of a file name) is shown as U+FFFD in a page
     that is UTF-8; a title that is not a str is a TypeError; a failed write leaves no file behind."""
-    with osiiso.Queue() as q:
-        q.submit(abs, -1, name="bad\udc80name")
-        summary = q.run()
+    q = osiiso.Queue()  # not started before run(): the run's summary holds the task
+    q.submit(abs, -1, name="bad\udc80name")
+    summary = q.run()
+    q.shutdown()
     page = summary.timeline(tmp_path / "run.html", title="t\udc80").read_text(encoding="utf-8")
     raw = re.search(r'<script type="application/json" id="osiiso-data">(.*?)</script>', page, re.S)
     assert raw is not None and "bad\ufffdname" in json.loads(raw.group(1))["strings"] and "<title>t\ufffd" in page
