@@ -10,21 +10,20 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .._errors import TaskTimeoutError
 from .._report import new_counts, tally
-from .._result import TaskResult, TaskStatus
+from .._result import TaskResult
 
 __all__ = ("Dropped", "KeptResults", "new_results")
 
 
 class Dropped:
-    """Counts of the results a `KeptResults` no longer holds."""
+    """Counts of the results a `KeptResults` no longer holds: the restored ones, and the report's
+    figures (`osiiso._report.tally`) of the others per backend, from which the status counts come."""
 
-    __slots__ = ("backends", "cancelled", "failed", "restored", "succeeded", "timeouts")
+    __slots__ = ("backends", "restored")
 
     def __init__(self) -> None:
-        self.succeeded = self.failed = self.cancelled = self.timeouts = self.restored = 0
-        #: per backend, the report's figures of these results (`osiiso._report.tally`)
+        self.restored = 0
         self.backends: dict[str, dict[str, Any]] = {}
 
     def add(self, result: TaskResult) -> None:
@@ -35,18 +34,12 @@ class Dropped:
         if counts is None:
             counts = self.backends[result.backend] = new_counts()
         tally(counts, result)
-        if result.status is TaskStatus.SUCCEEDED:
-            self.succeeded += 1
-        elif result.status is TaskStatus.FAILED:
-            self.failed += 1
-            if isinstance(result.exception, TaskTimeoutError):
-                self.timeouts += 1
-        else:
-            self.cancelled += 1
 
     def as_tuple(self) -> tuple[int, int, int, int, int]:
         """``(succeeded, failed, cancelled, timeouts, restored)``."""
-        return self.succeeded, self.failed, self.cancelled, self.timeouts, self.restored
+        figures = self.backends.values()
+        return (sum(f["succeeded"] for f in figures), sum(f["failed"] for f in figures),
+                sum(f["cancelled"] for f in figures), sum(f["timeouts"] for f in figures), self.restored)
 
 
 class KeptResults(deque[TaskResult]):
