@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +65,11 @@ def check_number(name: str, value: object, *, allow_none: bool, positive: bool =
             return None
         raise ValueError(f"{name} must be a number, got None")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # a Fraction is a Real, a Decimal only a Number (it is not a Complex either): both have a float
+        if not isinstance(value, bool) and (isinstance(value, numbers.Real) or (
+                isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex))):
+            raise ValueError(f"{name} must be an int or a float, got {value!r} ({type(value).__name__}): "
+                             f"pass float({name}) instead")
         raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     try:
         number = float(value)  # an int too big for a float is not a usable number of seconds

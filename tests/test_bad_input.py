@@ -8,6 +8,8 @@ covers everything else.
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import functools
 import gc
 import inspect
@@ -88,6 +90,10 @@ CASES: list[Case] = [
     ("submit-priority-float", lambda q: q.submit(plain, priority=1.5), ValueError, "1.5"),
     ("submit-timeout-str", lambda q: q.submit(plain, timeout="1"), ValueError, "'1'"),
     ("submit-timeout-nan", lambda q: q.submit(plain, timeout=float("nan")), ValueError, "NaN"),
+    ("submit-timeout-fraction", lambda q: q.submit(plain, timeout=fractions.Fraction(1, 2)), ValueError,
+     "must be an int or a float, got Fraction(1, 2) (Fraction): pass float(timeout)"),
+    ("submit-delay-decimal", lambda q: q.submit(plain, delay=decimal.Decimal("0.5")), ValueError,
+     "must be an int or a float, got Decimal('0.5') (Decimal): pass float(delay)"),
     ("submit-retries-bool", lambda q: q.submit(plain, retries=True), ValueError, "True"),
     ("submit-retry-on-instance", lambda q: q.submit(plain, retry_on=ValueError("x")), ValueError, "retry_on"),
     ("submit-delay-and-run-at", lambda q: q.submit(plain, delay=1, run_at=2), ValueError, "delay and run_at"),
