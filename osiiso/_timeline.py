@@ -159,10 +159,12 @@ def write_timeline(results: Iterable[TaskResult], path: str | os.PathLike[str], 
     data = _SURROGATE.sub("\ufffd", data)
     fill = {"@TITLE@": html.escape(_SURROGATE.sub("\ufffd", title)), "@DATA@": _script_safe(data)}
     page = re.sub("@TITLE@|@DATA@", lambda m: fill[m.group()], PAGE)  # one pass: no text is filled in twice
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    # a symlink at ``path`` is written through, as open() would: the page replaces the file it names
+    written = Path(os.path.realpath(target)) if target.is_symlink() else target
+    partial = written.with_name(f".{written.name}.{os.getpid()}.partial")
     try:  # written whole, then renamed: a failure never leaves a cut-off page at ``path``
         partial.write_text(page, encoding="utf-8")
-        os.replace(partial, target)
+        os.replace(partial, written)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -113,6 +113,20 @@ def test_a_name_with_a_lone_surrogate_and_a_bad_title(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.html", "taken"]
 
 
+def test_a_symlink_at_the_path_is_written_through(tmp_path: Path) -> None:
+    """The page replaces the file a symlink at ``path`` names, in its own directory; the link stays."""
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "run.html").write_text("old")
+    (tmp_path / "latest.html").symlink_to(tmp_path / "pages" / "run.html")
+    (tmp_path / "dangling.html").symlink_to(tmp_path / "pages" / "new.html")
+    assert _mixed().timeline(tmp_path / "latest.html") == tmp_path / "latest.html"
+    _mixed().timeline(tmp_path / "dangling.html")
+    for link, name in (("latest.html", "run.html"), ("dangling.html", "new.html")):
+        assert (tmp_path / link).is_symlink()
+        assert (tmp_path / "pages" / name).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["new.html", "run.html"]
+
+
 def test_a_real_run_draws_one_bar_per_attempt(tmp_path: Path) -> None:
     """A queue's run gives a page with a bar for every attempt (one per task where no timings were kept)."""
     async def ok(i: int) -> int:
