@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from procutil import with_ctrl_c
 from support import eventually
-from test_signals import EXIT_BOUND, REPO, assert_no_survivors, descendants, results_of, with_ctrl_c
+from test_signals import EXIT_BOUND, REPO, assert_no_survivors, descendants, results_of
 
 pytestmark = [pytest.mark.timeout(60)]
 

@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from procutil import with_ctrl_c
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -74,7 +75,7 @@ def test_a_signal_mid_run_ends_the_demo_quietly(tmp_path: Path, signal_name: str
 
     db = tmp_path / "pages.sqlite3"
     process = subprocess.Popen([sys.executable, "-m", "osiiso", "--pages", "3000", "--no-progress", "--db", str(db)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=with_ctrl_c)
     try:
         deadline = time.monotonic() + 60
         stored = 0

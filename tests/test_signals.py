@@ -25,18 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
-from procutil import proc_state
+from procutil import proc_state, with_ctrl_c
 from support import LOOP_NAMES, eventually
-
-
-def with_ctrl_c() -> None:
-    """Give the script SIGINT's default action, so Python installs its Ctrl-C handler.
-
-    A job a shell starts in the background (as CI may run this suite) has SIGINT ignored,
-    and Python keeps an ignored SIGINT ignored; a terminal's Ctrl-C reaches a script that
-    does not ignore it, which is the case these tests are about.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 REPO = Path(__file__).resolve().parents[1]
 EXIT_BOUND = 5.0  # seconds from the signal to the script's exit
