@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import logging
 import os
 import pickle
 import signal
@@ -227,8 +228,11 @@ def hang_in_initializer(path: str) -> None:
     time.sleep(3600)
 
 
-async def test_a_timeout_bounds_an_attempt_whose_worker_hangs_starting(tmp_path: Path) -> None:
-    """A process task's timeout runs while its worker starts: a hanging initializer cannot hold it."""
+async def test_a_timeout_bounds_an_attempt_whose_worker_hangs_starting(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A process task's timeout runs while its worker starts: a hanging initializer cannot hold it.
+    Its attempt never began, so it logs its timeout and its finish but no start."""
+    caplog.set_level(logging.DEBUG, logger="osiiso")
     marker = str(tmp_path / "pid")
     q = AsyncQueue(processes=1, initializer=hang_in_initializer, initargs=(marker,))
     handles = [q.submit(square, i, backend="process", timeout=0.5) for i in range(2)]
@@ -236,6 +240,9 @@ async def test_a_timeout_bounds_an_attempt_whose_worker_hangs_starting(tmp_path:
         await q.run()
     for handle in handles:
         assert isinstance(handle.exception(), TaskTimeoutError), handle.result()
+        events = [r.event for r in caplog.records if getattr(r, "task_id", None) == handle.task_id  # type: ignore[attr-defined]
+                  and getattr(r, "event", None)]
+        assert events == ["timeout", "finish"], events
     pid = int(Path(marker).read_text())
     started = start_time(pid)
     with anyio.fail_after(BOUND):

@@ -148,13 +148,24 @@ class Kit:
         return {"backend": self.backend}
 
 
+async def warm_worker(queue: Any, kit: Kit) -> None:
+    """Run one task on the kit's backend, so that a task submitted next finds a started worker.
+
+    A process task's timeout also counts while its worker starts, and an attempt that times out
+    then never began (no ``start`` event, no ``started_at``); a test about an attempt that began
+    and ran past its timeout starts the worker first. The queue needs ``processes=1``.
+    """
+    queue.submit(kit.echo, 1, **kit.opts)
+    await queue.run(strict=True)
+
+
 def make_kit(backend: str) -> Kit:
     if backend == "async":
         return Kit(backend, a_echo, a_square, a_fail, a_slow, a_flaky, a_record, a_add, a_unprintable)
     return Kit(backend, s_echo, s_square, s_fail, s_slow, s_flaky, s_record, s_add, s_unprintable)
 
 
-__all__ = ["Boom", "Kit", "Unprintable", "asyncio", "make_kit", "s_returns_coroutine"]
+__all__ = ["Boom", "Kit", "Unprintable", "asyncio", "make_kit", "s_returns_coroutine", "warm_worker"]
 
 
 def s_interrupt() -> None:

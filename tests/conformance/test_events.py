@@ -10,7 +10,7 @@ import pytest
 
 from osiiso import AsyncQueue
 
-from .kit import Kit
+from .kit import Kit, warm_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -47,7 +47,8 @@ async def test_start_retry_and_finish_events_carry_the_task(kit: Kit, tmp_path: 
 async def test_a_timeout_is_a_warning_with_its_limit(kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
     """An attempt past its timeout logs one WARNING "timeout" event naming the limit, then the failed finish."""
     caplog.set_level(logging.DEBUG, logger="osiiso")
-    q = AsyncQueue()
+    q = AsyncQueue(processes=1)
+    await warm_worker(q, kit)
     handle = q.submit(kit.slow, 20, timeout=0.2, **kit.opts)
     await q.run()
     records = _events(caplog, handle.task_id)

@@ -10,7 +10,7 @@ import pytest
 
 from osiiso import AsyncQueue, AttemptTiming, TaskResult
 
-from .kit import Kit
+from .kit import Kit, warm_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -64,7 +64,8 @@ async def test_each_retry_is_one_timing_and_the_retry_delay_shows_between_them(k
 
 async def test_a_timed_out_attempt_has_outcome_timeout(kit: Kit) -> None:
     """An attempt past its timeout has one "timeout" timing that ran about as long as the limit."""
-    q = AsyncQueue()
+    q = AsyncQueue(processes=1)
+    await warm_worker(q, kit)
     handle = q.submit(kit.slow, 20, timeout=0.3, **kit.opts)
     await q.run()
     result = await handle
