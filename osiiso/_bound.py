@@ -10,6 +10,7 @@ from ._calls import BoundCalls
 from ._intake import NO_KWARGS, refuse_generator
 from ._options import OPTION_NAMES, TaskOptions, merge_options, reject_unknown
 from ._shadow import refuse_shadowed, required_options
+from .backends.coroutine import refuse_sync
 
 if TYPE_CHECKING:
     from ._checkpoint import Checkpoint
@@ -66,6 +67,8 @@ class BoundTask(BoundCalls[P, "TaskHandle[R]"], Generic[P, R]):
         self._opts = opts
         self._overrides = dict(overrides)
         self._options = merge_options(queue._defaults, opts, self._overrides, "task()")
+        if self._options.backend == "async":  # refused now, not at every call
+            refuse_sync(fn, "@q.task(backend='async')")
         self._required = required_options(fn)  # option names fn needs as arguments (usually none)
 
     def _layers(self) -> tuple[Callable[..., Any], TaskOptions]:

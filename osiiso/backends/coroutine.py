@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Attempt, Backend
 
-__all__ = ("AsyncBackend", "is_async_callable")
+__all__ = ("AsyncBackend", "is_async_callable", "refuse_sync")
 
 
 def is_async_callable(fn: object) -> bool:
@@ -21,6 +21,16 @@ def is_async_callable(fn: object) -> bool:
         return True
     call = getattr(type(fn), "__call__", None)  # noqa: B004 - the type's __call__, not callable()
     return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
+
+
+def refuse_sync(fn: object, where: str = "backend='async'") -> None:
+    """Raise ``TypeError`` unless ``fn`` is async (or an awaitable): ``where`` names what asked for it."""
+    if is_async_callable(fn) or inspect.isawaitable(fn):
+        return
+    raise TypeError(
+        f"{where} needs a coroutine function or an awaitable, got {fn!r}, "
+        "which is synchronous — use backend='thread' or 'process' (or 'auto') for it"
+    )
 
 
 class AsyncBackend(Backend):
@@ -33,12 +43,7 @@ class AsyncBackend(Backend):
         return self.config.workers
 
     def check(self, fn: Callable[..., Any]) -> None:
-        if is_async_callable(fn) or inspect.isawaitable(fn):
-            return
-        raise TypeError(
-            f"backend='async' needs a coroutine function or an awaitable, got {fn!r}, "
-            "which is synchronous — use backend='thread' or 'process' (or 'auto') for it"
-        )
+        refuse_sync(fn)
 
     def run(self, attempt: Attempt) -> Awaitable[Any]:
         # returns the coroutine itself: the engine awaits it with no extra frame between
