@@ -30,6 +30,8 @@ logger = osiiso_logger
 
 # where an unfinished task is: exactly one of these at any time (docs/internals.md)
 WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
+# the statuses read per task: a member read from the class costs ~0.1 µs on Python 3.11
+_PENDING, _SUCCEEDED, _CANCELLED = TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.CANCELLED
 
 
 #: seconds a handle of a queue that is not running is awaited before a ``RuntimeWarning``
@@ -99,7 +101,7 @@ class TaskHandle(Generic[T]):
         self._options = options
         self._backend = backend
         self._name = name
-        self._status = TaskStatus.PENDING
+        self._status = _PENDING
         self._attempts = 0
         self._created_at = created_at
         self._started_at: float | None = None
@@ -169,7 +171,7 @@ class TaskHandle(Generic[T]):
 
     def cancelled(self) -> bool:
         """Whether the task ended cancelled."""
-        return self._status is TaskStatus.CANCELLED
+        return self._status is _CANCELLED
 
     def _require_result(self) -> TaskResult:
         result = self._result
@@ -191,10 +193,10 @@ class TaskHandle(Generic[T]):
     def value(self) -> T:
         """The task's value; raises its exception, or ``TaskCancelledError`` if cancelled."""
         result = self._require_result()
-        if result.status is TaskStatus.SUCCEEDED:
+        if result.status is _SUCCEEDED:
             return result.value  # type: ignore[no-any-return]
         exc = result.exception
-        if exc is None or (result.status is TaskStatus.CANCELLED and not isinstance(exc, TaskCancelledError)):
+        if exc is None or (result.status is _CANCELLED and not isinstance(exc, TaskCancelledError)):
             raise TaskCancelledError(result.message) from exc
         raise exc
 
@@ -223,7 +225,7 @@ class TaskHandle(Generic[T]):
         # record a cancellation. Done: the loop is recording it (or has): its result says.
         self._cancel_reason = text
         if self._where is DONE:
-            return self._settled_status() is TaskStatus.CANCELLED
+            return self._settled_status() is _CANCELLED
         caller.call(engine.request_cancel, self, text)
         return True
 
@@ -235,7 +237,7 @@ class TaskHandle(Generic[T]):
             time.sleep(pause)  # the loop's thread goes on: it is inside one synchronous call
             pause = min(pause * 2 or 1e-5, 1e-3)
         result = self._result
-        return result.status if result is not None else TaskStatus.CANCELLED
+        return result.status if result is not None else _CANCELLED
 
     def add_done_callback(self, fn: Callable[[TaskHandle[T]], object]) -> None:
         """Call ``fn(handle)`` when the task ends (at once if it already has).

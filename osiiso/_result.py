@@ -37,6 +37,8 @@ class TaskStatus(str, enum.Enum):
 
 
 _FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+# read per result: a member read from the class costs ~0.1 µs on Python 3.11
+_SUCCEEDED = TaskStatus.SUCCEEDED
 
 
 class AttemptTiming(NamedTuple):
@@ -171,7 +173,7 @@ class TaskResult(_ResultFields):
     @property
     def ok(self) -> bool:
         """Whether the task succeeded."""
-        return self.status is TaskStatus.SUCCEEDED
+        return self.status is _SUCCEEDED
 
     def __repr__(self) -> str:
         return f"<TaskResult {self.task_id} {self.name!r} {self.status.value}: {self.message}>"

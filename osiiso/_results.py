@@ -20,6 +20,9 @@ from ._result import TaskStatus as TaskStatus
 
 _RESTORED, _STATUS = attrgetter("restored"), attrgetter("status")
 
+# read per result: a member read from the class costs ~0.1 µs on Python 3.11
+_SUCCEEDED, _FAILED, _CANCELLED = TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED
+
 __all__ = ("AttemptTiming", "RunSummary", "TaskResult", "TaskStatus")
 
 
@@ -106,20 +109,20 @@ class RunSummary:
     @property
     def values(self) -> tuple[Any, ...]:
         """The values of the tasks that succeeded, in submission order."""
-        return tuple(r.value for r in self.results if r.status is TaskStatus.SUCCEEDED)
+        return tuple(r.value for r in self.results if r.status is _SUCCEEDED)
 
     @property
     def errors(self) -> tuple[TaskResult, ...]:
         """The results of the tasks that failed, in submission order (``r.name``, ``r.exception``…)."""
-        return tuple(r for r in self.results if r.status is TaskStatus.FAILED)
+        return tuple(r for r in self.results if r.status is _FAILED)
 
     def successes(self) -> tuple[TaskResult, ...]:
         """The results of the tasks that succeeded, in submission order."""
-        return tuple(r for r in self.results if r.status is TaskStatus.SUCCEEDED)
+        return tuple(r for r in self.results if r.status is _SUCCEEDED)
 
     def cancellations(self) -> tuple[TaskResult, ...]:
         """The results of the tasks that were cancelled, in submission order."""
-        return tuple(r for r in self.results if r.status is TaskStatus.CANCELLED)
+        return tuple(r for r in self.results if r.status is _CANCELLED)
 
     def by_task_id(self) -> dict[str, TaskResult]:
         """Results keyed by task id."""
@@ -141,7 +144,7 @@ class RunSummary:
         """Raise `ExecutionError` if a task failed (or, optionally, was cancelled)."""
         bad = [
             r for r in self.results
-            if r.status is TaskStatus.FAILED or (include_cancelled and r.status is TaskStatus.CANCELLED)
+            if r.status is _FAILED or (include_cancelled and r.status is _CANCELLED)
         ]
         if bad:
             raise ExecutionError(bad, describe_failures(tuple(bad), self.total_submitted)) from bad[0].exception
