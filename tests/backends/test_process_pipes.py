@@ -109,11 +109,35 @@ def test_frames_are_cut_wherever_the_reads_end() -> None:
     reader.close()
 
 
+def test_many_frames_of_both_header_forms_come_out_whole_however_the_bytes_arrive() -> None:
+    """Hundreds of small messages in one read, and the 12-byte header form (``-1`` and an 8-byte
+    length, which multiprocessing writes past 2 GiB), come out whole wherever a read ends."""
+    messages = [pickle.dumps([(13, seq, True, pickle.dumps(seq * seq, 5), 1e-6), (11, seq + 1)], 5)
+                for seq in range(300)]
+    long_form = pickle.dumps([(11, 7)], 5)
+    frames = [_frame(m) for m in messages]
+    frames.insert(150, (-1).to_bytes(4, "big", signed=True) + len(long_form).to_bytes(8, "big") + long_form)
+    stream = b"".join(frames)
+    expected = messages[:150] + [long_form] + messages[150:]
+    for step in (1, 5, 11, 13, len(stream)):  # a byte at a time; cuts inside headers and openings; all at once
+        reader, w = _result_pipe()
+        got: list[bytes] = []
+        for start in range(0, len(stream), step):
+            os.write(w, stream[start:start + step])
+            out, junk = reader.read()
+            assert junk is None
+            got.extend(bytes(m) for m in out)
+        assert got == expected, step
+        os.close(w)
+        reader.close()
+
+
 @pytest.mark.parametrize("junk", [
     b"this is not a frame\n",  # text: its first four bytes read as a length
     _frame(b"junk junk junk"),  # a frame, but no pickle
     _frame(pickle.dumps({"a": 1}, 4)),  # a pickle, but not of protocol 5
     _frame(b"\x80\x05\x95" + (10**9).to_bytes(8, "little") + b"]"),  # a pickle frame longer than the message
+    _frame(b"\x80\x05" + b"x" * 20),  # protocol 5, but no FRAME after it
     (-5).to_bytes(4, "big", signed=True),  # a negative length
 ])
 def test_junk_is_refused_after_the_good_messages_before_it(junk: bytes) -> None:

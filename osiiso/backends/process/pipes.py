@@ -22,6 +22,7 @@ and an 8-byte length, past 2 GiB), then the payload.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 from collections import deque
@@ -36,22 +37,26 @@ _TURN = 1 << 22  # bytes read from one worker per call, so that one big result n
 _PICKLE = b"\x80\x05"  # how every payload starts: a pickle of protocol 5 (see `.child.PROTOCOL`)
 _FRAME = 0x95  # pickle's FRAME opcode, which follows PROTO in every message a worker sends
 _FRAMED = 11  # PROTO 5, FRAME and its 8-byte length
+_OPENING = _PICKLE + bytes([_FRAME])
+_LENGTH, _LONG_LENGTH, _FRAME_LENGTH = struct.Struct(">i"), struct.Struct(">Q"), struct.Struct("<Q")
 
 
-def _plausible(start: bytes, size: int) -> bool:
-    """Whether ``start`` (the first bytes of a payload of ``size`` bytes, maybe fewer) can begin one of ours.
+def _plausible(buf: bytearray, at: int, have: int, size: int) -> bool:
+    """Whether the payload of ``size`` bytes at ``buf[at:]``, of which ``buf[at:have]`` has arrived
+    (at most `_FRAMED` bytes are looked at), can begin one of ours.
 
     A worker's message is a pickle of protocol 5 of a non-empty list, so it opens with PROTO 5
     and a FRAME whose length fits in the payload: junk that passes this by chance is rarer than
     one in 2**24, where a length alone would take any four bytes.
     """
-    if not _PICKLE.startswith(start[:2]):
+    got = have - at
+    if (got >= 1 and buf[at] != _PICKLE[0]) or (got >= 2 and buf[at + 1] != _PICKLE[1]):
         return False
-    if size < _FRAMED or len(start) < 3:
+    if size < _FRAMED or got < 3:
         return True
-    if start[2] != _FRAME:
+    if buf[at + 2] != _FRAME:
         return False
-    return len(start) < _FRAMED or int.from_bytes(start[3:_FRAMED], "little") <= size - _FRAMED
+    return got < _FRAMED or int.from_bytes(buf[at + 3:at + _FRAMED], "little") <= size - _FRAMED
 
 
 def _header(size: int) -> bytes:
@@ -215,24 +220,38 @@ class ResultReader:
         return size + 4 - len(buf)
 
     def _split(self) -> tuple[list[bytearray], str | None]:
+        # one pass with an offset, the consumed bytes dropped once at the end: a read holds a few
+        # hundred small messages while batches run, and this runs in the supervisor thread, whose
+        # time the loop thread waits out (they share the GIL)
         buf = self._buf
+        end = len(buf)
         messages: list[bytearray] = []
-        while len(buf) >= 4:
-            size = int.from_bytes(buf[:4], "big", signed=True)
-            head = 4
+        pos = 0
+        while end - pos >= 4:
+            (size,) = _LENGTH.unpack_from(buf, pos)
+            head = pos + 4
             if size == -1:
-                if len(buf) < 12:
+                if end - pos < 12:
                     break
-                size, head = int.from_bytes(buf[4:12], "big"), 12
-            if size < len(_PICKLE) or not _plausible(bytes(buf[head:head + _FRAMED]), size):
+                (size,), head = _LONG_LENGTH.unpack_from(buf, pos + 4), pos + 12
+            if end - head >= _FRAMED and size >= _FRAMED:  # the usual case: the payload's opening is all here
+                plausible = (buf.startswith(_OPENING, head)
+                             and _FRAME_LENGTH.unpack_from(buf, head + 3)[0] <= size - _FRAMED)
+            else:
+                plausible = size >= len(_PICKLE) and _plausible(buf, head, min(end, head + _FRAMED), size)
+            if not plausible:
+                del buf[:pos]
                 return messages, f"bytes that are not a frame of its reports ({bytes(buf[:24])!r}…)"
-            if len(buf) < head + size:
+            stop = head + size
+            if end < stop:
                 break
-            if len(buf) == head + size:  # the usual case: the buffer holds exactly one message
+            if pos == 0 and stop == end:  # the usual case: the buffer holds exactly one message
                 message, self._buf = buf, bytearray()
                 del message[:head]
                 messages.append(message)
-                break
-            messages.append(buf[head:head + size])
-            del buf[:head + size]
+                return messages, None
+            messages.append(buf[head:stop])
+            pos = stop
+        if pos:
+            del buf[:pos]
         return messages, None
