@@ -17,6 +17,7 @@ import anyio
 
 from ._errors import TaskCancelledError
 from ._events import osiiso_logger
+from ._result import _CANCELLED, _PENDING, _SUCCEEDED
 from ._results import AttemptTiming, TaskResult, TaskStatus
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ logger = osiiso_logger
 
 # where an unfinished task is: exactly one of these at any time (docs/internals.md)
 WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
-# the statuses read per task: a member read from the class costs ~0.1 µs on Python 3.11
-_PENDING, _SUCCEEDED, _CANCELLED = TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.CANCELLED
 
 
 #: seconds a handle of a queue that is not running is awaited before a ``RuntimeWarning``
