@@ -8,8 +8,8 @@ results), the handles, the engine and the printed report can all name these type
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ("AttemptTiming", "TaskResult", "TaskStatus")
 
@@ -120,6 +120,19 @@ def _default_message(status: TaskStatus, exception: BaseException | None) -> str
     return str(exception) or status.value
 
 
+def pack_timings(timings: Sequence[Any]) -> tuple[Any, ...]:
+    """How a `TaskResult` keeps ``timings``: one attempt's timing as its own plain tuple, several as a
+    tuple of plain tuples (the form `TaskResult.timings` reads back either way)."""
+    if timings and timings[0].__class__ is int:  # packed already (a result's own fields, unpickled)
+        return tuple(timings)
+    if len(timings) == 1:
+        return tuple(timings[0])
+    return tuple([tuple(timing) for timing in timings])
+
+
+_R = TypeVar("_R", bound="TaskResult")
+
+
 class TaskResult(_ResultFields):
     """How one task ended: exactly one per task, whatever happened.
 
@@ -155,17 +168,30 @@ class TaskResult(_ResultFields):
             message = _default_message(status, exception)
         return tuple.__new__(cls, (task_id, name, status, value, exception, attempts, backend, priority,
                                    group_id, metadata, detached, must_complete, message, created_at,
-                                   started_at, finished_at, duration, restored,
-                                   tuple([tuple(timing) for timing in timings])))
+                                   started_at, finished_at, duration, restored, pack_timings(timings)))
 
     # Each attempt's timing is kept as a plain tuple and made an `AttemptTiming` when read: a
     # plain tuple of numbers and strings (and the tuple holding them) is one the cyclic garbage
     # collector stops tracking, where a NamedTuple stays tracked. A million finished results
-    # are then a million objects for the collector to traverse, not three million.
+    # are then a million objects for the collector to traverse, not three million. A result of
+    # one attempt (most of them) keeps that timing's tuple itself, with no tuple around it
+    # (`pack_timings`): one allocation fewer per task, so the collector's youngest generation
+    # fills, and is collected, a third less often.
+    @classmethod
+    def _make(cls: type[_R], iterable: Iterable[Any]) -> _R:  # type: ignore[override]  # (mypy types it per NamedTuple)
+        """A result from its fields in order, ``timings`` kept as `TaskResult` keeps them (``_replace`` too)."""
+        fields = tuple(iterable)
+        if len(fields) != len(cls._fields):
+            raise TypeError(f"a TaskResult has {len(cls._fields)} fields, got {len(fields)}")
+        return tuple.__new__(cls, (*fields[:-1], pack_timings(fields[-1])))
+
     @property
     def timings(self) -> tuple[AttemptTiming, ...]:
         """One `AttemptTiming` per attempt, oldest first (see the class docstring)."""
-        return tuple([_timing(AttemptTiming, raw) for raw in tuple.__getitem__(self, 18)])
+        raw = tuple.__getitem__(self, 18)
+        if raw and raw[0].__class__ is int:  # one attempt: its timing itself (`pack_timings`)
+            return (_timing(AttemptTiming, raw),)
+        return tuple([_timing(AttemptTiming, timing) for timing in raw])
 
     def _asdict(self) -> dict[str, Any]:
         fields = super()._asdict()

@@ -20,7 +20,7 @@ import anyio
 
 from .._errors import TaskCancelledError
 from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
-from .._results import TaskResult, TaskStatus
+from .._result import TaskResult, TaskStatus, pack_timings
 from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
 from .events import cancelled, finished
@@ -122,9 +122,9 @@ class Records:
         if status is _SUCCEEDED and attempt_at is not None:  # the common case, inline: one attempt closes
             timing = (  # a plain tuple, as `TaskResult` keeps each timing (an `AttemptTiming` when read)
                 handle._attempts, handle._ready_at, attempt_at, now, "ok", handle._slot.where, "succeeded")
-            timings = (*handle._timings, timing) if handle._timings else (timing,)
+            timings = (*handle._timings, timing) if handle._timings else timing  # one: itself (`pack_timings`)
         else:
-            timings = last_timing(handle, where, status, exc, message, now)
+            timings = pack_timings(last_timing(handle, where, status, exc, message, now))
         # every field is known and of its type here: build the tuple directly, without the
         # checks and defaults of TaskResult's keyword constructor (this runs once per task)
         result = _new_result(TaskResult, (
