@@ -29,8 +29,9 @@ __all__ = ("TaskHandle", "as_completed")
 T = TypeVar("T")
 logger = osiiso_logger
 
-# where an unfinished task is: exactly one of these at any time (docs/internals.md)
-WAITING, SCHEDULED, READY, RUNNING, DONE = "waiting", "scheduled", "ready", "running", "done"
+# where an unfinished task is: exactly one of these at any time (docs/internals.md); NEW until
+# the engine takes it in (`Engine.admit`), which for a task another thread submitted is later
+NEW, WAITING, SCHEDULED, READY, RUNNING, DONE = "new", "waiting", "scheduled", "ready", "running", "done"
 
 
 #: seconds a handle of a queue that is not running is awaited before a ``RuntimeWarning``
@@ -111,7 +112,7 @@ class TaskHandle(Generic[T]):
         self._result: TaskResult | None = None
         self._event: anyio.Event | None = None
         self._callbacks: list[Callable[[TaskHandle[T]], object]] | None = None
-        self._where = READY
+        self._where = NEW
         self._cancel_reason: str | None = None
         self._slot: Any = None
         self._deps = 0

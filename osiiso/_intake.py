@@ -279,7 +279,9 @@ class Intake:
         try:
             for handle, lane in batch:
                 admit(handle, lane)
-                if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+                if handle._cancel_reason is not None:  # cancel() came first (`Records.cancel`)
+                    cancel(handle, handle._cancel_reason)
+                elif self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
                     cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
                                    "thread, reached it")
         finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile

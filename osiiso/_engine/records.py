@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import TaskCancelledError
-from .._handle import DONE, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
+from .._handle import DONE, NEW, READY, RUNNING, SCHEDULED, WAITING, TaskHandle
 from .._result import TaskResult, TaskStatus, pack_timings
 from .attempts import last_timing
 from .deps import dependency_error, resolve_arguments
@@ -305,9 +305,9 @@ class Records:
         where = handle._where
         if where is DONE:
             return
-        if not reason.startswith("cancelled"):
-            reason = f"cancelled: {reason}"
-        handle._cancel_reason = reason
+        handle._cancel_reason = reason = reason if reason.startswith("cancelled") else f"cancelled: {reason}"
+        if where is NEW:  # handed over by another thread, not taken in yet: its admission cancels it
+            return
         cancelled(handle, reason, where is RUNNING)
         if where is RUNNING:
             worker = handle._slot
@@ -360,10 +360,8 @@ class Records:
 
     # -- waiting ---------------------------------------------------------------------------
     async def wait_idle(self, *, hooks: bool = True) -> None:
-        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs).
-
-        From inside one of this queue's own hooks that would wait for itself: ``RuntimeError``.
-        """
+        """Wait until no task is unfinished (and, with ``hooks``, no on_complete hook runs); from
+        inside one of this queue's own hooks that would wait for itself, ``RuntimeError``."""
         self.refuse_in_own_hook("waiting for the queue to be idle")
         while self.outstanding or (hooks and self.hooks_running):
             event = anyio.Event()

@@ -168,6 +168,42 @@ async def test_submit_and_cancel_from_other_threads(kit: Kit) -> None:
         await q2.shutdown()
 
 
+@pytest.mark.parametrize("canceller", ["the loop", "the submitting thread"])
+async def test_a_task_cancelled_before_its_hand_over_reaches_the_loop_ends_cancelled_once(kit: Kit,
+                                                                                        canceller: str) -> None:
+    """A task another thread submitted, cancelled before the loop has taken it in (the loop is busy
+    meanwhile), ends cancelled, once, and leaves every count of the queue right."""
+    import threading
+
+    from osiiso._engine.invariants import check_invariants
+
+    async with AsyncQueue() as q:
+        box: list[osiiso.TaskHandle[object]] = []
+
+        def submit(cancel: bool) -> None:
+            box.append(q.submit(kit.slow, 30, **kit.opts))
+            box.append(q.submit(kit.echo, 1, **kit.opts))
+            if cancel:
+                assert box[0].cancel("cancelled before the loop took it in") is True
+
+        # the loop's thread blocks on the join: the hand-overs (and a cancel from the thread) wait
+        thread = threading.Thread(target=submit, args=(canceller != "the loop",))
+        thread.start()
+        thread.join()
+        if canceller == "the loop":
+            assert box[0].cancel("cancelled before the loop took it in") is True  # on the loop, at once
+        slow, other = box
+        with anyio.fail_after(20):
+            assert (await slow).status == "cancelled"
+            assert (await other).value == 1
+        assert "before the loop took it in" in slow.result().message and slow.result().attempts == 0
+        check_invariants(q._engine)
+        lane = q._engine.lanes[kit.backend]
+        assert q._engine.outstanding == 0 and lane.queued == lane.size == 0
+        assert (lane.done, lane.cancelled) == (2, 1) and q.stats[kit.backend]["done"] == 2
+        assert [r.task_id for r in q.results].count(slow.task_id) == 1
+
+
 async def test_threads_sending_the_first_tasks_of_a_backend_at_once_share_one_lane(kit: Kit) -> None:
     """Many threads submitting a backend's first task together: one lane, every task runs once."""
     import sys
