@@ -26,6 +26,7 @@ import anyio.lowlevel
 from ._config import QueueSettings
 from ._engine import Engine
 from ._engine.deps import dependencies_of
+from ._engine.handover import admit_handed_over
 from ._errors import ClosedError, QueueFullError
 from ._handle import TaskHandle
 from ._options import TaskOptions, merge_options
@@ -275,15 +276,11 @@ class Intake:
             batch = list(self._handovers)  # the deque stays: a dropped queue's finalizer counts what it holds
             self._handovers.clear()
             self._drain_scheduled = False
-        admit, cancel = self._engine.admit, self._engine.cancel
+        refused = None
+        if self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
+            refused = "cancelled: the queue shut down before this task, submitted from another thread, reached it"
         try:
-            for handle, lane in batch:
-                admit(handle, lane)
-                if handle._cancel_reason is not None:  # cancel() came first (`Records.cancel`)
-                    cancel(handle, handle._cancel_reason)
-                elif self._closed and not self._handovers_open:  # shutdown() had drained when it arrived
-                    cancel(handle, "cancelled: the queue shut down before this task, submitted from another "
-                                   "thread, reached it")
+            admit_handed_over(self._engine, batch, refused)  # and cancels those a cancel() reached first
         finally:  # counted as inbound until admitted: the size limit is never overshot meanwhile
             with self._inbound_lock:
                 self._inbound -= len(batch)

@@ -7,6 +7,7 @@
 * `run` — `Run`: one ``run()``: its results, its stop event, fail-first, its time limit.
 * `lanes`, `timers` — the ready tasks of a backend; the tasks that start later.
 * `deps`, `hooks`, `ratelimit` — handles as arguments, calling hooks safely, the GCRA limiter.
+* `handover` — taking in the tasks other threads submitted (and those cancelled before that).
 * `invariants` — what must always hold, as code the tests run.
 
 ``docs/internals.md`` describes how they fit.
