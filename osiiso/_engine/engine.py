@@ -56,7 +56,7 @@ def engine_failure(cause: BaseException) -> RuntimeError:
     return error
 
 
-#: one dispatch starts at most this many new workers, then lets them run and goes on next turn
+#: one dispatch starts at most this many workers or direct attempts, then goes on next turn (so they run)
 _START_BATCH = 32
 
 
@@ -224,7 +224,7 @@ class Engine(Records, Held, Direct):
         for lane in self.lane_list:
             if not lane.size:
                 continue
-            if lane.open and (lane.running >= lane.cap or (
+            if lane.open and (lane.running >= lane.cap or 0 < lane.held >= lane.backend.batch_limit or (
                     lane is not free and not lane.idle and lane.busy >= lane.cap)):
                 continue
             head = lane.peek()
@@ -252,7 +252,7 @@ class Engine(Records, Held, Direct):
             if lane is None or not lane.open or (self.running >= self.workers and not lane.takes_more()):
                 return
             idle = lane.idle
-            if not idle and not lane.direct and started >= _START_BATCH:
+            if not idle and started >= _START_BATCH:
                 self.dispatch_wanted = True  # the rest on the loop's next turn
                 self.timers.poke()
                 return
@@ -262,6 +262,7 @@ class Engine(Records, Held, Direct):
             assert handle is not None
             if lane.direct:  # no worker task to start or wake: the attempt starts here
                 self.begin_direct(lane, handle)
+                started += 1
             elif idle:
                 worker = idle.pop()
                 self._hand(lane, handle, worker)
@@ -295,6 +296,7 @@ class Engine(Records, Held, Direct):
         """Whether a worker of ``lane`` whose attempt ended takes its lane's next ready task now:
         a slot is free, and that task is the most urgent anywhere (with one lane, always)."""
         return bool(lane.size and (self.running < self.workers or lane.takes_more()) and lane.running < lane.cap
+                    and not 0 < lane.held >= lane.backend.batch_limit
                     and not self.stopping and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
                     and (self.limiter is None or self._rate_allows()))
 

@@ -165,6 +165,11 @@ class Backend(ABC):
 
     #: attempts this backend may hold queued in batches (`Attempt.batched`) beyond ``capacity``
     batch_capacity: int = 0
+    #: attempts it batches at most now, for the function it last batched (``batch_capacity`` at most;
+    #: fewer for a function whose calls take longer). While its lane holds as many, the engine hands
+    #: the lane no task: one handed over then could not be batched, and would take a slot that
+    #: frees only once the batches before it have run, so the workers would run dry first
+    batch_limit: int = 0
     #: it can run an attempt without a coroutine awaiting it: `begin`, `outcome` and `abort`
     #: (the engine's direct attempts, ``osiiso._engine.direct``, for a queue without hooks)
     direct: ClassVar[bool] = False

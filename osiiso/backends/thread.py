@@ -80,7 +80,7 @@ class ThreadBackend(Backend):
         # a task queued ahead gives its slot back while others run: with fewer `workers` than
         # threads, that would run more tasks at once than `workers` allows
         self.batching = thread_batching_enabled(config) and (config.workers_auto or config.workers >= config.threads)
-        self.batch_capacity = config.threads * AHEAD_MAX if self.batching else 0
+        self.batch_capacity = self.batch_limit = config.threads * AHEAD_MAX if self.batching else 0
         self._held = 0  # jobs queued ahead (`_queue`), until they end
         self._held_urgent = math.inf  # the most urgent priority among them (at most), while any
         self._times: dict[int, tuple[Callable[..., Any], float]] = {}  # id(fn) -> (fn, recent run time)
@@ -139,6 +139,7 @@ class ThreadBackend(Backend):
         task's ``started_at`` is when a thread took it.
         """
         held, most_urgent, priority = self._held, self._held_urgent, attempt.priority
+        self.batch_limit = self.batch_capacity  # unless it is batched, below
         if attempt.timeout is not None:
             if held:  # it may wait behind jobs queued ahead: its clock starts when a thread takes it
                 attempt.hold_clock()
@@ -148,7 +149,8 @@ class ThreadBackend(Backend):
             known = self._times.get(id(fn))
             if known is not None and known[0] is fn and known[1] < AHEAD_BELOW:
                 depth = min(AHEAD_MAX, max(1, int(AHEAD_SECONDS / max(known[1], 1e-9))))
-                if held < self.config.threads * depth and attempt.batched():
+                self.batch_limit = limit = self.config.threads * depth
+                if held < limit and attempt.batched():
                     job.batched = True
                     self._held = held + 1
                     self._held_urgent = min(most_urgent, priority)

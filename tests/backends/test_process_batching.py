@@ -207,16 +207,37 @@ async def test_a_task_cancelled_in_a_batch_before_it_starts_never_runs(tmp_path:
 async def map_behind_a_blocked_worker(q: AsyncQueue, gate: str, before: Callable[[], object]) -> list[Any]:
     """On a started one-process queue that timed ``spin`` as short: block its worker on a ``spin``
     that waits for ``gate``, call ``before``, map 400 ``spin`` tasks, and return their handles once
-    settled (the lane's slots full and every task handed over in the pool, some batched behind)."""
+    settled (the pool holding all the batches it takes, `Backend.batch_limit`, and every task handed
+    over in the pool: the engine hands over no more until one ends)."""
     lane = q._engine.lanes["process"]
     q.submit(spin, 0, gate, backend="process")
     await aeventually(lambda: os.path.exists(gate + ".started"), "the blocking task to start")
     before()
     handles = q.map(spin, range(400), backend="process")
     pool = lane.backend._pool  # type: ignore[attr-defined]
-    await aeventually(lambda: lane.running >= lane.cap and pool.outstanding() == lane.running + lane.held,
-                      "the lane's slots to fill")
+    backend = lane.backend
+    await aeventually(lambda: 0 < lane.held >= backend.batch_limit and pool.outstanding() == lane.running + lane.held,
+                      "the pool's batches to fill")
     return handles
+
+
+async def test_a_pool_full_of_batches_is_handed_no_more_tasks_and_other_backends_run(tmp_path: Path) -> None:
+    """While the pool holds all the batches it takes, the engine hands its lane no task (one could
+    only wait unbatched behind them, holding a slot); a thread task still gets a slot and runs."""
+    gate = str(tmp_path / "gate")
+    q = AsyncQueue(processes=1, workers=4)
+    q.map(spin, range(40), backend="process")
+    await q.run(strict=True)
+    async with q:
+        lane = q._engine.lanes["process"]
+        handles = await map_behind_a_blocked_worker(q, gate, lambda: None)
+        assert lane.running == 0 and lane.size > 300, (lane.running, lane.size)
+        with anyio.fail_after(20):
+            assert (await q.submit(lambda: 42, backend="thread")).value == 42
+        assert lane.running == 0 and lane.size > 300, (lane.running, lane.size)
+        Path(gate).touch()
+        await q.join()
+    assert [h.value() for h in handles] == list(range(400))
 
 
 async def test_on_start_fires_when_a_batched_task_really_begins(tmp_path: Path) -> None:

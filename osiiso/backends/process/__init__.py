@@ -134,7 +134,7 @@ class ProcessBackend(Backend):
         # that would run more tasks at once than `workers` allows
         self.batching = batching_enabled(config) and (config.workers_auto or config.workers >= config.processes)
         # as many as two batches per worker: the one it runs and the next (`.pool.Pool.submit`)
-        self.batch_capacity = batch_capacity(max(1, config.processes), self.batching)
+        self.batch_capacity = self.batch_limit = batch_capacity(max(1, config.processes), self.batching)
 
     @property
     def capacity(self) -> int:
@@ -179,7 +179,9 @@ class ProcessBackend(Backend):
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
         attempt.ran_on(self.name)  # until a worker slot takes it (`Pool._command`)
-        return pool.submit(attempt)
+        job = pool.submit(attempt)
+        self.batch_limit = pool.batch_limit
+        return job
 
     def begin(self, attempt: Attempt, ended: Callable[[Any], None]) -> ProcessJob:
         """Send the attempt to the pool; its job calls ``ended(job)`` when it ends (a direct attempt)."""

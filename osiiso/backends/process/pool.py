@@ -56,7 +56,7 @@ class Pool(Starts):
                  max_tasks_per_child: int | None, batching: bool = True) -> None:
         super().__init__(ctx.get_start_method() == "fork")
         self._batching = batching
-        self.batch_capacity = batch_capacity(processes, batching)
+        self.batch_capacity = self.batch_limit = batch_capacity(processes, batching)
         self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `.placing.reports_due`
         self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._beginning: list[ProcessJob] = []  # the jobs `_dispatch` sends to idle workers: they begin now
@@ -82,21 +82,23 @@ class Pool(Starts):
     def submit(self, attempt: Attempt) -> ProcessJob:
         """Encode ``attempt`` (raising SerializationError) and queue it for a worker.
 
-        A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`, up to
-        two batches per worker at once (at most ``batch_capacity``): the engine then hands over the
-        next task, so a batch can fill (`release` counts it out when it ends)."""
+        A job of a function short enough to batch (`batch_size`) is `.base.Attempt.batched`, so the engine
+        hands over the next task and a batch can fill (`release` counts it out as it ends), while fewer
+        than about two batches per worker are held (`.base.Backend.batch_limit`); a job of a function
+        that turned a little slower meanwhile is batched still, up to ``batch_capacity``."""
         fn = self._functions.entry(attempt.fn, attempt.name)
         args = dumps_args(attempt.args, attempt.kwargs, attempt.name)
         job = ProcessJob(next(self._seq), attempt, fn, args)
         if attempt.timeout is not None:
             attempt.hold_clock()  # until a worker is there for it (restart_clock)
         queue_in_order(self._pending, job)
-        size = batch_size(fn.ewma)  # at most two batches per worker wait behind the one it runs
-        if size > 1 and self.held < min(self.batch_capacity, 2 * size * len(self._slots)) and attempt.batched():
+        size = batch_size(fn.ewma)
+        self.batch_limit = min(self.batch_capacity, 2 * size * len(self._slots)) if size > 1 else self.batch_capacity
+        if size > 1 and self.held < self.batch_capacity and attempt.batched():
             job.batched = True
             self.held += 1
-            if self._due:
-                return job  # every worker is busy: the next batch of reports places it with the others
+            if self._due and len(self._pending) < size:  # every worker is busy: the next reports place it
+                return job  # with the others (a batch's worth waiting goes now: reports may be late)
         self._schedule()
         return job
 
