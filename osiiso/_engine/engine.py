@@ -302,11 +302,10 @@ class Engine(Records, Held, Direct):
 
     def _hand(self, lane: Lane, handle: TaskHandle[Any], worker: Worker) -> None:
         """``handle`` takes a slot and goes to ``worker``."""
-        self.take_slot(lane)
+        self.running += lane.running + lane.held < lane.parallel  # none when `Lane.takes_more`
+        lane.running += 1
         lane.queued -= 1
-        handle._where = RUNNING
-        handle._slot = worker
-        worker.current = handle
+        handle._where, handle._slot, worker.current = RUNNING, worker, handle
 
     def _rate_allows(self) -> bool:
         """Whether the rate limiter lets one more attempt start now (it is then counted)."""

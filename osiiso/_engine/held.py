@@ -1,7 +1,7 @@
 """`Held`: how a task gives its worker slot back — when it ends, and while its backend holds it in a batch.
 
 A base of `osiiso._engine.engine.Engine`, beside `osiiso._engine.records.Records`. A task
-handed to a worker counts in its lane's ``running`` (`Held.take_slot`). A backend that queues
+handed to a worker counts in its lane's ``running`` (`Engine._hand`). A backend that queues
 an attempt in a batch behind others (`osiiso.backends.base.Attempt.batched`) moves it to the
 lane's ``held`` (`Held.batched`): the lane has room for the next ready task, and the task
 stays its worker's until it ends.
@@ -43,12 +43,6 @@ class Held:
 
     # The changes of `Lane.slots` below are its formula, min(r + h, P), worked out for each step
     # (``r`` running, ``h`` held, ``P`` parallel): the invariants check the sum against it.
-    def take_slot(self, lane: Lane) -> None:
-        """A task of ``lane`` is handed to a worker: it takes a slot, unless `Lane.takes_more`."""
-        if lane.running + lane.held < lane.parallel:
-            self.running += 1
-        lane.running += 1
-
     def release(self, lane: Lane, worker: Worker | None = None) -> None:
         """A task leaves the running state: a slot is free, unless its lane's tasks still fill its workers."""
         running, held = lane.running, lane.held

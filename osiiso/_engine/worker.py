@@ -252,7 +252,8 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
                 scope.deadline = math.inf
             await _failed(engine, handle, exc)
         else:
-            worker.fire_start(handle)
+            if worker.start_due:
+                worker.fire_start(handle)
             if timeout is not None:
                 scope.deadline = math.inf
             # a cancel() accepted meanwhile, even from another thread, is honoured where the result is recorded
