@@ -285,6 +285,10 @@ class TaskHandle(Generic[T]):
         self._result = result  # `Records.finish` has set ``_where`` to DONE already
         self._status = result.status
         self._slot = None
+        self._wake()
+
+    def _wake(self) -> None:
+        """Engine only: the result is stored; wake whoever awaits it and run the done callbacks."""
         if self._event is not None:
             self._event.set()
         callbacks = self._callbacks

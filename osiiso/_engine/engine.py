@@ -224,7 +224,7 @@ class Engine(Records, Held, Direct):
         for lane in self.lane_list:
             if not lane.size:
                 continue
-            if lane.open and (lane.running >= lane.cap or 0 < lane.held >= lane.backend.batch_limit or (
+            if lane.open and (lane.running >= lane.cap or lane.batches_full() or (
                     lane is not free and not lane.idle and lane.busy >= lane.cap)):
                 continue
             head = lane.peek()
@@ -296,7 +296,7 @@ class Engine(Records, Held, Direct):
         """Whether a worker of ``lane`` whose attempt ended takes its lane's next ready task now:
         a slot is free, and that task is the most urgent anywhere (with one lane, always)."""
         return bool(lane.size and (self.running < self.workers or lane.takes_more()) and lane.running < lane.cap
-                    and not 0 < lane.held >= lane.backend.batch_limit
+                    and not 0 < lane.held >= lane.backend.batch_limit  # `Lane.batches_full`, inline
                     and not self.stopping and (len(self.lane_list) == 1 or self.urgent_lane(lane) is lane)
                     and (self.limiter is None or self._rate_allows()))
 

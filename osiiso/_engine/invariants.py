@@ -60,7 +60,7 @@ def check_invariants(engine: Engine) -> None:
         for worker in lane.idle:
             assert worker.current is None, f"lane {name!r}: a parked worker holds {worker.current!r}"
         if (lane.open and lane.size and engine.running < engine.workers and lane.running < lane.cap
-                and not 0 < lane.held >= lane.backend.batch_limit
+                and not lane.batches_full()
                 and all(other.open or not other.size for other in engine.lane_list)):
             # a slot is free and a task of this lane could take it: a dispatch must be on its way
             assert engine.dispatch_wanted or engine.dispatch_at is not None or not lane.idle, \

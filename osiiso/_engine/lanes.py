@@ -104,6 +104,11 @@ class Lane:
         handed = self.running + self.held
         return handed if handed < self.parallel else self.parallel
 
+    def batches_full(self) -> bool:
+        """Whether its backend holds all the batched tasks it takes (`Backend.batch_limit`): a task
+        handed over now could not be batched, and would wait behind them holding a slot."""
+        return 0 < self.held >= self.backend.batch_limit
+
     def takes_more(self) -> bool:
         """Whether a task handed to this lane now takes no more queue-wide slots: its tasks already take
         one per worker, and it waits in its backend (`Engine.dispatch` may hand it past a full queue)."""

@@ -145,9 +145,9 @@ class Records:
         if run is not None and not options.detached:
             run.results.append(result)
             run.seqs.append(handle._seq)  # the summary sorts by these (`run.in_submission_order`)
-        handle._result, handle._status, handle._slot = result, status, None  # `TaskHandle._finish`, inline:
-        if handle._event is not None or handle._callbacks:  # and someone waits for it
-            handle._finish(result)
+        handle._result, handle._status, handle._slot = result, status, None  # `TaskHandle._finish`, inline
+        if handle._event is not None or handle._callbacks:  # someone waits for it
+            handle._wake()
         if self.log_tasks:
             finished(result)
         dependents = handle._dependents

@@ -215,8 +215,7 @@ async def map_behind_a_blocked_worker(q: AsyncQueue, gate: str, before: Callable
     before()
     handles = q.map(spin, range(400), backend="process")
     pool = lane.backend._pool  # type: ignore[attr-defined]
-    backend = lane.backend
-    await aeventually(lambda: 0 < lane.held >= backend.batch_limit and pool.outstanding() == lane.running + lane.held,
+    await aeventually(lambda: lane.batches_full() and pool.outstanding() == lane.running + lane.held,
                       "the pool's batches to fill")
     return handles
 
