@@ -70,6 +70,8 @@ def _workloads() -> dict[str, object]:
         "W1 seed form": lambda: run_on("asyncio", lambda: peers.osiiso_seed(noop, N, LIMIT)),
         "W2": lambda: run_on("asyncio", lambda: peers.osiiso_queue(w2_async_sleep.asyncio_nap, w2_async_sleep.N,
                                                               w2_async_sleep.LIMIT)),
+        "W2 trio": lambda: run_on("trio", lambda: peers.osiiso_queue(w2_async_sleep.trio_nap, w2_async_sleep.N,
+                                                                w2_async_sleep.LIMIT)),
         "W3": lambda: run_on("asyncio", w3_thread_noop.osiiso_threads),
         "W4 map": lambda: w4("map"),
         "W4 submit": lambda: w4("submit"),
@@ -102,7 +104,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     repo = str(Path(__file__).resolve().parent.parent)
-    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W2", "W3", "W4 map", "W4 submit",
+    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W2", "W2 trio", "W3", "W4 map", "W4 submit",
                          "W5", "W7", "mixed async+thread")
              if not args.only or any(n.startswith(o.strip()) for o in args.only.split(","))]
     trees = {"old": str(Path(args.old).resolve()), "new": str(Path(args.new).resolve())}
