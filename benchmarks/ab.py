@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     repo = str(Path(__file__).resolve().parent.parent)
-    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W2", "W2 trio", "W3", "W4 map", "W4 submit",
-                         "W5", "W7", "mixed async+thread")
+    names = [n for n in ("W1 asyncio", "W1 uvloop", "W1 trio", "W1 seed form", "W2", "W2 trio", "W3", "W4 map",
+                         "W4 submit", "W5", "W7", "mixed async+thread")
              if not args.only or any(n.startswith(o.strip()) for o in args.only.split(","))]
     trees = {"old": str(Path(args.old).resolve()), "new": str(Path(args.new).resolve())}
     times: dict[str, dict[str, list[float]]] = {t: {n: [] for n in names} for t in trees}

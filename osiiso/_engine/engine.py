@@ -256,7 +256,7 @@ class Engine(Records, Held, Direct):
                 self.dispatch_wanted = True  # the rest on the loop's next turn
                 self.timers.poke()
                 return
-            if not self._rate_allows():
+            if self.limiter is not None and not self._rate_allows():  # without a limiter, no call per task
                 return
             handle = lane.pop()
             assert handle is not None

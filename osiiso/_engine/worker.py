@@ -102,7 +102,8 @@ class Worker:
             if self.engine.log_tasks and self.logged != (handle._seq, handle._attempts):
                 self.logged = (handle._seq, handle._attempts)
                 started(handle)
-            self.fire_start(handle)
+            if self.start_due:  # `fire_start`'s own test, inline: most attempts have no on_start due
+                self.fire_start(handle)
 
     def fire_start(self, handle: TaskHandle[Any]) -> None:
         """Fire the attempt's deferred ``on_start`` now, if it has not fired (at the attempt's real

@@ -22,7 +22,7 @@ Data flow, labelled by module (compare CPython's ``concurrent/futures/process.py
           per pool: FunctionTable)                                  | INT ignored, |
         pickle args (codec)  +----------+  task pipe (JOB, CANCEL)  | initializer  |
         Pool._dispatch ----->| Slot 0.. |== TaskPipe.send ==========> worker_main: |
-          _choose, _command  +----------+  never blocks; the rest   | run jobs in  |
+          choose, _command   +----------+  never blocks; the rest   | run jobs in  |
                                    ^       by TaskPipe.flush        | send order   |
       await job.waiter             |                                +------+-------+
         <- job.outcome()           |  LoopCaller.call(events)              |
@@ -175,7 +175,7 @@ class ProcessBackend(Backend):
         return pool
 
     def _submit(self, attempt: Attempt) -> ProcessJob:
-        pool = self._open()
+        pool = self._pool or self._open()
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
         attempt.ran_on(self.name)  # until a worker slot takes it (`Pool._command`)

@@ -85,6 +85,7 @@ class Slot:
         "inflight",
         "killed",
         "known",
+        "label",
         "pid",
         "pipe",
         "ready",
@@ -98,6 +99,7 @@ class Slot:
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.label = f"process/{index}"  # where its attempts run, for their timings
         self.gen = 0
         self.pid = 0
         self.pipe: TaskPipe | None = None

@@ -69,6 +69,7 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
     ``filling`` are the workers this dispatch is writing to already (a batch grows to its end).
     """
     best: Slot | None = None
+    best_ahead = 0
     starting: Slot | None = None
     ewma = job.fn.ewma
     short = ewma is not None and ewma < PRESEND_BELOW
@@ -82,7 +83,7 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
             continue
         if max_tasks is not None and slot.sent >= max_tasks:
             continue
-        n = slot.ahead
+        n = len(slot.inflight) - slot.skipping  # `.jobs.Slot.ahead`, inline: this runs per job and slot
         if n == 0:
             if slot.ready:
                 return slot
@@ -94,8 +95,8 @@ def choose(slots: list[Slot], job: ProcessJob, max_tasks: int | None, batching: 
         deep = depth if slot.ready else DEPTH  # a worker still starting gets no batch to hold up
         if short and running is not None and running < PRESEND_BELOW and n < deep \
                 and (n < refill or slot in filling) \
-                and slot.unread + len(job.args) < slot.budget and (best is None or n < best.ahead):
-            best = slot
+                and slot.unread + len(job.args) < slot.budget and (best is None or n < best_ahead):
+            best, best_ahead = slot, n
     return best or starting
 
 

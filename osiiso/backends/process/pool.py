@@ -1,6 +1,6 @@
 """The loop-side half of the process pool: where each job goes, and what the workers' events mean.
 
-`Pool` owns every decision about jobs: which worker gets one (`Pool._choose`), what is sent
+`Pool` owns every decision about jobs: which worker gets one (`.placing.choose`), what is sent
 (`Pool._command`), what a worker's reports and death do to its jobs (`Pool._on_reports`,
 `Pool._on_death`), cancelling and closing; when workers start, and what a failed start does,
 is its base `.starts.Starts`. It runs on the event loop's thread; the supervisor thread
@@ -150,18 +150,18 @@ class Pool(Starts):
         """Place the pending jobs on workers, in order, and send each worker its batch in one write.
 
         Runs after the submits of a loop turn (`_schedule`) and after each batch of events.
-        Jobs leave ``_pending`` from the front while `_choose` finds a worker, so none
+        Jobs leave ``_pending`` from the front while `.placing.choose` finds a worker, so none
         overtakes a more urgent one; for those left `_grow` starts workers (placing goes on if
         a ``fork`` launch brought one up at once). A batch that cannot be written un-starts
         its jobs (`.jobs.Slot.send`). A worker at ``max_tasks_per_child`` retires once idle.
         """
         self._scheduled = False
         batches = self._filling = {}
-        pending = self._pending
+        pending, slots, max_tasks, batching = self._pending, self._slots, self._max_tasks, self._batching
         while True:
             while pending:
                 job = pending[0]
-                slot = self._choose(job)
+                slot = choose(slots, job, max_tasks, batching, batches)  # None: it waits in ``_pending``
                 if slot is None:
                     break
                 pending.popleft()
@@ -182,10 +182,6 @@ class Pool(Starts):
             if job.started and not job.done:
                 job.attempt.began()
 
-    def _choose(self, job: ProcessJob) -> Slot | None:
-        """The worker to send ``job`` to now, or None: then it waits in ``_pending`` (`.placing.choose`)."""
-        return choose(self._slots, job, self._max_tasks, self._batching, self._filling)
-
     def _command(self, slot: Slot, job: ProcessJob) -> tuple[Any, ...]:
         """Move ``job`` to ``slot.inflight`` and return the ``JOB`` command that sends it.
 
@@ -198,7 +194,7 @@ class Pool(Starts):
         """
         fn = job.fn
         fn_blob = slot.function_blob(fn)
-        ahead = slot.ahead
+        ahead = len(slot.inflight) - slot.skipping  # `.jobs.Slot.ahead`, inline on this per-job path
         job.announce = bool(slot.inflight) or not slot.ready
         if job.announce:
             job.size = len(job.args) + (len(fn_blob) if fn_blob else 0) + 64
@@ -206,7 +202,7 @@ class Pool(Starts):
         else:
             job.started = True
             self._beginning.append(job)
-        job.attempt.ran_on(f"process/{slot.index}")
+        job.attempt.ran_on(slot.label)
         if not ahead:  # it starts now (else at its STARTED report)
             job.attempt.restart_clock()
         slot.inflight.append(job)
