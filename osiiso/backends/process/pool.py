@@ -58,7 +58,6 @@ class Pool(Starts):
         self._batching = batching
         self.batch_capacity = self.batch_limit = batch_capacity(processes, batching)
         self.held, self._due = 0, False  # jobs that gave their slot back (`submit`); `.placing.reports_due`
-        self._filling: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands `_dispatch` is writing now
         self._beginning: list[ProcessJob] = []  # the jobs `_dispatch` sends to idle workers: they begin now
         self._slots = [Slot(i) for i in range(processes)]
         self._max_tasks = max_tasks_per_child
@@ -156,7 +155,7 @@ class Pool(Starts):
         its jobs (`.jobs.Slot.send`). A worker at ``max_tasks_per_child`` retires once idle.
         """
         self._scheduled = False
-        batches = self._filling = {}
+        batches: dict[Slot, list[tuple[Any, ...]]] = {}  # the commands this dispatch writes, per worker
         pending, slots, max_tasks, batching = self._pending, self._slots, self._max_tasks, self._batching
         while True:
             while pending:
