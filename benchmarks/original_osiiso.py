@@ -63,6 +63,9 @@ def main() -> None:
     report.seconds = time.perf_counter() - start
     report.notes.append("ratio = peer median / original osiiso median (>1: the original is faster)")
     print_report(report)
+    failed = [row.name for row in report.rows if row.error is not None]
+    if failed:
+        sys.exit(f"these rows failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
