@@ -39,8 +39,7 @@ _RUNNING, _SUCCEEDED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED
 
 #: a worker yields to the event loop at least once per this many tasks
 _YIELD_EVERY = 64
-#: the longest retry delay (seconds): a big ``backoff`` grows no further
-MAX_RETRY_DELAY = 86_400.0
+MAX_RETRY_DELAY = 86_400.0  #: the longest retry delay (seconds): a big ``backoff`` grows no further
 
 
 class Worker:
@@ -62,7 +61,7 @@ class Worker:
         self.loop_start = 0.0
         self.began = 0.0
         self.in_hook = False  # awaiting an on_complete hook (`Records.complete`)
-        #: where the current attempt runs, for its `AttemptTiming` (a backend may say, `ran_on`)
+        #: where the current attempt runs, for its `AttemptTiming`: its backend's name (`begin_attempt`), or `ran_on`'s
         self.where = lane.backend.name
         self.held = False  # its task's attempt waits in a batch of its backend: no slot held (`Engine.batched`)
         self.start_due = False  # the attempt's on_start waits for its real start (`attempt_began`)
@@ -272,10 +271,11 @@ async def _serve(engine: Engine, worker: Worker, scope: anyio.CancelScope) -> st
 def begin_attempt(engine: Engine, handle: TaskHandle[Any]) -> int:
     """Count and stamp the attempt of ``handle`` that begins now, and log its ``start`` event; its number.
 
-    On a backend that `reports_starts` the event waits for the attempt's real start
-    (`Worker.attempt_began`): one that ends without beginning logs none."""
+    Its place is its backend's name until the backend names one (`Worker.ran_on`). On a backend that
+    `reports_starts` the event waits for the real start (`Worker.attempt_began`): one that never begins logs none."""
     number = handle._attempts = handle._attempts + 1
     handle._status = _RUNNING
+    handle._slot.where = handle._backend
     now = handle._attempt_at = time.time()
     if handle._started_at is None:
         handle._started_at = now

@@ -192,7 +192,6 @@ class DaskBackend(Backend):
 
     async def run(self, attempt: Attempt) -> Any:
         """Send the attempt to the cluster and park until its future ends; a cancelled wait cancels it."""
-        attempt.ran_on(self.name)  # a worker's address once it announces the start (`_started`)
         link = self._link
         if link is None:
             if self._start_error is not None:

@@ -178,7 +178,6 @@ class ProcessBackend(Backend):
         pool = self._pool or self._open()
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
-        attempt.ran_on(self.name)  # until a worker slot takes it (`Pool._command`)
         job = pool.submit(attempt)
         self.batch_limit = pool.batch_limit
         return job
