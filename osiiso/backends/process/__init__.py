@@ -174,18 +174,15 @@ class ProcessBackend(Backend):
             self._waiter = waiter_for_running_loop()
         return pool
 
-    def _submit(self, attempt: Attempt) -> ProcessJob:
+    def begin(self, attempt: Attempt, ended: Callable[[Any], None]) -> ProcessJob:
+        """Send the attempt to the pool (raising SerializationError, or ClosedError once it closes); its
+        job calls ``ended(job)`` on the loop thread when it ends (a direct attempt, and `run`'s wait)."""
         pool = self._pool or self._open()
         if pool.closing:
             raise ClosedError("the process backend is closing — submit before shutdown")
         job = pool.submit(attempt)
         self.batch_limit = pool.batch_limit
-        return job
-
-    def begin(self, attempt: Attempt, ended: Callable[[Any], None]) -> ProcessJob:
-        """Send the attempt to the pool; its job calls ``ended(job)`` when it ends (a direct attempt)."""
-        job = self._submit(attempt)
-        job.pool = self._pool
+        job.pool = pool
         job.wake = ended
         return job
 
@@ -201,13 +198,11 @@ class ProcessBackend(Backend):
 
     async def run(self, attempt: Attempt) -> Any:
         """Send the attempt to the pool and park until its job ends; a cancelled wait cancels the job."""
-        job = self._submit(attempt)
-        pool = self._pool
-        assert pool is not None
+        pool = self._pool or self._open()  # opened first: it makes the waiter of the running loop
         waiter = self._waiter
         assert waiter is not None
+        job = self.begin(attempt, waiter.wake)
         waiter.prepare(job)
-        job.wake = waiter.wake
         try:
             if not job.done:
                 await waiter.wait(job)
