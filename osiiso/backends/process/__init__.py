@@ -75,12 +75,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any
 
 from ..._errors import ClosedError
 from ..._loops import Waiter, waiter_for_running_loop
 from ..base import Attempt, Backend, BackendConfig
+from .child import PROTOCOL
 from .codec import dumps_args, dumps_function
 from .jobs import ProcessJob
 from .launch import resolve_context
@@ -89,6 +91,8 @@ from .pool import Pool
 
 __all__ = ("BATCHING_ENV", "ProcessBackend", "batching_enabled")
 
+#: what a worker runs first when there is no initializer (`.child.worker_main`)
+_NO_INITIALIZER = pickle.dumps((None, ()), PROTOCOL)
 #: the environment variable that turns batching off for every queue of the process (``0``)
 BATCHING_ENV = "OSIISO_PROCESS_BATCHING"
 
@@ -164,11 +168,12 @@ class ProcessBackend(Backend):
         pool = self._pool
         if pool is None:
             initializer, initargs = self.config.initializer, tuple(self.config.initargs)
+            boot = _NO_INITIALIZER
             if initializer is not None:  # each part alone first: the error names the one that cannot travel
                 label = getattr(initializer, "__qualname__", None) or type(initializer).__name__
                 dumps_function(initializer, label, what="the initializer")
                 dumps_args(initargs, {}, f"the initializer {label}")
-            boot = dumps_function((initializer, initargs), "initializer", what="the initializer")
+                boot = dumps_function((initializer, initargs), "initializer", what="the initializer")
             pool = self._pool = Pool(self._ctx, max(1, self.config.processes), boot,
                                      self.config.max_tasks_per_child, self.batching)
             self._waiter = waiter_for_running_loop()

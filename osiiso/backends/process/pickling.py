@@ -13,6 +13,11 @@ with one change to cloudpickle: a code object keeps its real ``co_filename`` (cl
 >= 3.1 writes ``"<dynamic-code>"``), so a traceback from a worker names the user's script and
 line, and shows the source line where the worker can read the file.
 
+An importable function or class (found under its module and qualified name, outside
+``__main__``) travels by reference, as cloudpickle sends it too; until something imports
+cloudpickle (and so could have registered a module to travel by value) plain pickle writes
+that reference, so a program's first pool does not wait for cloudpickle to load.
+
 Stdlib only at import (cloudpickle is imported on the first fallback): a process worker loads
 this file by path, as it loads `.child`, without importing the ``osiiso`` package.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
 from typing import Any, ClassVar
 
@@ -107,8 +113,25 @@ def _pickler_class() -> Any:
     return _pickler
 
 
+def _by_reference(obj: object) -> bool:
+    """Whether ``obj`` is a function or class that pickles by reference: its module is loaded, is not
+    ``__main__`` (whose code a worker does not run) and holds it under its qualified name."""
+    if not isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return False
+    module_name = getattr(obj, "__module__", None)
+    if not isinstance(module_name, str) or module_name in ("__main__", "__mp_main__"):
+        return False
+    found: Any = sys.modules.get(module_name)
+    for part in obj.__qualname__.split("."):  # a nested function's "<locals>" is never found
+        found = getattr(found, part, None)
+    return found is obj
+
+
 def dumps_code(obj: object) -> bytes:
-    """Pickle a callable (and whatever travels with it) by value, cloudpickle's way."""
+    """Pickle a callable (and whatever travels with it) by value, cloudpickle's way; an importable
+    one by reference (with plain pickle while cloudpickle is not loaded)."""
+    if "cloudpickle" not in sys.modules and _by_reference(obj):
+        return pickle.dumps(obj, PROTOCOL)
     buffer = io.BytesIO()
     _pickler_class()(buffer, protocol=PROTOCOL).dump(obj)
     return buffer.getvalue()
