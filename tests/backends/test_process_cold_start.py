@@ -1,19 +1,24 @@
-"""What a process pool's first task waits for: the worker becoming a subreaper, and cloudpickle.
+"""What a process pool's first task waits for: the worker's code, its becoming a subreaper, cloudpickle.
 
 A worker makes itself a child subreaper before it reports ready, through ``_ctypes`` alone (the
 ``ctypes`` package would take longer to load than the rest of a forked worker's start). An
 importable function travels by reference with plain pickle, in the very bytes cloudpickle writes
 for it, until something loads cloudpickle; a function of ``__main__``, a lambda or a closure
-still travels by value.
+still travels by value. A spawned or forkserver worker runs its code from the cached bytecode
+when that is current, instead of compiling the source as it starts.
 """
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import io
 import json
 import math
+import os
 import pickle
+import py_compile
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,8 +28,10 @@ from typing import Any
 import cloudpickle
 import pytest
 
+import osiiso
 import osiiso.backends.process.descendants as descendants
 from osiiso.backends.process import pickling
+from osiiso.backends.process.child import code_path
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -144,3 +151,54 @@ def test_a_module_registered_by_value_travels_by_value() -> None:
         del sys.modules[module.__name__]
     assert blob != reference
     assert pickle.loads(blob)(6) == 36  # rebuilt from its code: the module is gone
+
+
+# -- a worker loaded by path runs its cached bytecode when that is current ----------------------
+def test_the_code_a_worker_runs_is_its_current_pyc_else_its_source(tmp_path: Path) -> None:
+    source = tmp_path / "module_by_path.py"
+    source.write_text("VALUE = 1\n")
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    assert code_path(str(source)) == str(source)  # no cache yet
+    py_compile.compile(str(source), cfile=str(cached), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    assert code_path(str(source)) == str(cached)
+    source.write_text("VALUE = 22\n")  # edited since: the cache is stale
+    assert code_path(str(source)) == str(source)
+    py_compile.compile(str(source), cfile=str(cached),
+                       invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    assert code_path(str(source)) == str(source)  # a hash-based cache: left to the source
+    cached.write_bytes(b"junk")
+    assert code_path(str(source)) == str(source)
+
+
+WHERE = """
+    import sys
+    import osiiso
+
+    def worker_file():
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__") != "__osiiso_worker__":
+            frame = frame.f_back
+        return frame.f_globals["__file__"]
+
+    if __name__ == "__main__":
+        with osiiso.Queue(processes=1, mp_context="spawn") as q:
+            print(q.submit(worker_file, backend="process").value())
+"""
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["pyc", "source"])
+def test_a_spawned_worker_runs_the_cached_bytecode_of_its_code(tmp_path: Path, cached: bool) -> None:
+    """A copy of the package: with its bytecode compiled, the worker runs the .pyc (nothing to compile
+    as it starts); without, the source."""
+    package = Path(osiiso.__file__).parent
+    shutil.copytree(package, tmp_path / "osiiso", ignore=shutil.ignore_patterns("__pycache__"))
+    if cached:
+        assert compileall.compile_dir(tmp_path / "osiiso", quiet=1)
+    (tmp_path / "where.py").write_text(textwrap.dedent(WHERE))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "where.py"], capture_output=True, text=True, timeout=50,
+                          cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    child = tmp_path / "osiiso" / "backends" / "process" / "child.py"
+    expected = importlib.util.cache_from_source(str(child)) if cached else str(child)
+    assert done.stdout.strip() == expected

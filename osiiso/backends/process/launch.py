@@ -28,7 +28,7 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from . import child
-from .child import RUN_NAME, worker_main
+from .child import RUN_NAME, code_path, worker_main
 
 __all__ = ("reaped", "resolve_context", "start_process", "unreaped")
 
@@ -37,6 +37,7 @@ WORKER_NAME_PREFIX = "osiiso-process-"
 
 _START_METHODS = ("spawn", "forkserver", "fork")
 _WORKER_FILE = child.__file__ or ""
+_WORKER_DIR = os.path.dirname(_WORKER_FILE)
 _launching = threading.local()
 _original_preparation_data = spawn.get_preparation_data
 _unreaped: set[Any] = set()  # our worker processes started and not reaped yet
@@ -104,8 +105,9 @@ def start_process(ctx: BaseContext, slot: int, boot: bytes,
     kwargs: dict[str, object] = {}
     if not fork and os.path.isfile(_WORKER_FILE):
         # load the worker by path: the child never imports the osiiso package
-        target, args = runpy.run_path, (_WORKER_FILE,)
-        kwargs = {"init_globals": {"_osiiso_worker_args": worker_args}, "run_name": RUN_NAME}
+        target, args = runpy.run_path, (code_path(_WORKER_FILE),)  # its .pyc, when current: nothing to compile
+        kwargs = {"init_globals": {"_osiiso_worker_args": worker_args, "_osiiso_source_dir": _WORKER_DIR},
+                  "run_name": RUN_NAME}
     proc = ctx.Process(  # type: ignore[attr-defined]
         target=target, args=args, kwargs=kwargs, name=f"{WORKER_NAME_PREFIX}{slot}", daemon=False)
     _launching.active = True
