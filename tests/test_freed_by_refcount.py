@@ -92,3 +92,28 @@ async def test_a_finished_result_is_the_one_object_the_collector_tracks(no_colle
     with pytest.raises(TypeError, match="fields"):
         TaskResult._make(tuple(result)[:-1])
     await q.shutdown()
+
+
+async def test_a_retried_result_keeps_each_timing_as_a_plain_tuple(no_collector: None) -> None:
+    """A task that succeeds on its second attempt keeps both timings as plain tuples, as a failed
+    or cancelled one does; `timings` reads them back as `AttemptTiming`s."""
+    from osiiso import AttemptTiming
+
+    calls: list[int] = []
+
+    async def flaky() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first attempt")
+        return 7
+
+    q = AsyncQueue()
+    handle = q.submit(flaky, retries=1)
+    await q.run()
+    result = handle.result()
+    assert result.value == 7 and result.attempts == 2
+    raw = tuple.__getitem__(result, len(result) - 1)
+    assert [type(t) for t in raw] == [tuple, tuple], raw
+    assert [type(t) for t in result.timings] == [AttemptTiming, AttemptTiming]
+    assert [t.outcome for t in result.timings] == ["error", "ok"]
+    await q.shutdown()

@@ -122,7 +122,7 @@ class Records:
         if status is _SUCCEEDED and attempt_at is not None:  # the common case, inline: one attempt closes
             timing = (  # a plain tuple, as `TaskResult` keeps each timing (an `AttemptTiming` when read)
                 handle._attempts, handle._ready_at, attempt_at, now, "ok", handle._slot.where, "succeeded")
-            timings = (*handle._timings, timing) if handle._timings else timing  # one: itself (`pack_timings`)
+            timings = pack_timings((*handle._timings, timing)) if handle._timings else timing  # one: itself
         else:
             timings = pack_timings(last_timing(handle, where, status, exc, message, now))
         # every field is known and of its type here: build the tuple directly, without the
